@@ -1,0 +1,161 @@
+//! Bearer-token authentication. Tokens are random secrets stored as SHA-256 hashes
+//! (they are high-entropy, so a fast hash is enough); each is scoped to everything
+//! (admin), one project, or one host's agent protocol.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The platform team: everything.
+    Admin,
+    /// An application team: one project.
+    Project(String),
+    /// A node agent: one host.
+    Host(String),
+}
+
+impl Principal {
+    /// Allows admins and the project's own tokens. Anyone else gets NOT_FOUND, so a
+    /// token for project A cannot even learn that project B exists.
+    pub fn check_project(&self, project: &str) -> ApiResult<()> {
+        match self {
+            Principal::Admin => Ok(()),
+            Principal::Project(p) if p == project => Ok(()),
+            _ => Err(ApiError::NotFound(format!("project '{project}' not found"))),
+        }
+    }
+
+    /// Allows admins only.
+    pub fn check_admin(&self) -> ApiResult<()> {
+        match self {
+            Principal::Admin => Ok(()),
+            _ => Err(ApiError::PermissionDenied(
+                "this method needs an admin token".into(),
+            )),
+        }
+    }
+
+    /// Allows admins and the host's own token.
+    pub fn check_host(&self, host: &str) -> ApiResult<()> {
+        match self {
+            Principal::Admin => Ok(()),
+            Principal::Host(h) if h == host => Ok(()),
+            _ => Err(ApiError::PermissionDenied(format!(
+                "this token may not act for host '{host}'"
+            ))),
+        }
+    }
+}
+
+/// A new random secret, `cp_` and 64 hex digits.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("cp_{}", hex::encode(bytes))
+}
+
+/// The stored form of a secret.
+pub fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Makes the configured admin token valid and revokes any earlier bootstrap token.
+pub async fn bootstrap_admin_token(pool: &PgPool, secret: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        secret.len() >= 16,
+        "the admin token must be at least 16 characters"
+    );
+    let hash = hash_secret(secret);
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        r#"update api_token set revoked_at = now()
+           where bootstrap and revoked_at is null and token_hash <> $1"#,
+    )
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        r#"insert into api_token (id, token_hash, kind, description, bootstrap)
+           values ($1, $2, 'ADMIN', 'bootstrap admin token from the server configuration', true)
+           on conflict (token_hash) do update set revoked_at = null, kind = 'ADMIN'"#,
+    )
+    .bind(Uuid::new_v4())
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::Unauthenticated("missing 'Authorization: Bearer TOKEN' header".into())
+            })?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthenticated("the Authorization header must be 'Bearer TOKEN'".into())
+            })?;
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            r#"select kind, project_id, host_id from api_token
+               where token_hash = $1 and revoked_at is null"#,
+        )
+        .bind(hash_secret(secret))
+        .fetch_optional(&state.pool)
+        .await?;
+        match row {
+            Some((kind, _, _)) if kind == "ADMIN" => Ok(Principal::Admin),
+            Some((_, Some(project), _)) => Ok(Principal::Project(project)),
+            Some((_, _, Some(host))) => Ok(Principal::Host(host)),
+            _ => Err(ApiError::Unauthenticated(
+                "the token is unknown or revoked".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_and_hashed() {
+        let a = generate_secret();
+        let b = generate_secret();
+        assert_ne!(a, b);
+        assert!(a.starts_with("cp_") && a.len() == 67);
+        assert_eq!(hash_secret(&a), hash_secret(&a));
+        assert_ne!(hash_secret(&a), hash_secret(&b));
+    }
+
+    #[test]
+    fn project_isolation_answers_not_found() {
+        let p = Principal::Project("a".into());
+        assert!(p.check_project("a").is_ok());
+        assert!(matches!(p.check_project("b"), Err(ApiError::NotFound(_))));
+        assert!(matches!(
+            p.check_admin(),
+            Err(ApiError::PermissionDenied(_))
+        ));
+        assert!(Principal::Admin.check_project("b").is_ok());
+    }
+}

@@ -1,0 +1,107 @@
+//! Request extractors whose rejections use the API's error shape and name the field.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body. An empty body reads as `{}`, so optional bodies need no special case and
+/// a missing required field is named like any other. Errors name the field at fault.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::field("body", e.body_text()))?;
+        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        })
+        .map(Json)
+    }
+}
+
+/// Parses JSON, naming the path of the first bad field in the error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        // Strip serde_json's " at line 1 column 5" position suffix.
+        let msg = match msg.find(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        let field = if path == "." || path.is_empty() {
+            backticked(&msg).unwrap_or_else(|| "body".to_string())
+        } else {
+            path
+        };
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::field("body", format!("is not valid JSON: {msg}"))
+        } else {
+            ApiError::field(field, msg)
+        }
+    })
+}
+
+/// The first name in backticks, e.g. the field of "missing field `tier`".
+fn backticked(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(msg[start..start + len].to_string())
+}
+
+/// Query parameters; errors name the parameter.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// Path parameters.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        let text = e.body_text();
+        let field = backticked(&text).unwrap_or_else(|| "query".to_string());
+        ApiError::field(field, text)
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::field("path", e.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cacheplane_types::CreateInstanceRequest;
+
+    fn field_of(body: &str) -> String {
+        match parse_json::<CreateInstanceRequest>(body.as_bytes()) {
+            Err(ApiError::InvalidArgument { details, .. }) => details[0].field.clone(),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of(r#"{"memorySizeGb": "x"}"#), "memorySizeGb");
+        assert_eq!(field_of(r#"{"tier": "GOLD"}"#), "tier");
+        assert_eq!(field_of(r#"{"nope": 1}"#), "nope");
+        assert_eq!(field_of(r#"{"labels": {"a": 1}}"#), "labels.a");
+        assert_eq!(field_of(r#"{"#), "body");
+        assert_eq!(field_of(r#"[]"#), "body");
+    }
+}

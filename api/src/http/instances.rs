@@ -1,0 +1,206 @@
+//! `/v1/projects/{project}/locations/{region}/instances…`.
+
+use axum::extract::State;
+use axum::Json;
+use cacheplane_types::{
+    CreateInstanceRequest, ErrorBody, FailoverRequest, Instance, InstanceAuthString,
+    ListInstancesResponse, Operation, PatchInstanceRequest,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::http::extract::{Json as Body, Path, Query};
+use crate::instances::{self, InstanceRef};
+use crate::state::AppState;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_instances, create_instance))
+        .routes(routes!(get_instance, patch_instance, delete_instance))
+        .routes(routes!(failover_instance))
+        .routes(routes!(get_auth_string))
+}
+
+/// Query of create.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct CreateQuery {
+    /// The new instance's id: 1-40 lowercase letters, digits or hyphens.
+    instance_id: Option<String>,
+    /// A UUID that makes retries safe: the same request with it yields one operation.
+    request_id: Option<String>,
+}
+
+/// Query of list.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Page size (default 100, at most 1000).
+    page_size: Option<String>,
+    /// `nextPageToken` of the previous page.
+    page_token: Option<String>,
+    /// e.g. `state=READY AND labels.env=prod`.
+    filter: Option<String>,
+}
+
+/// Query of patch.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct PatchQuery {
+    /// Comma-separated fields to change.
+    update_mask: Option<String>,
+    /// A UUID that makes retries safe.
+    request_id: Option<String>,
+}
+
+/// Query of delete and failover.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct RequestIdQuery {
+    /// A UUID that makes retries safe.
+    request_id: Option<String>,
+}
+
+fn target(project: String, region: String, name: String) -> InstanceRef {
+    InstanceRef {
+        project,
+        region,
+        name,
+    }
+}
+
+/// Lists instances (region `-` for all regions).
+#[utoipa::path(get, path = "/v1/projects/{project}/locations/{region}/instances", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), ListQuery),
+    responses((status = 200, body = ListInstancesResponse), (status = "4XX", body = ErrorBody)))]
+async fn list_instances(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<ListInstancesResponse>> {
+    let page = instances::read::list(
+        &s,
+        &p,
+        &project,
+        &region,
+        q.page_size.as_deref(),
+        q.page_token.as_deref(),
+        q.filter.as_deref(),
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// Creates an instance; answers with its operation at once.
+#[utoipa::path(post, path = "/v1/projects/{project}/locations/{region}/instances", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), CreateQuery),
+    request_body = CreateInstanceRequest,
+    responses((status = 200, body = Operation), (status = "4XX", body = ErrorBody)))]
+async fn create_instance(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region)): Path<(String, String)>,
+    Query(q): Query<CreateQuery>,
+    Body(req): Body<CreateInstanceRequest>,
+) -> ApiResult<Json<Operation>> {
+    let t = target(project, region, q.instance_id.unwrap_or_default());
+    Ok(Json(
+        instances::create::create(&s, &p, &t, q.request_id.as_deref(), req).await?,
+    ))
+}
+
+/// Gets an instance.
+#[utoipa::path(get, path = "/v1/projects/{project}/locations/{region}/instances/{instance}", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), ("instance" = String, Path)),
+    responses((status = 200, body = Instance), (status = "4XX", body = ErrorBody)))]
+async fn get_instance(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<Instance>> {
+    Ok(Json(
+        instances::read::get(&s, &p, &target(project, region, name)).await?,
+    ))
+}
+
+/// Changes the fields named in `updateMask`; answers with the operation.
+#[utoipa::path(patch, path = "/v1/projects/{project}/locations/{region}/instances/{instance}", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), ("instance" = String, Path), PatchQuery),
+    request_body = PatchInstanceRequest,
+    responses((status = 200, body = Operation), (status = "4XX", body = ErrorBody)))]
+async fn patch_instance(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region, name)): Path<(String, String, String)>,
+    Query(q): Query<PatchQuery>,
+    Body(req): Body<PatchInstanceRequest>,
+) -> ApiResult<Json<Operation>> {
+    let t = target(project, region, name);
+    let op = instances::patch::patch(
+        &s,
+        &p,
+        &t,
+        q.update_mask.as_deref(),
+        q.request_id.as_deref(),
+        req,
+    )
+    .await?;
+    Ok(Json(op))
+}
+
+/// Deletes an instance, in any state; answers with the operation.
+#[utoipa::path(delete, path = "/v1/projects/{project}/locations/{region}/instances/{instance}", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), ("instance" = String, Path), RequestIdQuery),
+    responses((status = 200, body = Operation), (status = "4XX", body = ErrorBody)))]
+async fn delete_instance(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region, name)): Path<(String, String, String)>,
+    Query(q): Query<RequestIdQuery>,
+) -> ApiResult<Json<Operation>> {
+    let t = target(project, region, name);
+    Ok(Json(
+        instances::delete::delete(&s, &p, &t, q.request_id.as_deref()).await?,
+    ))
+}
+
+/// Promotes a replica to primary; answers with the operation.
+#[utoipa::path(post, path = "/v1/projects/{project}/locations/{region}/instances/{instance}/failover", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), ("instance" = String, Path), RequestIdQuery),
+    request_body = FailoverRequest,
+    responses((status = 200, body = Operation), (status = "4XX", body = ErrorBody)))]
+async fn failover_instance(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region, name)): Path<(String, String, String)>,
+    Query(q): Query<RequestIdQuery>,
+    Body(req): Body<FailoverRequest>,
+) -> ApiResult<Json<Operation>> {
+    let t = target(project, region, name);
+    Ok(Json(
+        instances::failover::failover(&s, &p, &t, q.request_id.as_deref(), req).await?,
+    ))
+}
+
+/// The AUTH string clients use.
+#[utoipa::path(get, path = "/v1/projects/{project}/locations/{region}/instances/{instance}/authString", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), ("instance" = String, Path)),
+    responses((status = 200, body = InstanceAuthString), (status = "4XX", body = ErrorBody)))]
+async fn get_auth_string(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<InstanceAuthString>> {
+    Ok(Json(
+        instances::read::auth_string(&s, &p, &target(project, region, name)).await?,
+    ))
+}

@@ -1,0 +1,96 @@
+//! The HTTP layer: one module per resource, each with its handlers and their OpenAPI
+//! descriptions; [`app`] merges them. The served routes and `openapi.yaml` come from the
+//! same annotations, so they cannot drift apart.
+
+mod catalog;
+pub mod extract;
+mod health;
+mod hosts;
+mod instances;
+mod networks;
+mod operations;
+mod tokens;
+
+use axum::http::Uri;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Cacheplane API",
+        description = "A self-hostable control plane for managed caches. Every call carries `Authorization: Bearer TOKEN`; errors share one shape: `{\"error\": {\"code\", \"status\", \"message\", \"details\"}}`.",
+        version = "1"
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(catalog::router())
+        .merge(networks::router())
+        .merge(instances::router())
+        .merge(operations::router())
+        .merge(hosts::router())
+        .merge(tokens::router())
+}
+
+/// The OpenAPI document of every served route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    router().split_for_parts().1
+}
+
+/// The application: every route, the error shape for unknown routes, request tracing.
+pub fn app(state: AppState) -> Router {
+    let (routes, _) = router().split_for_parts();
+    routes
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no such path: {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// `openapi.yaml` is generated from the handlers' annotations; this fails when the
+    /// committed file differs. Regenerate with `UPDATE_OPENAPI=1 cargo test -p cacheplane-api openapi`.
+    #[test]
+    fn openapi_yaml_is_current() {
+        let generated = super::openapi()
+            .to_yaml()
+            .expect("rendering the OpenAPI document");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).expect("writing openapi.yaml");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "openapi.yaml is out of date: run UPDATE_OPENAPI=1 cargo test -p cacheplane-api openapi"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Manual failover: promote the best replica and move the primary endpoint to it.
+
+use cacheplane_types::{DataProtectionMode, FailoverRequest, NodeRole, Operation};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::idempotency;
+use crate::instances::store::NodeRow;
+use crate::instances::{render, store, touch_nodes, InstanceRef};
+use crate::operations::{self, NewOperation};
+use crate::state::AppState;
+
+/// LIMITED_DATA_LOSS refuses while the best replica lags by this much or more.
+pub const MAX_LAG_BYTES: i64 = 30 * 1024 * 1024;
+
+/// The replica to promote: linked, not in full sync, least lag, preferring the old
+/// primary's zone. `None` when no replica qualifies.
+pub fn best_replica<'a>(nodes: &'a [NodeRow], primary_zone: &str) -> Option<(&'a NodeRow, i64)> {
+    nodes
+        .iter()
+        .filter(|n| !n.removing && render::role(n) == NodeRole::Replica)
+        .filter_map(|n| {
+            let r = &n.observed.as_ref()?.0;
+            (r.process_up && r.master_link_up == Some(true) && !r.full_sync_in_progress)
+                .then_some((n, r.lag_bytes.unwrap_or(0)))
+        })
+        .min_by_key(|(n, lag)| (*lag, n.zone_id != primary_zone, n.ordinal))
+}
+
+/// Starts a failover; answers with its operation.
+pub async fn failover(
+    state: &AppState,
+    principal: &Principal,
+    target: &InstanceRef,
+    request_id: Option<&str>,
+    req: FailoverRequest,
+) -> ApiResult<Operation> {
+    principal.check_project(&target.project)?;
+    let request_id = idempotency::parse_request_id(request_id)?;
+    let mode = req.data_protection_mode.unwrap_or_default();
+    let mut tx = state.pool.begin().await?;
+    let op_id = Uuid::new_v4();
+    if let Some(rid) = request_id {
+        let fp = idempotency::fingerprint(&["failover", &target.full_name(), &format!("{mode:?}")]);
+        if let Some(earlier) = idempotency::claim(&mut tx, &target.project, rid, &fp, op_id).await?
+        {
+            tx.rollback().await?;
+            return Ok(operations::get_by_id(&state.pool, earlier).await?.to_wire());
+        }
+    }
+    let inst = store::lock(&mut tx, &target.project, &target.region, &target.name).await?;
+    if inst.tier_id == "BASIC" {
+        return Err(ApiError::FailedPrecondition(
+            "a BASIC instance has no replica to fail over to".into(),
+        ));
+    }
+    if inst.state != "READY" {
+        return Err(ApiError::FailedPrecondition(format!(
+            "instance '{}' is {}; failover needs READY",
+            inst.name, inst.state
+        )));
+    }
+    let nodes = store::nodes_of(&mut *tx, &[inst.id]).await?;
+    let primary = nodes
+        .iter()
+        .find(|n| !n.removing && render::role(n) == NodeRole::Primary)
+        .ok_or_else(|| ApiError::FailedPrecondition("the instance has no primary".into()))?;
+    let (best, lag) = best_replica(&nodes, &primary.zone_id).ok_or_else(|| {
+        ApiError::FailedPrecondition("no replica is linked and in sync to take over".into())
+    })?;
+    if mode == DataProtectionMode::LimitedDataLoss && lag >= MAX_LAG_BYTES {
+        return Err(ApiError::FailedPrecondition(format!(
+            "the best replica lags by {lag} bytes (30 MB or more); retry later or use FORCE_DATA_LOSS"
+        )));
+    }
+    promote(&mut tx, inst.id, primary.id, best.id).await?;
+    let all: Vec<Uuid> = nodes.iter().filter(|n| !n.removing).map(|n| n.id).collect();
+    touch_nodes(&mut tx, &all).await?;
+    sqlx::query(
+        r#"update instance set state = 'FAILING_OVER', status_message = $2, version = version + 1,
+               updated_at = now() where id = $1"#,
+    )
+    .bind(inst.id)
+    .bind(format!(
+        "manual failover to node {} in {}",
+        best.id, best.zone_id
+    ))
+    .execute(&mut *tx)
+    .await?;
+    let full_name = target.full_name();
+    operations::insert(
+        &mut tx,
+        NewOperation {
+            id: op_id,
+            project: &target.project,
+            region: &target.region,
+            verb: "failover",
+            target: &full_name,
+            instance: Some(inst.id),
+            detail: "promoting the replica",
+            params: serde_json::json!({ "newPrimary": best.id, "oldPrimary": primary.id, "mode": mode }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
+}
+
+/// Swaps roles in two statements (one primary per instance holds after each).
+pub async fn promote(
+    conn: &mut sqlx::PgConnection,
+    instance: Uuid,
+    old_primary: Uuid,
+    new_primary: Uuid,
+) -> ApiResult<()> {
+    sqlx::query("update node set role = 'REPLICA' where id = $1 and instance_id = $2")
+        .bind(old_primary)
+        .bind(instance)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("update node set role = 'PRIMARY' where id = $1 and instance_id = $2")
+        .bind(new_primary)
+        .bind(instance)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

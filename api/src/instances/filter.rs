@@ -1,0 +1,112 @@
+//! The `filter` of list instances: terms joined by `AND` (or spaces), each one of
+//! `state=READY`, `tier=STANDARD_HA`, `labels.KEY=VALUE`, or `labels.KEY:*` (has the
+//! label). `:` may stand for `=` as in gcloud filters.
+
+use cacheplane_types::{InstanceState, Tier};
+
+use crate::error::{ApiError, ApiResult};
+
+/// A parsed filter: every term must hold.
+#[derive(Debug, Default, PartialEq)]
+pub struct Filter {
+    /// The terms.
+    pub terms: Vec<Term>,
+}
+
+/// One condition.
+#[derive(Debug, PartialEq)]
+pub enum Term {
+    /// The instance is in this state.
+    State(InstanceState),
+    /// The instance has this tier.
+    Tier(Tier),
+    /// The instance has the label (with this value, if given).
+    Label {
+        /// Label key.
+        key: String,
+        /// Label value; `None` for "has the label".
+        value: Option<String>,
+    },
+}
+
+fn bad(msg: String) -> ApiError {
+    ApiError::field("filter", msg)
+}
+
+/// Parses a filter; an empty one matches everything.
+pub fn parse(raw: Option<&str>) -> ApiResult<Filter> {
+    let mut terms = Vec::new();
+    let Some(raw) = raw else {
+        return Ok(Filter::default());
+    };
+    if raw.len() > 1000 {
+        return Err(bad("must be at most 1000 characters".into()));
+    }
+    for word in raw.split_whitespace() {
+        if word.eq_ignore_ascii_case("AND") {
+            continue;
+        }
+        let Some(i) = word.find(['=', ':']) else {
+            return Err(bad(format!(
+                "'{word}' is not a term such as state=READY or labels.env=prod"
+            )));
+        };
+        let (key, value) = (&word[..i], word[i + 1..].trim_matches('"'));
+        let term =
+            match key {
+                "state" => Term::State(InstanceState::parse(value).ok_or_else(|| {
+                    bad(format!("'{value}' is not an instance state such as READY"))
+                })?),
+                "tier" => Term::Tier(
+                    Tier::parse(value)
+                        .ok_or_else(|| bad(format!("'{value}' is not BASIC or STANDARD_HA")))?,
+                ),
+                _ => match key.strip_prefix("labels.") {
+                    Some(k) if !k.is_empty() => Term::Label {
+                        key: k.to_string(),
+                        value: (value != "*").then(|| value.to_string()),
+                    },
+                    _ => {
+                        return Err(bad(format!(
+                            "cannot filter on '{key}'; use state, tier or labels.KEY"
+                        )))
+                    }
+                },
+            };
+        terms.push(term);
+    }
+    Ok(Filter { terms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_terms() {
+        let f = parse(Some("state=READY AND labels.env:prod labels.team:*")).unwrap();
+        assert_eq!(
+            f.terms,
+            vec![
+                Term::State(InstanceState::Ready),
+                Term::Label {
+                    key: "env".into(),
+                    value: Some("prod".into())
+                },
+                Term::Label {
+                    key: "team".into(),
+                    value: None
+                },
+            ]
+        );
+        assert_eq!(parse(Some("")).unwrap(), Filter::default());
+    }
+
+    #[test]
+    fn rejects_bad_terms() {
+        assert!(parse(Some("state=SLEEPING")).is_err());
+        assert!(parse(Some("color=red")).is_err());
+        assert!(parse(Some("ready")).is_err());
+        assert!(parse(Some("labels.=x")).is_err());
+    }
+}

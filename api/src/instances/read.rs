@@ -1,0 +1,93 @@
+//! Get, list and get-auth-string.
+
+use cacheplane_types::{Instance, InstanceAuthString, ListInstancesResponse};
+use chrono::Utc;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::instances::{filter, render, store, InstanceRef};
+use crate::paging;
+use crate::state::AppState;
+
+/// One instance.
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    target: &InstanceRef,
+) -> ApiResult<Instance> {
+    principal.check_project(&target.project)?;
+    let inst = store::get(&state.pool, &target.project, &target.region, &target.name).await?;
+    let nodes = store::nodes_of(&state.pool, &[inst.id]).await?;
+    Ok(render::to_wire(
+        &inst,
+        &nodes,
+        Utc::now(),
+        state.config.host_timeout,
+    ))
+}
+
+/// One page of instances.
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    project: &str,
+    region: &str,
+    page_size: Option<&str>,
+    page_token: Option<&str>,
+    filter: Option<&str>,
+) -> ApiResult<ListInstancesResponse> {
+    principal.check_project(project)?;
+    let size = paging::page_size(page_size)?;
+    let filter = filter::parse(filter)?;
+    let after = match paging::decode_token(page_token)? {
+        Some(key) => Some(
+            key.split_once('/')
+                .map(|(r, n)| (r.to_string(), n.to_string()))
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "pageToken",
+                        "is not a token returned by a previous list call",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    if region != "-" {
+        crate::catalog::require_region(&state.pool, region).await?;
+    }
+    let mut rows = store::list(&state.pool, project, region, &filter, after, size + 1).await?;
+    let next_page_token = if rows.len() as i64 > size {
+        rows.truncate(size as usize);
+        rows.last()
+            .map(|r| paging::encode_token(&format!("{}/{}", r.region_id, r.name)))
+    } else {
+        None
+    };
+    let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
+    let nodes = store::nodes_of(&state.pool, &ids).await?;
+    let now = Utc::now();
+    Ok(ListInstancesResponse {
+        instances: rows
+            .iter()
+            .map(|r| render::to_wire(r, &nodes, now, state.config.host_timeout))
+            .collect(),
+        next_page_token,
+    })
+}
+
+/// The AUTH password of an instance (empty when AUTH is off).
+pub async fn auth_string(
+    state: &AppState,
+    principal: &Principal,
+    target: &InstanceRef,
+) -> ApiResult<InstanceAuthString> {
+    principal.check_project(&target.project)?;
+    let inst = store::get(&state.pool, &target.project, &target.region, &target.name).await?;
+    Ok(InstanceAuthString {
+        auth_string: if inst.auth_enabled {
+            inst.auth_string
+        } else {
+            String::new()
+        },
+    })
+}

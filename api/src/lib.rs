@@ -1,0 +1,95 @@
+//! The Cacheplane control-plane server: REST API over Postgres, address allocation,
+//! placement, long-running operations and the agent protocol.
+
+pub mod alloc;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod hosts;
+pub mod http;
+pub mod idempotency;
+pub mod instances;
+pub mod networks;
+pub mod notify;
+pub mod operations;
+pub mod paging;
+pub mod reconcile;
+pub mod scheduler;
+pub mod state;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::notify::Notifier;
+use crate::state::AppState;
+
+/// The migrations, embedded at build time and applied at start-up.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Sets up `tracing` to stderr, as text or JSON; `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Connects, migrates, bootstraps the admin token, and serves until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(config.db_pool)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(&config.database_url)
+        .await
+        .context("connecting to Postgres")?;
+    MIGRATOR.run(&pool).await.context("applying migrations")?;
+    auth::bootstrap_admin_token(&pool, &config.admin_token).await?;
+
+    let shutdown = CancellationToken::new();
+    let notifier = Notifier::start(&pool, shutdown.clone()).await?;
+    let state = AppState {
+        pool,
+        config: Arc::new(config),
+        notifier,
+    };
+    let worker = tokio::spawn(reconcile::run_worker(state.clone(), shutdown.clone()));
+
+    let listener = tokio::net::TcpListener::bind(state.config.listen)
+        .await
+        .with_context(|| format!("binding {}", state.config.listen))?;
+    tracing::info!(listen = %state.config.listen, "serving");
+    let app = http::app(state);
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        })
+        .await?;
+    shutdown.cancel();
+    let _ = worker.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,221 @@
+//! Placement: which zone and host each node goes to (SPEC §3.3). The primary goes to
+//! `locationId`, the first replica to `alternativeLocationId`, the rest are spread over
+//! the region's other zones; within a zone, the UP host with the most free memory that
+//! runs the engine, preferring hosts that hold no other node of the instance.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::PgConnection;
+
+use crate::error::{ApiError, ApiResult};
+
+/// A host that may take nodes, with its free memory as the control plane accounts it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Candidate {
+    /// Host id.
+    pub id: String,
+    /// Its zone.
+    pub zone_id: String,
+    /// Capacity minus the memory of every node placed on it.
+    pub free_bytes: i64,
+    /// Engines it runs.
+    pub engines: Vec<String>,
+    /// Heartbeated within the host timeout.
+    pub up: bool,
+}
+
+/// Locks and loads the region's hosts for the rest of the transaction (in id order, so
+/// concurrent placements never deadlock).
+pub async fn load_candidates(
+    conn: &mut PgConnection,
+    region: &str,
+    host_timeout: Duration,
+) -> ApiResult<Vec<Candidate>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        r#"select h.id from host h join zone z on z.id = h.zone_id
+           where z.region_id = $1 order by h.id for update of h"#,
+    )
+    .bind(region)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(sqlx::query_as(
+        r#"select h.id, h.zone_id, h.engines,
+               h.memory_bytes - coalesce((select sum(memory_bytes) from node n where n.host_id = h.id), 0)::bigint as free_bytes,
+               coalesce(h.last_heartbeat_at > now() - make_interval(secs => $2), false) as up
+           from host h where h.id = any($1) order by h.id"#,
+    )
+    .bind(&ids)
+    .bind(host_timeout.as_secs_f64())
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The zones for `count` new nodes, given the zones the instance's nodes already use.
+/// The first goes to `first`, the second to `second`, the rest to the least used of the
+/// region's zones (zones outside `first`/`second` first).
+pub fn plan_zones(
+    count: usize,
+    existing: &[String],
+    first: &str,
+    second: Option<&str>,
+    region_zones: &[String],
+) -> Vec<String> {
+    let mut used: HashMap<String, usize> = HashMap::new();
+    for z in existing {
+        *used.entry(z.clone()).or_default() += 1;
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let slot = existing.len() + out.len();
+        let zone = match slot {
+            0 => first.to_string(),
+            1 => second.unwrap_or(first).to_string(),
+            _ => region_zones
+                .iter()
+                .min_by_key(|z| {
+                    let preferred = Some(z.as_str()) != Some(first) && Some(z.as_str()) != second;
+                    (used.get(*z).copied().unwrap_or(0), !preferred, (*z).clone())
+                })
+                .cloned()
+                .unwrap_or_else(|| first.to_string()),
+        };
+        *used.entry(zone.clone()).or_default() += 1;
+        out.push(zone);
+    }
+    out
+}
+
+/// Picks a host in `zone` for a node of `bytes`, preferring hosts not in `avoid`, and
+/// charges it. RESOURCE_EXHAUSTED names the zone when none fits.
+pub fn pick_host(
+    candidates: &mut [Candidate],
+    zone: &str,
+    bytes: i64,
+    engine: &str,
+    avoid: &[String],
+) -> ApiResult<String> {
+    let best = candidates
+        .iter_mut()
+        .filter(|c| {
+            c.zone_id == zone
+                && c.up
+                && c.free_bytes >= bytes
+                && c.engines.iter().any(|e| e == engine)
+        })
+        .max_by_key(|c| {
+            (
+                !avoid.contains(&c.id),
+                c.free_bytes,
+                std::cmp::Reverse(c.id.clone()),
+            )
+        });
+    match best {
+        Some(c) => {
+            c.free_bytes -= bytes;
+            Ok(c.id.clone())
+        }
+        None => Err(ApiError::ResourceExhausted(format!(
+            "zone '{zone}' has no host with {} GiB free that runs {engine}",
+            bytes >> 30
+        ))),
+    }
+}
+
+/// The zone with the most free memory on UP hosts that run `engine`, other than `not`;
+/// used when a create names no zone.
+pub fn roomiest_zone(
+    candidates: &[Candidate],
+    region_zones: &[String],
+    engine: &str,
+    not: Option<&str>,
+) -> Option<String> {
+    region_zones
+        .iter()
+        .filter(|z| Some(z.as_str()) != not)
+        .max_by_key(|z| {
+            let free: i64 = candidates
+                .iter()
+                .filter(|c| &c.zone_id == *z && c.up && c.engines.iter().any(|e| e == engine))
+                .map(|c| c.free_bytes.max(0))
+                .sum();
+            (free, std::cmp::Reverse((*z).clone()))
+        })
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zones() -> Vec<String> {
+        vec!["a".into(), "b".into(), "c".into()]
+    }
+
+    #[test]
+    fn primary_and_first_replica_follow_the_request_rest_spread() {
+        let plan = plan_zones(4, &[], "b", Some("c"), &zones());
+        assert_eq!(plan, vec!["b", "c", "a", "a"]);
+        let plan = plan_zones(6, &[], "a", Some("b"), &zones());
+        // Beyond the first two, the other zones come first among the least used.
+        assert_eq!(plan, vec!["a", "b", "c", "c", "a", "b"]);
+    }
+
+    #[test]
+    fn scale_up_goes_to_the_least_used_zone() {
+        let plan = plan_zones(
+            1,
+            &["a".into(), "b".into(), "c".into()],
+            "a",
+            Some("b"),
+            &zones(),
+        );
+        assert_eq!(plan, vec!["c"]);
+        let plan = plan_zones(1, &["a".into(), "b".into()], "a", Some("b"), &zones());
+        assert_eq!(plan, vec!["c"]);
+    }
+
+    fn host(id: &str, zone: &str, free: i64) -> Candidate {
+        Candidate {
+            id: id.into(),
+            zone_id: zone.into(),
+            free_bytes: free,
+            engines: vec!["REDIS_7_0".into()],
+            up: true,
+        }
+    }
+
+    #[test]
+    fn most_free_memory_wins_and_is_charged() {
+        let mut c = vec![
+            host("h1", "a", 4 << 30),
+            host("h2", "a", 8 << 30),
+            host("h3", "b", 16 << 30),
+        ];
+        assert_eq!(
+            pick_host(&mut c, "a", 1 << 30, "REDIS_7_0", &[]).unwrap(),
+            "h2"
+        );
+        assert_eq!(c[1].free_bytes, 7 << 30);
+        assert_eq!(
+            pick_host(&mut c, "a", 6 << 30, "REDIS_7_0", &[]).unwrap(),
+            "h2"
+        );
+        assert_eq!(
+            pick_host(&mut c, "a", 4 << 30, "REDIS_7_0", &[]).unwrap(),
+            "h1"
+        );
+        let err = pick_host(&mut c, "a", 4 << 30, "REDIS_7_0", &[]).unwrap_err();
+        assert!(err.to_string().contains("zone 'a'"));
+        assert!(pick_host(&mut c, "b", 1 << 30, "REDIS_6_X", &[]).is_err());
+    }
+
+    #[test]
+    fn anti_affinity_prefers_other_hosts() {
+        let mut c = vec![host("h1", "a", 8 << 30), host("h2", "a", 4 << 30)];
+        assert_eq!(
+            pick_host(&mut c, "a", 1 << 30, "REDIS_7_0", &["h1".into()]).unwrap(),
+            "h2"
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! Hosts and the agent protocol: registration, heartbeats with observed state, and the
+//! host config (desired state) that agents long-poll.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::NodeRole;
+
+/// Whether a host is heartbeating.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HostState {
+    /// Heartbeated recently; new nodes may be placed on it.
+    Up,
+    /// Silent for longer than the host timeout.
+    Down,
+}
+
+/// A node agent's machine.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Host {
+    /// `hosts/{host}`.
+    pub name: String,
+    /// Its zone.
+    pub zone: String,
+    /// Its address.
+    pub address: String,
+    /// Memory it offers to caches, in bytes.
+    pub memory_bytes: i64,
+    /// Memory taken by the nodes placed on it, in bytes.
+    pub allocated_memory_bytes: i64,
+    /// Engines it can run, e.g. `REDIS_7_0`.
+    pub engines: Vec<String>,
+    /// Up or down.
+    pub state: HostState,
+    /// The generation of its desired config.
+    pub config_generation: i64,
+    /// The generation its agent last reported applying.
+    pub applied_generation: i64,
+    /// Last heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_time: Option<DateTime<Utc>>,
+    /// When it registered.
+    pub create_time: DateTime<Utc>,
+}
+
+/// Body of `PUT /v1/hosts/{host}`: an agent registers (or re-registers) its host.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterHostRequest {
+    /// The zone the host is in.
+    pub zone: String,
+    /// The host's address.
+    pub address: String,
+    /// Memory it offers to caches, in bytes.
+    pub memory_bytes: i64,
+    /// Engines it can run, e.g. `REDIS_7_0`.
+    pub engines: Vec<String>,
+}
+
+/// `GET /v1/hosts`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListHostsResponse {
+    /// Every host, by name.
+    pub hosts: Vec<Host>,
+}
+
+/// Body of `POST /v1/hosts/{host}/heartbeat`: what the agent sees.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// The generation of the host config the agent has applied; a report older than one
+    /// already received is ignored.
+    pub applied_generation: i64,
+    /// Free memory on the host, in bytes.
+    #[serde(default)]
+    pub free_memory_bytes: Option<i64>,
+    /// One report per node the agent runs or is stopping.
+    #[serde(default)]
+    pub nodes: Vec<NodeReport>,
+}
+
+/// Observed state of one node.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeReport {
+    /// The node.
+    pub node_id: Uuid,
+    /// Whether its engine process is running and answering.
+    pub process_up: bool,
+    /// The role the engine reports.
+    #[serde(default)]
+    pub role: Option<NodeRole>,
+    /// For a replica: whether its link to the primary is up.
+    #[serde(default)]
+    pub master_link_up: Option<bool>,
+    /// For a replica: seconds since the link went down.
+    #[serde(default)]
+    pub master_link_down_since_seconds: Option<i64>,
+    /// Replication offset.
+    #[serde(default)]
+    pub replication_offset: Option<i64>,
+    /// For a replica: bytes behind the primary.
+    #[serde(default)]
+    pub lag_bytes: Option<i64>,
+    /// Whether a full sync is in progress.
+    #[serde(default)]
+    pub full_sync_in_progress: bool,
+    /// Memory used by the engine, in bytes.
+    #[serde(default)]
+    pub used_memory_bytes: Option<i64>,
+    /// Connected clients.
+    #[serde(default)]
+    pub connected_clients: Option<i64>,
+    /// Engine process id.
+    #[serde(default)]
+    pub pid: Option<i64>,
+    /// Engine version, e.g. `7.0.15`.
+    #[serde(default)]
+    pub engine_version: Option<String>,
+    /// Why the engine could not start, in its own words.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Answer to a heartbeat.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    /// The current generation of the host's config: pull it when newer than applied.
+    pub config_generation: i64,
+}
+
+/// The desired state of a host: the nodes it must run. `GET /v1/hosts/{host}/config`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostConfig {
+    /// `hosts/{host}`.
+    pub host: String,
+    /// Bumped on every change.
+    pub generation: i64,
+    /// The nodes to run; any other node the agent runs must stop.
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// Desired state of one node.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSpec {
+    /// The node.
+    pub node_id: Uuid,
+    /// The instance's full name.
+    pub instance: String,
+    /// Engine version, e.g. `REDIS_7_0`.
+    pub engine_version: String,
+    /// Primary or replica.
+    pub role: NodeRole,
+    /// The node's own address.
+    pub address: String,
+    /// The port, on every address.
+    pub port: u16,
+    /// For the primary: the primary endpoint address, which it binds too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_address: Option<String>,
+    /// For a replica: the address of the primary node to follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_address: Option<String>,
+    /// `maxmemory` in bytes.
+    pub maxmemory_bytes: i64,
+    /// Other engine settings (`maxmemory-policy`, …).
+    pub redis_configs: BTreeMap<String, String>,
+    /// `requirepass`/`masterauth`, when AUTH is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_string: Option<String>,
+}

@@ -1,0 +1,319 @@
+//! Instances: the managed caches.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Tier;
+
+/// The lifecycle state of an instance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceState {
+    /// Being created; its create operation is running.
+    Creating,
+    /// Serving.
+    Ready,
+    /// A patch is being applied.
+    Updating,
+    /// Being deleted.
+    Deleting,
+    /// A node is down and the instance is being repaired.
+    Repairing,
+    /// The primary is moving to a replica.
+    FailingOver,
+    /// Broken beyond automatic repair; it can still be deleted.
+    Failed,
+}
+
+impl InstanceState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [InstanceState; 7] = [
+        InstanceState::Creating,
+        InstanceState::Ready,
+        InstanceState::Updating,
+        InstanceState::Deleting,
+        InstanceState::Repairing,
+        InstanceState::FailingOver,
+        InstanceState::Failed,
+    ];
+
+    /// The wire name, also stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Creating => "CREATING",
+            InstanceState::Ready => "READY",
+            InstanceState::Updating => "UPDATING",
+            InstanceState::Deleting => "DELETING",
+            InstanceState::Repairing => "REPAIRING",
+            InstanceState::FailingOver => "FAILING_OVER",
+            InstanceState::Failed => "FAILED",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<InstanceState> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// Whether the instance serves reads from its replicas on a read endpoint.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReadReplicasMode {
+    /// No read endpoint (the default).
+    #[default]
+    ReadReplicasDisabled,
+    /// A read endpoint spreads connections over the healthy replicas.
+    ReadReplicasEnabled,
+}
+
+/// The role of a node in its instance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NodeRole {
+    /// Takes writes; holds the primary endpoint.
+    Primary,
+    /// Follows the primary.
+    Replica,
+}
+
+impl NodeRole {
+    /// The wire name, also stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Primary => "PRIMARY",
+            NodeRole::Replica => "REPLICA",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<NodeRole> {
+        match s {
+            "PRIMARY" => Some(NodeRole::Primary),
+            "REPLICA" => Some(NodeRole::Replica),
+            _ => None,
+        }
+    }
+}
+
+/// The state of one node as the control plane sees it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NodeState {
+    /// Placed; its agent has not yet reported it running the current configuration.
+    Creating,
+    /// Running the current configuration (and, for a replica, linked to its primary).
+    Ready,
+    /// Reported down, or its host stopped heartbeating.
+    Down,
+    /// Could not start; see the instance's `statusMessage`.
+    Failed,
+    /// Being stopped.
+    Deleting,
+}
+
+/// One node (one engine process) of an instance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    /// Unique id of the node.
+    pub id: String,
+    /// The zone it runs in.
+    pub zone: String,
+    /// Primary or replica.
+    pub role: NodeRole,
+    /// Its own address inside the instance's range.
+    pub address: String,
+    /// Its port.
+    pub port: u16,
+    /// Its state.
+    pub state: NodeState,
+}
+
+/// A managed cache.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    /// `projects/{project}/locations/{region}/instances/{instance}`.
+    pub name: String,
+    /// Free text for people.
+    pub display_name: String,
+    /// The service tier.
+    pub tier: Tier,
+    /// The memory limit (`maxmemory`) in GB (GiB).
+    pub memory_size_gb: i32,
+    /// Number of replicas.
+    pub replica_count: i32,
+    /// Whether a read endpoint serves reads from the replicas.
+    pub read_replicas_mode: ReadReplicasMode,
+    /// Zone of the primary.
+    pub location_id: String,
+    /// Zone of the first replica (STANDARD_HA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternative_location_id: Option<String>,
+    /// Engine version, e.g. `REDIS_7_0`.
+    pub redis_version: String,
+    /// Engine settings.
+    pub redis_configs: BTreeMap<String, String>,
+    /// The network the instance is reachable from: `projects/{project}/networks/{network}`.
+    pub authorized_network: String,
+    /// The instance's address range (CIDR).
+    pub reserved_ip_range: String,
+    /// A further range, present once read replicas have been enabled on a running instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_ip_range: Option<String>,
+    /// Primary endpoint address: what an application puts in REDISHOST.
+    pub host: String,
+    /// Primary endpoint port: REDISPORT.
+    pub port: u16,
+    /// Read endpoint address (read replicas enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_endpoint: Option<String>,
+    /// Read endpoint port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_endpoint_port: Option<u16>,
+    /// Whether clients must AUTH; the string comes from the get-auth-string method.
+    pub auth_enabled: bool,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Why the instance is in its state, when that is worth saying.
+    pub status_message: String,
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    /// User labels.
+    pub labels: BTreeMap<String, String>,
+    /// When it was created.
+    pub create_time: DateTime<Utc>,
+    /// When it last changed.
+    pub update_time: DateTime<Utc>,
+    /// Opaque version for optimistic concurrency on patch.
+    pub etag: String,
+}
+
+/// Body of `POST …/instances?instanceId=ID`: the settable fields of an instance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateInstanceRequest {
+    /// Free text for people, at most 80 characters.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The service tier.
+    pub tier: Option<Tier>,
+    /// The memory limit in GB, within the tier's range.
+    pub memory_size_gb: Option<i64>,
+    /// Replicas: BASIC 0; STANDARD_HA 1 without read replicas, 1–5 with them (default 2).
+    #[serde(default)]
+    pub replica_count: Option<i64>,
+    /// Read replicas; off by default.
+    #[serde(default)]
+    pub read_replicas_mode: Option<ReadReplicasMode>,
+    /// Zone of the primary; chosen by the system if omitted.
+    #[serde(default)]
+    pub location_id: Option<String>,
+    /// Zone of the first replica (STANDARD_HA); chosen by the system if omitted.
+    #[serde(default)]
+    pub alternative_location_id: Option<String>,
+    /// Engine version; `REDIS_7_0` if omitted.
+    #[serde(default)]
+    pub redis_version: Option<String>,
+    /// Engine settings (known keys only).
+    #[serde(default)]
+    pub redis_configs: BTreeMap<String, String>,
+    /// The network (`default` if omitted), by id or full name.
+    #[serde(default)]
+    pub authorized_network: Option<String>,
+    /// The address range (CIDR, /28 or larger, aligned, inside the network's pool);
+    /// allocated automatically if omitted.
+    #[serde(default)]
+    pub reserved_ip_range: Option<String>,
+    /// Whether clients must AUTH (default true).
+    #[serde(default)]
+    pub auth_enabled: Option<bool>,
+    /// User labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Body of `PATCH …/instances/{instance}?updateMask=…`: the fields named in the mask.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchInstanceRequest {
+    /// New display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// New memory limit in GB.
+    #[serde(default)]
+    pub memory_size_gb: Option<i64>,
+    /// New replica count.
+    #[serde(default)]
+    pub replica_count: Option<i64>,
+    /// Enables read replicas (cannot be disabled again).
+    #[serde(default)]
+    pub read_replicas_mode: Option<ReadReplicasMode>,
+    /// With `readReplicasMode`: the further range needed for read replicas (a /28 CIDR,
+    /// or `auto`).
+    #[serde(default)]
+    pub secondary_ip_range: Option<String>,
+    /// Replaces the engine settings.
+    #[serde(default)]
+    pub redis_configs: Option<BTreeMap<String, String>>,
+    /// Replaces the labels.
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// If given, the patch applies only while the instance still has this etag.
+    #[serde(default)]
+    pub etag: Option<String>,
+}
+
+/// `GET …/instances`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListInstancesResponse {
+    /// One page of instances, by name.
+    pub instances: Vec<Instance>,
+    /// Pass as `pageToken` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// How much data a manual failover may lose.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DataProtectionMode {
+    /// Refuse while the best replica lags by 30 MB or more (the default).
+    #[default]
+    LimitedDataLoss,
+    /// Fail over whatever the lag.
+    ForceDataLoss,
+}
+
+/// Body of `POST …/instances/{instance}/failover`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailoverRequest {
+    /// How much data the failover may lose.
+    #[serde(default)]
+    pub data_protection_mode: Option<DataProtectionMode>,
+}
+
+/// `GET …/instances/{instance}/authString`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceAuthString {
+    /// The password clients send with AUTH; empty when AUTH is off.
+    pub auth_string: String,
+}

@@ -1,0 +1,22 @@
+//! Wire types of the Cacheplane HTTP API: the JSON resources that the API server, the
+//! node agent and `cachectl` exchange. Field names are camelCase and, where the concept
+//! is the same, named as in Memorystore's `Instance` resource.
+//!
+//! Requests use `deny_unknown_fields` so that a misspelt field is an error rather than
+//! silently ignored. Output-only fields live only on the resource types.
+
+pub mod agent;
+pub mod catalog;
+pub mod error;
+pub mod instance;
+pub mod network;
+pub mod operation;
+pub mod token;
+
+pub use agent::*;
+pub use catalog::*;
+pub use error::*;
+pub use instance::*;
+pub use network::*;
+pub use operation::*;
+pub use token::*;

@@ -1,0 +1,57 @@
+//! Long-running operations.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Instance, Status};
+
+/// A long-running operation: every create, update, delete and failover returns one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// `projects/{project}/locations/{region}/operations/{id}`.
+    pub name: String,
+    /// What it does and how far it is.
+    pub metadata: OperationMetadata,
+    /// Whether it has finished, with `response` or `error`.
+    pub done: bool,
+    /// The instance as it stood when the operation succeeded (absent for delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Instance>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Status>,
+}
+
+/// What an operation does and how far it is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationMetadata {
+    /// `create`, `update`, `delete` or `failover`.
+    pub verb: String,
+    /// The resource it acts on.
+    pub target: String,
+    /// When it started.
+    pub create_time: DateTime<Utc>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<DateTime<Utc>>,
+    /// Percent done, 0–100.
+    pub progress: i32,
+    /// What it is doing now.
+    pub status_detail: String,
+}
+
+/// `GET …/operations`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOperationsResponse {
+    /// One page of operations, newest first.
+    pub operations: Vec<Operation>,
+    /// Pass as `pageToken` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
