@@ -1,0 +1,339 @@
+# shellcheck shell=bash
+#
+# Helpers for scripts/test.sh and scripts/dev.sh: install missing Debian packages and
+# run a throwaway PostgreSQL cluster.
+#
+# Source it:
+#   source scripts/lib/pg.sh
+#   pg_start_throwaway        # initdb + start on a free port, exports DATABASE_URL,
+#                             # stops and removes the cluster when the shell exits
+#   ensure_pkg redis-server redis-server
+#
+# Or run it by hand:
+#   eval "$(bash scripts/lib/pg.sh start)"   # prints export lines; cluster keeps running
+#   psql "$DATABASE_URL" -c 'select 1'
+#   bash scripts/lib/pg.sh stop              # uses $CACHEPLANE_PG_DIR
+#   bash scripts/lib/pg.sh run -- CMD ARGS   # throwaway cluster around one command
+#
+# As root the cluster runs as the `postgres` user (initdb and pg_ctl refuse root);
+# otherwise it runs as the current user.
+
+# ---------------------------------------------------------------------------------------
+# logging, cleanup stack
+
+pg_log() { printf '[pg] %s\n' "$*" >&2; }
+pg_die() {
+    printf '[pg] error: %s\n' "$*" >&2
+    return 1
+}
+
+# Commands run (last registered first) when the shell exits. One EXIT trap runs them all,
+# so several helpers can register cleanups without overwriting each other's trap.
+_CP_CLEANUPS=()
+_cp_run_cleanups() {
+    local i
+    for ((i = ${#_CP_CLEANUPS[@]} - 1; i >= 0; i--)); do
+        eval "${_CP_CLEANUPS[i]}" || true
+    done
+    _CP_CLEANUPS=()
+}
+# cp_on_exit 'command string'
+cp_on_exit() {
+    _CP_CLEANUPS+=("$1")
+    trap _cp_run_cleanups EXIT
+    # Turn INT/TERM into a normal exit so the EXIT trap runs.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# ---------------------------------------------------------------------------------------
+# packages
+
+# Runs "$@" as root: directly when root, with sudo when available.
+_cp_as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        pg_die "need root to run '$*' (not root and no sudo); install it by hand"
+    fi
+}
+
+_CP_APT_UPDATED=0
+# apt_install PKG...: apt-get update (once per shell) and install.
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 ||
+        pg_die "apt-get not found: install $* by hand" || return 1
+    if [[ $_CP_APT_UPDATED -eq 0 ]]; then
+        pg_log "apt-get update"
+        _cp_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || return 1
+        _CP_APT_UPDATED=1
+    fi
+    pg_log "apt-get install -y $*"
+    _cp_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# ensure_pkg CMD PKG: install Debian package PKG unless command CMD is already on PATH.
+ensure_pkg() {
+    local cmd=$1 pkg=${2:-$1}
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    pg_log "'$cmd' not found; installing package $pkg"
+    apt_install "$pkg" || return 1
+    hash -r
+    command -v "$cmd" >/dev/null 2>&1 || pg_die "installed $pkg but '$cmd' is still not on PATH"
+}
+
+# ---------------------------------------------------------------------------------------
+# PostgreSQL binaries
+
+# Prints the directory holding initdb/pg_ctl/postgres, or fails.
+# Order: $PG_BINDIR, `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin, PATH.
+pg_bindir() {
+    local d
+    if [[ -n ${PG_BINDIR:-} && -x ${PG_BINDIR}/initdb ]]; then
+        printf '%s\n' "$PG_BINDIR"
+        return 0
+    fi
+    if command -v pg_config >/dev/null 2>&1; then
+        d=$(pg_config --bindir 2>/dev/null || true)
+        if [[ -n $d && -x $d/initdb && -x $d/pg_ctl ]]; then
+            printf '%s\n' "$d"
+            return 0
+        fi
+    fi
+    d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -n 1)
+    if [[ -n $d && -x $d/initdb && -x $d/pg_ctl ]]; then
+        printf '%s\n' "$d"
+        return 0
+    fi
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        dirname "$(command -v initdb)"
+        return 0
+    fi
+    return 1
+}
+
+# Makes sure the PostgreSQL server binaries (and psql) exist; installs them otherwise.
+# Sets PG_BINDIR.
+ensure_postgres() {
+    local d
+    if ! d=$(pg_bindir); then
+        pg_log "PostgreSQL server binaries not found; installing package postgresql"
+        apt_install postgresql postgresql-contrib || return 1
+        d=$(pg_bindir) || pg_die "installed postgresql but cannot find initdb" || return 1
+    fi
+    PG_BINDIR=$d
+    export PG_BINDIR
+    if ! command -v psql >/dev/null 2>&1 && [[ ! -x $PG_BINDIR/psql ]]; then
+        apt_install postgresql-client || return 1
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# running as the cluster's owner
+
+# True when we are root and must hand the cluster to the postgres user.
+_pg_needs_owner() { [[ $(id -u) -eq 0 ]]; }
+
+# _pg_owner_run DIR CMD...: runs CMD in DIR as the cluster owner (postgres when root).
+_pg_owner_run() {
+    local dir=$1
+    shift
+    if _pg_needs_owner; then
+        id postgres >/dev/null 2>&1 ||
+            pg_die "running as root but there is no 'postgres' user (apt-get install postgresql creates it)" ||
+            return 1
+        if command -v runuser >/dev/null 2>&1; then
+            (cd "$dir" && runuser -u postgres -- "$@")
+        else
+            local q
+            q=$(printf '%q ' "$@")
+            (cd "$dir" && su -s /bin/bash postgres -c "$q")
+        fi
+    else
+        (cd "$dir" && "$@")
+    fi
+}
+
+# _pg_prepare_owned_dir DIR: creates DIR and gives it to the cluster owner.
+_pg_prepare_owned_dir() {
+    mkdir -p "$1"
+    chmod 700 "$1"
+    if _pg_needs_owner; then
+        chown postgres:postgres "$1"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# ports
+
+# True when something accepts TCP connections on 127.0.0.1:PORT.
+pg_port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Prints a port on 127.0.0.1 nobody is listening on (best effort; the caller retries on
+# a bind failure).
+pg_free_port() {
+    local port i
+    for ((i = 0; i < 100; i++)); do
+        port=$((20000 + RANDOM % 40000))
+        if ! pg_port_in_use "$port"; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+    done
+    pg_die "no free port found"
+}
+
+# ---------------------------------------------------------------------------------------
+# cluster lifecycle (works on any directory; used by the throwaway and the dev cluster)
+
+# pg_init_cluster DIR: initdb into DIR/data unless it is already a cluster.
+pg_init_cluster() {
+    local dir=$1
+    [[ -n ${PG_BINDIR:-} ]] || ensure_postgres || return 1
+    _pg_prepare_owned_dir "$dir"
+    if [[ -f $dir/data/PG_VERSION ]]; then
+        return 0
+    fi
+    pg_log "initdb $dir/data"
+    _pg_owner_run "$dir" "$PG_BINDIR/initdb" -D "$dir/data" --auth=trust -U postgres \
+        -E UTF8 --locale=C --no-sync >"$dir/initdb.log" 2>&1 || {
+        tail -n 30 "$dir/initdb.log" >&2
+        pg_die "initdb failed (log: $dir/initdb.log)"
+        return 1
+    }
+}
+
+# pg_cluster_running DIR: true when the cluster in DIR/data is up.
+pg_cluster_running() {
+    local dir=$1
+    [[ -f $dir/data/postmaster.pid ]] || return 1
+    _pg_owner_run "$dir" "$PG_BINDIR/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
+}
+
+# pg_start_cluster DIR PORT: starts the cluster in DIR/data listening on 127.0.0.1:PORT
+# with its socket in DIR, waits until it accepts connections. Log: DIR/postgres.log.
+pg_start_cluster() {
+    local dir=$1 port=$2 i
+    [[ -n ${PG_BINDIR:-} ]] || ensure_postgres || return 1
+    _pg_owner_run "$dir" "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=300" \
+        start >&2 || return 1
+    for ((i = 0; i < 300; i++)); do
+        if "$PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    pg_die "PostgreSQL on port $port did not become ready (log: $dir/postgres.log)"
+}
+
+# pg_stop_cluster DIR: fast shutdown of the cluster in DIR/data (no-op when not running).
+pg_stop_cluster() {
+    local dir=$1
+    [[ -n ${PG_BINDIR:-} ]] || PG_BINDIR=$(pg_bindir) || return 1
+    [[ -f $dir/data/postmaster.pid ]] || return 0
+    _pg_owner_run "$dir" "$PG_BINDIR/pg_ctl" -D "$dir/data" stop -m fast -w -t 60 >&2
+}
+
+# ---------------------------------------------------------------------------------------
+# the throwaway cluster
+
+# pg_start_throwaway: fresh cluster in a new temp dir on a free port. Exports
+# DATABASE_URL (postgres://postgres@127.0.0.1:PORT/postgres), CACHEPLANE_PG_DIR and
+# CACHEPLANE_PG_PORT. Pass --no-trap to leave it running after the shell exits (then
+# stop it with pg_stop_throwaway DIR). Temp base: $CACHEPLANE_PG_TMPDIR or /tmp (it must
+# be reachable by the postgres user when running as root).
+pg_start_throwaway() {
+    local trap_it=1 dir port attempt
+    if [[ ${1:-} == --no-trap ]]; then
+        trap_it=0
+    fi
+    ensure_postgres || return 1
+    dir=$(mktemp -d "${CACHEPLANE_PG_TMPDIR:-/tmp}/cacheplane-pg.XXXXXX") || return 1
+    if [[ $trap_it -eq 1 ]]; then
+        cp_on_exit "pg_stop_throwaway '$dir'"
+    fi
+    pg_init_cluster "$dir" || return 1
+    for ((attempt = 1; attempt <= 5; attempt++)); do
+        port=$(pg_free_port) || return 1
+        if pg_start_cluster "$dir" "$port"; then
+            export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+            export CACHEPLANE_PG_DIR=$dir CACHEPLANE_PG_PORT=$port
+            pg_log "PostgreSQL ready at $DATABASE_URL (dir $dir)"
+            return 0
+        fi
+        if grep -q 'could not bind\|Address already in use' "$dir/postgres.log" 2>/dev/null; then
+            pg_log "port $port taken; retrying ($attempt/5)"
+            continue
+        fi
+        tail -n 30 "$dir/postgres.log" >&2 || true
+        pg_die "PostgreSQL failed to start (log: $dir/postgres.log)"
+        return 1
+    done
+    pg_die "PostgreSQL failed to start after 5 attempts (log: $dir/postgres.log)"
+}
+
+# pg_stop_throwaway [DIR]: stops the throwaway cluster and removes its directory.
+pg_stop_throwaway() {
+    local dir=${1:-${CACHEPLANE_PG_DIR:-}}
+    [[ -n $dir && -d $dir ]] || return 0
+    case $dir in
+    */cacheplane-pg.*) ;;
+    *)
+        pg_die "refusing to remove '$dir': not a throwaway cluster directory"
+        return 1
+        ;;
+    esac
+    pg_stop_cluster "$dir" || pg_log "pg_ctl stop failed; removing $dir anyway"
+    rm -rf -- "$dir"
+    if [[ ${CACHEPLANE_PG_DIR:-} == "$dir" ]]; then
+        unset CACHEPLANE_PG_DIR CACHEPLANE_PG_PORT DATABASE_URL
+    fi
+    pg_log "stopped and removed $dir"
+}
+
+# ---------------------------------------------------------------------------------------
+# command line (when executed rather than sourced)
+
+_pg_main() {
+    set -euo pipefail
+    case ${1:-} in
+    start)
+        pg_start_throwaway --no-trap
+        printf 'export DATABASE_URL=%q\n' "$DATABASE_URL"
+        printf 'export CACHEPLANE_PG_DIR=%q\n' "$CACHEPLANE_PG_DIR"
+        printf 'export CACHEPLANE_PG_PORT=%q\n' "$CACHEPLANE_PG_PORT"
+        ;;
+    stop)
+        pg_stop_throwaway "${2:-${CACHEPLANE_PG_DIR:-}}"
+        ;;
+    run)
+        shift
+        [[ ${1:-} == -- ]] && shift
+        [[ $# -gt 0 ]] || pg_die "usage: pg.sh run -- CMD [ARGS...]"
+        pg_start_throwaway
+        "$@"
+        ;;
+    ensure-pkg)
+        ensure_pkg "${2:?usage: pg.sh ensure-pkg CMD [PKG]}" "${3:-$2}"
+        ;;
+    *)
+        cat >&2 <<'EOF'
+usage: bash scripts/lib/pg.sh start          # throwaway cluster; prints export lines for eval
+       bash scripts/lib/pg.sh stop [DIR]     # stop it (default $CACHEPLANE_PG_DIR) and remove it
+       bash scripts/lib/pg.sh run -- CMD...  # run CMD with a throwaway cluster, then remove it
+       bash scripts/lib/pg.sh ensure-pkg CMD [PKG]
+EOF
+        return 2
+        ;;
+    esac
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    _pg_main "$@"
+fi
