@@ -39,6 +39,7 @@ pub fn decode_token(raw: Option<&str>) -> ApiResult<Option<String>> {
         .decode(raw)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.contains('\0'))
         .map(Some)
         .ok_or_else(|| {
             ApiError::field(

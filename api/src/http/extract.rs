@@ -27,8 +27,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// Parses JSON, naming the path of the first bad field in the error.
+/// Parses JSON, naming the path of the first bad field in the error. Strings may not
+/// hold NUL characters (Postgres text cannot store them).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Err(ApiError::field(
+            "body",
+            "strings may not contain NUL characters (\\u0000)",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -103,5 +110,6 @@ mod tests {
         assert_eq!(field_of(r#"{"labels": {"a": 1}}"#), "labels.a");
         assert_eq!(field_of(r#"{"#), "body");
         assert_eq!(field_of(r#"[]"#), "body");
+        assert_eq!(field_of(r#"{"displayName": "a\u0000b"}"#), "body");
     }
 }

@@ -12,6 +12,7 @@ mod operations;
 mod tokens;
 
 use axum::http::Uri;
+use axum::response::IntoResponse;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -66,8 +67,22 @@ pub fn app(state: AppState) -> Router {
     let (routes, _) = router().split_for_parts();
     routes
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(reject_nul))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Refuses a NUL (`%00`) anywhere in the path or query: no resource name or parameter
+/// can hold one, and Postgres text cannot store it.
+async fn reject_nul(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let uri = req.uri().to_string();
+    if uri.to_ascii_lowercase().contains("%00") {
+        return ApiError::field("path", "may not contain NUL characters (%00)").into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found(uri: Uri) -> ApiError {
