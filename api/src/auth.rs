@@ -106,11 +106,13 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or_else(|| {
                 ApiError::Unauthenticated("missing 'Authorization: Bearer TOKEN' header".into())
             })?;
+        // The scheme is case-insensitive (RFC 7235 §2.1).
         let secret = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
                 ApiError::Unauthenticated("the Authorization header must be 'Bearer TOKEN'".into())

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 429: out of capacity (hosts, addresses).
     #[error("{0}")]
     ResourceExhausted(String),
+    /// 405: the path exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 503: a dependency (Postgres) is unavailable.
     #[error("{0}")]
     Unavailable(String),
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::Aborted(_) => (StatusCode::CONFLICT, "ABORTED"),
             ApiError::FailedPrecondition(_) => (StatusCode::BAD_REQUEST, "FAILED_PRECONDITION"),
             ApiError::ResourceExhausted(_) => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNIMPLEMENTED"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             ApiError::DeadlineExceeded(_) => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),

@@ -67,6 +67,7 @@ pub fn app(state: AppState) -> Router {
     let (routes, _) = router().split_for_parts();
     routes
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(reject_nul))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -83,6 +84,10 @@ async fn reject_nul(
         return ApiError::field("path", "may not contain NUL characters (%00)").into_response();
     }
     next.run(req).await
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

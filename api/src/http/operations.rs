@@ -54,6 +54,9 @@ async fn list_operations(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<ListOperationsResponse>> {
     p.check_project(&project)?;
+    if region != "-" {
+        crate::catalog::require_region(&s.pool, &region).await?;
+    }
     let size = paging::page_size(q.page_size.as_deref())?;
     let (rows, next_page_token) =
         operations::list(&s.pool, &project, &region, size, q.page_token.as_deref()).await?;
