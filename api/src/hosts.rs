@@ -245,6 +245,7 @@ struct SpecRow {
     port: i32,
     auth_enabled: bool,
     auth_string: String,
+    tier_id: String,
     primary_range: Option<IpNet>,
     primary_address: Option<IpNet>,
 }
@@ -259,7 +260,7 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
         generation.ok_or_else(|| ApiError::NotFound(format!("host '{host}' not found")))?;
     let rows: Vec<SpecRow> = sqlx::query_as(
         r#"select n.id, n.role, n.address, n.memory_bytes, i.project_id, i.region_id, i.name,
-               i.redis_version, i.redis_configs, i.port, i.auth_enabled, i.auth_string,
+               i.redis_version, i.redis_configs, i.port, i.auth_enabled, i.auth_string, i.tier_id,
                (select range::inet from address_range a where a.instance_id = i.id and a.purpose = 'PRIMARY') as primary_range,
                (select p.address from node p where p.instance_id = i.id and p.role = 'PRIMARY' and not p.removing) as primary_address
            from node n join instance i on i.id = n.instance_id
@@ -296,6 +297,7 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
                     .filter(|_| role == NodeRole::Replica),
                 maxmemory_bytes: r.memory_bytes,
                 redis_configs: r.redis_configs.0,
+                restart_in_place: r.tier_id == "BASIC",
                 auth_string: r.auth_enabled.then_some(r.auth_string),
             }
         })

@@ -182,6 +182,11 @@ pub struct NodeSpec {
     pub maxmemory_bytes: i64,
     /// Other engine settings (`maxmemory-policy`, …).
     pub redis_configs: BTreeMap<String, String>,
+    /// Whether the agent may restart a crashed engine in place (empty). True for BASIC
+    /// nodes; a STANDARD_HA primary is never restarted as a primary, since its replicas
+    /// would copy the empty dataset: it waits for failover.
+    #[serde(default)]
+    pub restart_in_place: bool,
     /// `requirepass`/`masterauth`, when AUTH is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_string: Option<String>,
