@@ -82,8 +82,9 @@ create index host_zone_idx on host (zone_id);
 create table instance (
     id uuid primary key,
     project_id text not null references project (id),
-    region_id text not null references region (id),
-    name text not null check (name ~ '^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$'),
+    -- Byte order ("C") so that list pages come in the same order on every cluster.
+    region_id text collate "C" not null references region (id),
+    name text collate "C" not null check (name ~ '^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$'),
     display_name text not null default '' check (length(display_name) <= 80),
     tier_id text not null references tier (id),
     memory_size_gb integer not null check (memory_size_gb >= 1),

@@ -60,10 +60,24 @@ pub async fn advance(state: &AppState, op_id: Uuid) -> ApiResult<()> {
     let Some(op) = op else { return Ok(()) };
     let inst = match op.instance_id {
         Some(id) => {
-            sqlx::query("select 1 from instance where id = $1 for update")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            // Skip an instance another transaction holds (a delete, a patch): waiting for
+            // it while holding the operation row would deadlock with a delete, which
+            // locks the instance and then its operation. The next sweep retries.
+            let locked: Option<i32> =
+                sqlx::query_scalar("select 1 from instance where id = $1 for update skip locked")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if locked.is_none() {
+                let exists: bool =
+                    sqlx::query_scalar("select exists(select 1 from instance where id = $1)")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if exists {
+                    return Ok(());
+                }
+            }
             store::get_by_id(&mut *tx, id).await?
         }
         None => None,
@@ -218,6 +232,7 @@ async fn fail(
     inst: &InstanceRow,
     message: String,
 ) -> ApiResult<()> {
+    crate::instances::lock_region_hosts(&mut *tx, &inst.region_id).await?;
     let status = Status {
         code: 503,
         status: "UNAVAILABLE".into(),

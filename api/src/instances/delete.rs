@@ -33,6 +33,7 @@ pub async fn delete(
         }
     }
     let inst = store::lock(&mut tx, &target.project, &target.region, &target.name).await?;
+    crate::instances::lock_region_hosts(&mut tx, &inst.region_id).await?;
     let active: Option<(Uuid, String)> = sqlx::query_as(
         "select id, verb from operation where instance_id = $1 and not done for update",
     )

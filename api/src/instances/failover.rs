@@ -50,6 +50,7 @@ pub async fn failover(
         }
     }
     let inst = store::lock(&mut tx, &target.project, &target.region, &target.name).await?;
+    crate::instances::lock_region_hosts(&mut tx, &inst.region_id).await?;
     if inst.tier_id == "BASIC" {
         return Err(ApiError::FailedPrecondition(
             "a BASIC instance has no replica to fail over to".into(),

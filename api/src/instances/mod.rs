@@ -74,6 +74,21 @@ pub async fn touch_nodes(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<(
     Ok(())
 }
 
+/// Locks every host of the region, in id order, for the rest of the transaction. Every
+/// transaction that changes node rows takes these locks before touching a node, so host
+/// locks always come before node locks (as in create and heartbeat) and they never
+/// deadlock.
+pub async fn lock_region_hosts(conn: &mut PgConnection, region: &str) -> ApiResult<()> {
+    sqlx::query(
+        r#"select h.id from host h join zone z on z.id = h.zone_id
+           where z.region_id = $1 order by h.id for update of h"#,
+    )
+    .bind(region)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// A node about to be created.
 pub struct NewNode {
     /// Its zone.

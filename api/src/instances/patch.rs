@@ -109,6 +109,7 @@ pub async fn patch(
         }
     }
     let inst = store::lock(&mut tx, &target.project, &target.region, &target.name).await?;
+    crate::instances::lock_region_hosts(&mut tx, &inst.region_id).await?;
     if let Some(etag) = &req.etag {
         if *etag != render::etag(inst.version) {
             return Err(ApiError::Aborted(format!(
