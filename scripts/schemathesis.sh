@@ -14,17 +14,20 @@
 #      no DATABASE_URL it starts a throwaway cluster (scripts/lib/pg.sh) around the run;
 #   3. cacheplane-api on a free port: target/debug/cacheplane-api, built with cargo when
 #      missing or older than the sources;
-#   4. seed data over HTTP (a project with a network and an instance, a host, tokens), so
-#      the generated requests reach existing resources and not only 404s;
+#   4. seed data over HTTP, playing the node agents' part too: a project with a second
+#      network, three hosts, a READY BASIC and a READY STANDARD_HA instance, tokens; the
+#      generated requests draw ids from them (dictionaries in the generated config) so
+#      they reach existing resources and not only 404s;
 #   5. `schemathesis run openapi.yaml` with the admin token; then stops the API and drops
 #      the database.
 #
 # Settings (environment):
 #   DATABASE_URL                cluster to create the test database in (role needs CREATEDB)
 #   CACHEPLANE_API_BIN          test this binary instead of target/debug/cacheplane-api
-#   SCHEMATHESIS_MAX_EXAMPLES   generated cases per operation and phase (default 25)
+#   SCHEMATHESIS_MAX_EXAMPLES   generated cases per operation and phase (default 100)
 #   SCHEMATHESIS_SEED           seed of the generator (default 20261123)
-#   SCHEMATHESIS_WORKERS        concurrent workers (default 2)
+#   SCHEMATHESIS_WORKERS        concurrent workers (default 1: then the same seed sends the
+#                               same requests in the same order)
 #   SCHEMATHESIS_ARGS           further arguments for `schemathesis run`, e.g.
 #                               "--include-operation-id get_instance" or "--phases fuzzing"
 #   CACHEPLANE_TEST_KEEP_DB     keep the test database afterwards
@@ -43,9 +46,9 @@ VENV=$TARGET_DIR/schemathesis-venv
 REQUIREMENTS=$ROOT/scripts/requirements-schemathesis.txt
 OUT_DIR=$TARGET_DIR/schemathesis
 API_LOG=$OUT_DIR/api.log
-MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-25}
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-100}
 SEED=${SCHEMATHESIS_SEED:-20261123}
-WORKERS=${SCHEMATHESIS_WORKERS:-2}
+WORKERS=${SCHEMATHESIS_WORKERS:-1}
 
 say() { printf '[schemathesis] %s\n' "$*" >&2; }
 die() {
@@ -141,8 +144,10 @@ ensure_api_bin() {
     API_BIN=$TARGET_DIR/debug/cacheplane-api
     local newer=
     if [[ -x $API_BIN ]]; then
+        # What the binary is built from (the integration tests are not).
         newer=$(find "$ROOT/api" "$ROOT/types" "$ROOT/migrations" "$ROOT/Cargo.toml" \
             "$ROOT/Cargo.lock" -type f -newer "$API_BIN" -not -path "$ROOT/api/tests/*" \
+            \( -name '*.rs' -o -name '*.sql' -o -name Cargo.toml -o -name Cargo.lock \) \
             -print -quit 2>/dev/null || true)
         [[ -z $newer ]] && return 0
     fi
@@ -161,15 +166,16 @@ start_api() {
         API_URL=http://127.0.0.1:$port
         say "starting $API_BIN on 127.0.0.1:$port (log ${API_LOG#"$ROOT"/})"
         # Only the flags below configure it; the token goes through the environment so
-        # that `ps` does not show it. A short --max-wait bounds the long-polls
-        # (host config, operation wait) that generated requests may start.
+        # that `ps` does not show it. A short --max-wait bounds the long-polls (host
+        # config, operation wait) that generated requests may start; a long
+        # --host-timeout keeps the seeded hosts UP without agents heartbeating.
         env -u CACHEPLANE_LISTEN -u CACHEPLANE_DEFAULT_NETWORK_SUPERNET \
             -u CACHEPLANE_HOST_TIMEOUT -u CACHEPLANE_WORKER_INTERVAL -u CACHEPLANE_DB_POOL \
             -u CACHEPLANE_LOG_FORMAT -u DATABASE_URL \
             CACHEPLANE_ADMIN_TOKEN="$ADMIN_TOKEN" RUST_LOG="${RUST_LOG:-info}" \
             RUST_BACKTRACE=1 \
             "$API_BIN" --database-url "$TEST_DB_URL" --listen "127.0.0.1:$port" \
-            --max-wait 2s >>"$API_LOG" 2>&1 </dev/null &
+            --max-wait 2s --host-timeout 30m >>"$API_LOG" 2>&1 </dev/null &
         API_PID=$!
         for ((i = 0; i < 600; i++)); do
             if curl -fsS -o /dev/null --max-time 2 "$API_URL/readyz" 2>/dev/null; then
@@ -236,47 +242,101 @@ for key in sys.argv[1].split("."):
 print(value)' "$1"
 }
 
-# Creates what the generated requests can find. Ids start with `st-` so that they are
-# recognisable in the API log.
+# name_of JSON: the last segment of the answer's `name` (tokens/ID, …/operations/ID).
+name_of() {
+    local name
+    name=$(json_get name <<<"$1")
+    printf '%s\n' "${name##*/}"
+}
+
+# agent_report HOST: does what a node agent would after applying its config: fetches it
+# and reports every node up in its role (replicas linked), at its generation.
+agent_report() {
+    local config body
+    config=$(call GET "/v1/hosts/$1/config")
+    body=$(python3 -c '
+import json, sys
+config = json.load(sys.stdin)
+nodes = []
+for spec in config["nodes"]:
+    node = {"nodeId": spec["nodeId"], "processUp": True, "role": spec["role"],
+            "engineVersion": "7.0.15", "usedMemoryBytes": 1048576, "connectedClients": 1,
+            "replicationOffset": 0, "fullSyncInProgress": False}
+    if spec["role"] == "REPLICA":
+        node.update(masterLinkUp=True, lagBytes=0)
+    nodes.append(node)
+print(json.dumps({"appliedGeneration": config["generation"],
+                  "freeMemoryBytes": 8 << 30, "nodes": nodes}))' <<<"$config")
+    call POST "/v1/hosts/$1/heartbeat" "$body" >/dev/null
+}
+
+# wait_done OPERATION_ID: reports for every host until the operation is done (and did not
+# fail).
+wait_done() {
+    local i out host
+    for ((i = 0; i < 20; i++)); do
+        for host in "${HOSTS[@]}"; do
+            agent_report "$host"
+        done
+        out=$(call POST "/v1/projects/$PROJECT/locations/$REGION/operations/$1/wait?timeout=500ms")
+        if [[ $(json_get "done" <<<"$out") == True ]]; then
+            if python3 -c 'import json, sys; sys.exit("error" in json.load(sys.stdin))' <<<"$out"; then
+                return 0
+            fi
+            printf '%s\n' "$out" >&2
+            die "seeding: operation $1 failed"
+        fi
+    done
+    printf '%s\n' "$out" >&2
+    die "seeding: operation $1 is not done after 20 rounds of agent reports"
+}
+
+# Creates what the generated requests can find: a project with a second network, three
+# hosts (one per zone) and two READY instances, a BASIC one and a STANDARD_HA one with
+# read replicas; the agents' part is played by agent_report. Ids start with `st-` so that
+# they are recognisable in the API log.
 seed() {
-    local out
+    local out host zone op_basic op_ha
     PROJECT=st-demo
     REGION=local
-    HOST=st-host-a
     NETWORK=st-net
-    INSTANCE=st-cache
+    HOSTS=(st-host-a st-host-b st-host-c)
+    INSTANCES=(st-cache st-ha)
 
     out=$(call POST /v1/tokens "{\"project\": \"$PROJECT\", \"description\": \"schemathesis\"}")
-    PROJECT_TOKEN_ID=$(json_get name <<<"$out")
-    PROJECT_TOKEN_ID=${PROJECT_TOKEN_ID#tokens/}
-    out=$(call POST /v1/tokens "{\"host\": \"$HOST\", \"description\": \"schemathesis\"}")
-    HOST_TOKEN_ID=$(json_get name <<<"$out")
-    HOST_TOKEN_ID=${HOST_TOKEN_ID#tokens/}
+    PROJECT_TOKEN_ID=$(name_of "$out")
+    out=$(call POST /v1/tokens "{\"host\": \"${HOSTS[0]}\", \"description\": \"schemathesis\"}")
+    HOST_TOKEN_ID=$(name_of "$out")
 
-    call PUT "/v1/hosts/$HOST" \
-        '{"zone": "local-a", "address": "127.0.0.1", "memoryBytes": 17179869184, "engines": ["REDIS_7_0"]}' \
-        >/dev/null
-    call POST "/v1/hosts/$HOST/heartbeat" '{"appliedGeneration": 0, "nodes": []}' >/dev/null
+    for host in "${HOSTS[@]}"; do
+        zone=local-${host##*-}
+        call PUT "/v1/hosts/$host" "{\"zone\": \"$zone\", \"address\": \"127.0.0.1\", \"memoryBytes\": 17179869184, \"engines\": [\"REDIS_6_X\", \"REDIS_7_0\", \"REDIS_7_2\"]}" >/dev/null
+    done
 
     call POST "/v1/projects/$PROJECT/networks?networkId=$NETWORK" \
         '{"ipRange": "127.32.0.0/24", "description": "schemathesis"}' >/dev/null
 
-    out=$(call POST "/v1/projects/$PROJECT/locations/$REGION/instances?instanceId=$INSTANCE" \
-        '{"tier": "BASIC", "memorySizeGb": 1, "displayName": "schemathesis", "labels": {"env": "test"}}')
-    OPERATION_ID=$(json_get name <<<"$out")
-    OPERATION_ID=${OPERATION_ID##*/}
-
-    # The create is answered at once; check that the reads see it.
-    call GET "/v1/projects/$PROJECT/locations/$REGION/instances/$INSTANCE" >/dev/null
-    call GET "/v1/projects/$PROJECT/locations/$REGION/operations/$OPERATION_ID" >/dev/null
-    say "seeded project $PROJECT (network $NETWORK, instance $INSTANCE, operation $OPERATION_ID), host $HOST"
+    out=$(call POST "/v1/projects/$PROJECT/locations/$REGION/instances?instanceId=${INSTANCES[0]}" \
+        '{"tier": "BASIC", "memorySizeGb": 1, "displayName": "schemathesis basic", "labels": {"env": "test"}, "authEnabled": false}')
+    op_basic=$(name_of "$out")
+    out=$(call POST "/v1/projects/$PROJECT/locations/$REGION/instances?instanceId=${INSTANCES[1]}" \
+        "{\"tier\": \"STANDARD_HA\", \"memorySizeGb\": 1, \"replicaCount\": 2, \"readReplicasMode\": \"READ_REPLICAS_ENABLED\", \"authorizedNetwork\": \"$NETWORK\", \"redisVersion\": \"REDIS_7_2\", \"redisConfigs\": {\"maxmemory-policy\": \"allkeys-lru\"}, \"labels\": {\"env\": \"test\", \"tier\": \"ha\"}}")
+    op_ha=$(name_of "$out")
+    OPERATIONS=("$op_basic" "$op_ha")
+    wait_done "$op_basic"
+    wait_done "$op_ha"
+    say "seeded project $PROJECT: network $NETWORK, READY instances ${INSTANCES[*]}; hosts ${HOSTS[*]}"
 }
 
 # ---------------------------------------------------------------------------------------
 # schemathesis
 
-# The config: path parameters draw from the seeded ids most of the time (the rest stays
-# generated, which tests the not-found paths); the admin token on every request.
+# The config: the admin token on every request, and dictionaries that steer a share of
+# the generated values to ones the server accepts. openapi.yaml types ids, sizes and
+# masks as free strings, so without them nearly every request would stop at the first
+# check (NOT_FOUND for a random project, INVALID_ARGUMENT for a random instanceId or
+# updateMask) and never reach the code behind it. The rest stays generated, which tests
+# the rejections.
 write_config() {
     CONFIG=$OUT_DIR/schemathesis.toml
     cat >"$CONFIG" <<EOF
@@ -288,13 +348,29 @@ headers = { Authorization = "Bearer \${CP_SCHEMATHESIS_TOKEN}" }
 database = "none"
 
 [dictionaries]
+# Seeded resources.
 project = { values = ["$PROJECT"] }
-region = { values = ["$REGION", "-"] }
-instance = { values = ["$INSTANCE"] }
-operation = { values = ["$OPERATION_ID"] }
+region = { values = ["$REGION"] }
+any-region = { values = ["$REGION", "-"] }
+instance = { values = ["${INSTANCES[0]}", "${INSTANCES[1]}"] }
+operation = { values = ["${OPERATIONS[0]}", "${OPERATIONS[1]}"] }
 network = { values = ["default", "$NETWORK"] }
-host = { values = ["$HOST"] }
+host = { values = ["${HOSTS[0]}", "${HOSTS[1]}", "${HOSTS[2]}"] }
 token = { values = ["$PROJECT_TOKEN_ID", "$HOST_TOKEN_ID"] }
+# Well-formed query values.
+new-instance-id = { values = ["st-new-a", "st-new-b", "st-new-c", "st-new-d"] }
+new-network-id = { values = ["st-net-b", "st-net-c"] }
+request-id = { values = ["6f1d3c3e-9d8a-4c43-9a51-0f5b8f0c2a11", "0b6c8f5e-2f6a-4d0b-8d0e-5c1a9e7b3d22"] }
+update-mask = { values = ["displayName", "labels", "memorySizeGb", "replicaCount", "redisConfigs", "displayName,labels,memorySizeGb", "readReplicasMode,secondaryIpRange"] }
+generation = { values = ["0", "1", "2"] }
+duration = { values = ["0", "200ms", "1s"] }
+page-size = { values = ["1", "2", "1000"] }
+filter = { values = ["state=READY", "labels.env=test", "state=CREATING AND labels.env=test"] }
+# Well-formed body values.
+tier = { values = ["BASIC", "STANDARD_HA"] }
+memory-gb = { values = [1, 2] }
+zone = { values = ["local-a", "local-b", "local-c"] }
+ip-range = { values = ["127.33.0.0/24", "127.34.0.0/28"] }
 
 [parameters]
 "path.project" = { dictionary = "project", probability = 0.8 }
@@ -304,6 +380,23 @@ token = { values = ["$PROJECT_TOKEN_ID", "$HOST_TOKEN_ID"] }
 "path.network" = { dictionary = "network", probability = 0.8 }
 "path.host" = { dictionary = "host", probability = 0.8 }
 "path.token" = { dictionary = "token", probability = 0.5 }
+"query.instanceId" = { dictionary = "new-instance-id", probability = 0.7 }
+"query.networkId" = { dictionary = "new-network-id", probability = 0.7 }
+"query.requestId" = { dictionary = "request-id", probability = 0.5 }
+"query.updateMask" = { dictionary = "update-mask", probability = 0.7 }
+"query.generation" = { dictionary = "generation", probability = 0.5 }
+"query.timeout" = { dictionary = "duration", probability = 0.5 }
+"query.pageSize" = { dictionary = "page-size", probability = 0.5 }
+"query.filter" = { dictionary = "filter", probability = 0.5 }
+"body.tier" = { dictionary = "tier", probability = 0.8 }
+"body.memorySizeGb" = { dictionary = "memory-gb", probability = 0.8 }
+"body.zone" = { dictionary = "zone", probability = 0.5 }
+"body.ipRange" = { dictionary = "ip-range", probability = 0.5 }
+
+# The lists also take region \`-\` (all regions).
+[[operations]]
+include-operation-id = ["list_instances", "list_operations"]
+parameters = { "path.region" = { dictionary = "any-region", probability = 0.8 } }
 EOF
 }
 
@@ -312,10 +405,12 @@ run_schemathesis() {
     if [[ -n ${SCHEMATHESIS_ARGS:-} ]]; then
         read -r -a extra <<<"$SCHEMATHESIS_ARGS"
     fi
+    local checks=not_a_server_error,status_code_conformance
+    checks+=,content_type_conformance,response_schema_conformance
     local cmd=(
         "$VENV/bin/schemathesis" --config-file "$CONFIG" run "$ROOT/openapi.yaml"
         --url "$API_URL"
-        --checks not_a_server_error,response_schema_conformance,content_type_conformance
+        --checks "$checks"
         --max-examples "$MAX_EXAMPLES"
         --seed "$SEED"
         --workers "$WORKERS"
@@ -327,11 +422,25 @@ run_schemathesis() {
     say "${cmd[*]#"$ROOT"/}"
     started=$SECONDS
     rc=0
+    rm -f "$OUT_DIR/junit.xml"
     CP_SCHEMATHESIS_TOKEN=$ADMIN_TOKEN "${cmd[@]}" || rc=$?
     say "schemathesis finished in $((SECONDS - started)) s with exit code $rc"
     if grep -q 'ERROR\|panicked' "$API_LOG"; then
         say "the API logged errors (${API_LOG#"$ROOT"/}):"
         grep 'ERROR\|panicked' "$API_LOG" | tail -n 20 >&2
+    fi
+    # A plain closing line; each API operation (and the stateful phase) counts as one test.
+    if [[ -s $OUT_DIR/junit.xml ]]; then
+        python3 - "$OUT_DIR/junit.xml" <<'PY' || true
+import sys
+import xml.etree.ElementTree as ET
+
+root = ET.parse(sys.argv[1]).getroot()
+count = lambda key: int(root.get(key, 0))
+failed = count("failures") + count("errors")
+passed = count("tests") - failed - count("skipped")
+print(f"schemathesis: {passed} passed, {failed} failed, {count('skipped')} skipped")
+PY
     fi
     return "$rc"
 }
@@ -346,7 +455,7 @@ main() {
         ;;
     run) ;;
     -h | --help | help)
-        sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
         return 0
         ;;
     *) die "unknown command '$1' (run, install)" ;;

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, and every test of the workspace against a real
-# PostgreSQL. Installs what is missing, starts a throwaway PostgreSQL cluster unless
+# The whole test suite: formatting, lints, every test of the workspace against a real
+# PostgreSQL, then the contract tests (scripts/schemathesis.sh: schemathesis against
+# openapi.yaml). Installs what is missing, starts a throwaway PostgreSQL cluster unless
 # DATABASE_URL is already set, and removes it again at the end. Exits non-zero on any
 # failure.
 #
 #   bash scripts/test.sh                      # everything
-#   bash scripts/test.sh smoke                # extra arguments go to the test runner (filters)
+#   bash scripts/test.sh smoke                # extra arguments go to the test runner
+#                                             # (filters); the contract tests are skipped
 #
 # Tests connect with DATABASE_URL and create their own databases (CREATE DATABASE), so
 # the role in DATABASE_URL needs CREATEDB.
@@ -18,10 +20,10 @@ source "$ROOT/scripts/lib/pg.sh"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# Hook: the Python tools the contract tests need (a venv with schemathesis). Filled in
-# when those tests land; keep it idempotent and quiet when everything is present.
+# Hook: the Python tools the contract tests need (a venv with schemathesis, made by
+# scripts/schemathesis.sh); idempotent and quiet when everything is present.
 install_python_test_tools() {
-    :
+    bash "$ROOT/scripts/schemathesis.sh" install
 }
 
 install_prerequisites() {
@@ -58,6 +60,15 @@ main() {
     else
         step "cargo test --workspace --no-fail-fast $* (cargo-nextest not installed)"
         cargo test --workspace --no-fail-fast "$@"
+    fi
+
+    # Contract tests: schemathesis against a freshly started API on a database of its
+    # own in the same cluster. Skipped when test filters were given.
+    if [[ $# -eq 0 ]]; then
+        step "schemathesis: the API against openapi.yaml (scripts/schemathesis.sh)"
+        bash "$ROOT/scripts/schemathesis.sh"
+    else
+        echo "skipping schemathesis: test filters given" >&2
     fi
 }
 

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{constraint_of, ApiError, ApiResult};
 
 /// Parses an optional `requestId` (a UUID).
 pub fn parse_request_id(raw: Option<&str>) -> ApiResult<Option<Uuid>> {
@@ -47,7 +47,14 @@ pub async fn claim(
     .bind(fingerprint)
     .bind(op)
     .execute(&mut *conn)
-    .await?
+    .await
+    .map_err(|e| match constraint_of(&e) {
+        // An admin may name any project; one that does not exist has nothing to change.
+        Some("request_project_id_fkey") => {
+            ApiError::NotFound(format!("project '{project}' not found"))
+        }
+        _ => e.into(),
+    })?
     .rows_affected();
     if inserted == 1 {
         return Ok(None);

@@ -200,16 +200,16 @@ pub struct Instance {
 
 /// Body of `POST …/instances?instanceId=ID`: the settable fields of an instance.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateInstanceRequest {
     /// Free text for people, at most 80 characters.
     #[serde(default)]
     pub display_name: Option<String>,
     /// The service tier.
-    pub tier: Option<Tier>,
+    pub tier: Tier,
     /// The memory limit in GB, within the tier's range.
-    pub memory_size_gb: Option<i64>,
+    pub memory_size_gb: i64,
     /// Replicas: BASIC 0; STANDARD_HA 1 without read replicas, 1–5 with them (default 2).
     #[serde(default)]
     pub replica_count: Option<i64>,

@@ -31,6 +31,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct ConfigQuery {
     /// The generation the agent holds: the answer waits until a newer one exists.
+    #[param(value_type = Option<i64>)]
     generation: Option<String>,
     /// Longest wait, e.g. `30s` (default 30s).
     timeout: Option<String>,

@@ -31,8 +31,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct CreateQuery {
     /// The new instance's id: 1-40 lowercase letters, digits or hyphens.
+    #[param(required = true, pattern = "^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")]
     instance_id: Option<String>,
     /// A UUID that makes retries safe: the same request with it yields one operation.
+    #[param(format = Uuid)]
     request_id: Option<String>,
 }
 
@@ -42,6 +44,7 @@ struct CreateQuery {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Page size (default 100, at most 1000).
+    #[param(value_type = Option<i64>, minimum = 0)]
     page_size: Option<String>,
     /// `nextPageToken` of the previous page.
     page_token: Option<String>,
@@ -55,8 +58,10 @@ struct ListQuery {
 #[into_params(parameter_in = Query)]
 struct PatchQuery {
     /// Comma-separated fields to change.
+    #[param(required = true)]
     update_mask: Option<String>,
     /// A UUID that makes retries safe.
+    #[param(format = Uuid)]
     request_id: Option<String>,
 }
 
@@ -66,6 +71,7 @@ struct PatchQuery {
 #[into_params(parameter_in = Query)]
 struct RequestIdQuery {
     /// A UUID that makes retries safe.
+    #[param(format = Uuid)]
     request_id: Option<String>,
 }
 

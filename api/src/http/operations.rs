@@ -30,6 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Page size (default 100, at most 1000).
+    #[param(value_type = Option<i64>, minimum = 0)]
     page_size: Option<String>,
     /// `nextPageToken` of the previous page.
     page_token: Option<String>,

@@ -75,15 +75,9 @@ async fn insert_and_place(
     req: &CreateInstanceRequest,
     op_id: Uuid,
 ) -> ApiResult<Operation> {
-    let tier = req
-        .tier
-        .ok_or_else(|| ApiError::field("tier", "is required: BASIC or STANDARD_HA"))?;
+    let tier = req.tier;
     let tier_info = catalog::get_tier(&mut *tx, tier).await?;
-    let memory_gb = validate::memory_size(
-        req.memory_size_gb
-            .ok_or_else(|| ApiError::field("memorySizeGb", "is required"))?,
-        &tier_info,
-    )?;
+    let memory_gb = validate::memory_size(req.memory_size_gb, &tier_info)?;
     let mode = req.read_replicas_mode.unwrap_or_default();
     validate::read_replicas_mode(mode, tier)?;
     let replicas = validate::replica_count(req.replica_count, &tier_info, mode)?;
