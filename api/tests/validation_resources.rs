@@ -276,3 +276,25 @@ async fn unknown_paths_and_methods_answer_with_the_error_shape() {
         assert!(body["error"]["message"].is_string(), "{what}: {body}");
     }
 }
+
+/// Regression: a requestId on a project that does not exist broke a foreign key (500).
+#[tokio::test]
+async fn request_ids_on_a_missing_project_answer_not_found() {
+    let db = TestDb::new().await;
+    let api = Api::start(&db).await;
+    let rid = "6f1d3c3e-9d8a-4c43-9a51-0f5b8f0c2a11";
+    let base = "/v1/projects/nope/locations/local/instances/x";
+    let got = api.delete(&format!("{base}?requestId={rid}")).await;
+    expect_error("delete", &got, 404, "NOT_FOUND", None);
+    let got = api
+        .patch(
+            &format!("{base}?updateMask=displayName&requestId={rid}"),
+            json!({}),
+        )
+        .await;
+    expect_error("patch", &got, 404, "NOT_FOUND", None);
+    let got = api
+        .post(&format!("{base}/failover?requestId={rid}"), json!({}))
+        .await;
+    expect_error("failover", &got, 404, "NOT_FOUND", None);
+}
