@@ -222,9 +222,33 @@ pub async fn heartbeat(
     .bind(&freed)
     .fetch_all(&mut *tx)
     .await?;
+    // Health changes worth a look: READY instances with a node reported unwell here, and
+    // REPAIRING ones with a node here (it may have recovered). Healthy reports of READY
+    // instances, the common case, cost nothing more.
+    let unwell: Vec<Uuid> = req
+        .nodes
+        .iter()
+        .filter(|r| {
+            !r.process_up
+                || r.error.is_some()
+                || (r.role == Some(NodeRole::Replica) && r.master_link_up != Some(true))
+        })
+        .map(|r| r.node_id)
+        .collect();
+    let quiet: Vec<Uuid> = sqlx::query_scalar(
+        r#"select distinct n.instance_id from node n join instance i on i.id = n.instance_id
+           where n.host_id = $1 and (i.state = 'REPAIRING' or (i.state = 'READY' and n.id = any($2)))"#,
+    )
+    .bind(host)
+    .bind(&unwell)
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
     for op in ops {
         reconcile::advance(state, op).await?;
+    }
+    for instance in quiet {
+        crate::health::check(state, instance).await?;
     }
     Ok(HeartbeatResponse {
         config_generation: generation,

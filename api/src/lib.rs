@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod hosts;
 pub mod http;
 pub mod idempotency;

@@ -45,6 +45,9 @@ async fn sweep(state: &AppState) -> ApiResult<()> {
     for id in ids {
         advance(state, id).await?;
     }
+    for id in crate::health::suspects(state).await? {
+        crate::health::check(state, id).await?;
+    }
     Ok(())
 }
 

@@ -135,6 +135,26 @@ async fn insert_and_place(
     let engine = version.as_str();
     let mut candidates =
         scheduler::load_candidates(&mut *tx, &target.region, state.config.host_timeout).await?;
+    if !candidates.is_empty()
+        && !candidates
+            .iter()
+            .any(|c| c.engines.iter().any(|e| e == engine))
+    {
+        let mut offered: Vec<&str> = candidates
+            .iter()
+            .flat_map(|c| c.engines.iter().map(String::as_str))
+            .collect();
+        offered.sort_unstable();
+        offered.dedup();
+        return Err(ApiError::field(
+            "redisVersion",
+            format!(
+                "no host in region '{}' runs {engine}; available: {}",
+                target.region,
+                offered.join(", ")
+            ),
+        ));
+    }
     let location =
         match &req.location_id {
             Some(z) => z.clone(),

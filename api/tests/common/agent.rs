@@ -134,6 +134,11 @@ impl FakeAgent {
         self.errors.insert(parse_node_id(node), reason.to_string());
     }
 
+    /// From now on, reports `node` as healthy again.
+    pub fn recover_node(&mut self, node: &str) {
+        self.errors.remove(&parse_node_id(node));
+    }
+
     /// From now on, reports `node` (a replica) as `bytes` behind its primary.
     pub fn set_lag(&mut self, node: &str, bytes: i64) {
         self.lags.insert(parse_node_id(node), bytes);
@@ -254,6 +259,13 @@ impl Fleet {
             }
         }
         panic!("node {id} is in no host config");
+    }
+
+    /// Makes every agent report node `id` healthy again.
+    pub fn recover_node(&mut self, id: &str) {
+        for agent in &mut self.agents {
+            agent.recover_node(id);
+        }
     }
 
     /// Makes the agent holding node `id` report it lagging by `bytes`.

@@ -1,0 +1,111 @@
+//! Instance health between operations: a READY instance whose node goes down, or whose
+//! host goes silent, turns REPAIRING with a message naming the node, and READY again
+//! once the node is back. Also: a redisVersion that no host runs is refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::agent::{Fleet, GIB};
+use common::client::{create, create_ok, instance, standard_ha};
+use common::{Api, TestDb};
+use serde_json::Value;
+
+async fn ready_instance(api: &Api, fleet: &mut Fleet, name: &str) -> Value {
+    let op = create_ok(api, name, standard_ha(1, 2)).await;
+    let done = fleet.converge(api, &op).await;
+    assert!(done["error"].is_null(), "create {name}: {done}");
+    let inst = instance(api, name).await;
+    assert_eq!(inst["state"], "READY", "{inst}");
+    inst
+}
+
+fn primary_id(inst: &Value) -> String {
+    inst["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["role"] == "PRIMARY"))
+        .and_then(|n| n["id"].as_str())
+        .unwrap_or_else(|| panic!("no primary in {inst}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_node_that_goes_down_makes_the_instance_repairing_until_it_is_back() {
+    let db = TestDb::new().await;
+    let api = Api::start(&db).await;
+    let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
+    let inst = ready_instance(&api, &mut fleet, "sick").await;
+    let primary = primary_id(&inst);
+
+    fleet.fail_node(&primary, "the process exited").await;
+    fleet
+        .sync_until("instance REPAIRING", || async {
+            instance(&api, "sick").await["state"] == "REPAIRING"
+        })
+        .await;
+    let seen = instance(&api, "sick").await;
+    let message = seen["statusMessage"].as_str().unwrap_or_default();
+    assert!(message.contains(&primary), "status names the node: {seen}");
+
+    fleet.recover_node(&primary);
+    fleet
+        .sync_until("instance READY again", || async {
+            let i = instance(&api, "sick").await;
+            i["state"] == "READY" && i["statusMessage"] == ""
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_silent_host_makes_its_instances_repairing() {
+    let db = TestDb::new().await;
+    let api =
+        Api::start_with_args(&db, &["--host-timeout", "1s", "--worker-interval", "200ms"]).await;
+    let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
+    ready_instance(&api, &mut fleet, "quiet").await;
+
+    // host-a (the primary's) stops heartbeating; the others go on.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for a in fleet.agents.iter_mut().filter(|a| a.host != "host-a") {
+            a.sync().await;
+        }
+        let i = instance(&api, "quiet").await;
+        if i["state"] == "REPAIRING" {
+            assert!(
+                i["statusMessage"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("local-a"),
+                "{i}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {i}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    fleet
+        .sync_until("instance READY once host-a is back", || async {
+            instance(&api, "quiet").await["state"] == "READY"
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_redis_version_no_host_runs_is_refused() {
+    let db = TestDb::new().await;
+    let api = Api::start(&db).await;
+    let _fleet = Fleet::three_zones(&api, 16 * GIB).await;
+    let mut body = standard_ha(1, 2);
+    body["redisVersion"] = "REDIS_7_2".into();
+    let (status, err) = create(&api, "newer", body).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["details"][0]["field"], "redisVersion", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("REDIS_7_0"),
+        "{err}"
+    );
+}
