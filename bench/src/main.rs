@@ -1,1 +1,167 @@
-fn main() {}
+//! `cacheplane-bench`: measures the SPEC §6 targets, prints a table and records it in
+//! BENCHMARKS.md. Usually run through `scripts/bench.sh`.
+//!
+//! Each figure is a module with a `Config` and an `async fn run(&Config) ->
+//! anyhow::Result<report::Section>`; to add one, add the module, a [`Bench`] variant and
+//! its arm in [`run_bench`].
+
+mod alloc;
+mod db;
+mod get_latency;
+mod report;
+mod server;
+mod stats;
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// A benchmark that can be selected with `--bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Bench {
+    /// Get-instance latency at 10 000 instances (open and closed loop).
+    GetLatency,
+    /// 4 096 /28 allocations in a /16: the last vs the first.
+    Alloc,
+}
+
+/// Measures the SPEC §6 targets of the Cacheplane control plane.
+#[derive(Debug, Parser)]
+#[command(name = "cacheplane-bench", version)]
+struct Args {
+    /// Postgres cluster in which each benchmark creates (and drops) a database of its own.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+
+    /// The `cacheplane-api` binary (release build).
+    #[arg(long, default_value = "target/release/cacheplane-api")]
+    api_bin: PathBuf,
+
+    /// Benchmarks to run (comma-separated); all by default.
+    #[arg(long = "bench", value_enum, value_delimiter = ',')]
+    benches: Vec<Bench>,
+
+    /// File to record the results in.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    output: PathBuf,
+
+    /// Print only; leave BENCHMARKS.md alone.
+    #[arg(long)]
+    no_write: bool,
+
+    /// The command line recorded in BENCHMARKS.md (default: this process's arguments).
+    #[arg(long)]
+    command: Option<String>,
+
+    /// Exit with status 1 when a target is missed.
+    #[arg(long)]
+    strict: bool,
+
+    /// Keep the benchmark databases instead of dropping them.
+    #[arg(long)]
+    keep_db: bool,
+
+    /// get-latency: instances in the database.
+    #[arg(long, default_value_t = 10_000)]
+    instances: u32,
+
+    /// get-latency: hosts the instances' nodes are spread over.
+    #[arg(long, default_value_t = 6)]
+    hosts: u32,
+
+    /// get-latency: open-loop request rate (req/s).
+    #[arg(long, default_value_t = 500.0)]
+    rate: f64,
+
+    /// get-latency: open-loop duration (s).
+    #[arg(long, default_value_t = 20.0)]
+    open_secs: f64,
+
+    /// get-latency: closed-loop concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+
+    /// get-latency: closed-loop duration (s).
+    #[arg(long, default_value_t = 10.0)]
+    closed_secs: f64,
+
+    /// get-latency: warm-up before measuring (s).
+    #[arg(long, default_value_t = 5.0)]
+    warmup_secs: f64,
+
+    /// get-latency: write each open-loop request (scheduled_ms, latency_ms, ok) to this CSV.
+    #[arg(long)]
+    latency_csv: Option<PathBuf>,
+}
+
+async fn run_bench(bench: Bench, args: &Args) -> anyhow::Result<report::Section> {
+    match bench {
+        Bench::GetLatency => {
+            get_latency::run(&get_latency::Config {
+                database_url: args.database_url.clone(),
+                api_bin: args.api_bin.clone(),
+                instances: args.instances,
+                hosts: args.hosts,
+                rate: args.rate,
+                open_secs: args.open_secs,
+                clients: args.clients,
+                closed_secs: args.closed_secs,
+                warmup_secs: args.warmup_secs,
+                keep_db: args.keep_db,
+                latency_csv: args.latency_csv.clone(),
+            })
+            .await
+        }
+        Bench::Alloc => {
+            alloc::run(&alloc::Config {
+                database_url: args.database_url.clone(),
+                keep_db: args.keep_db,
+            })
+            .await
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let benches = if args.benches.is_empty() {
+        Bench::value_variants().to_vec()
+    } else {
+        args.benches.clone()
+    };
+    let command = args
+        .command
+        .clone()
+        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+    let postgres = db::server_version(&args.database_url).await?;
+    let idle = report::cpu_idle(std::time::Duration::from_secs(2)).await;
+    if let Some(idle) = idle.filter(|f| *f < 0.8) {
+        eprintln!(
+            "[bench] warning: the CPUs were only {:.0} % idle before the run; something else is busy and the figures will suffer",
+            idle * 100.0
+        );
+    }
+    let run = report::RunInfo::collect(command, &postgres, idle);
+
+    let mut sections = Vec::new();
+    for bench in benches {
+        let name = bench
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        eprintln!("[bench] running {name}");
+        sections.push(run_bench(bench, &args).await?);
+    }
+
+    report::print(&run, &sections);
+    if !args.no_write {
+        report::write_markdown(&args.output, &run, &sections)?;
+        eprintln!("[bench] updated {}", args.output.display());
+    }
+    let missed: usize = sections.iter().map(report::Section::missed).sum();
+    if args.strict && missed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
