@@ -32,6 +32,9 @@ install_prerequisites() {
         exit 1
     }
     ensure_postgres
+    # The end-to-end tests run real engines: redis-server, and redis-cli to check them.
+    ensure_pkg redis-server redis-server
+    ensure_pkg redis-cli redis-tools
     install_python_test_tools
 }
 
@@ -53,6 +56,10 @@ main() {
     fi
     export DATABASE_URL
     export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+
+    # The end-to-end tests start the agent binary next to the API's.
+    step "cargo build --workspace --bins"
+    cargo build --workspace --bins
 
     if cargo nextest --version >/dev/null 2>&1; then
         step "cargo nextest run --workspace --no-fail-fast $*"

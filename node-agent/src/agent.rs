@@ -1,0 +1,302 @@
+//! The agent's loops: a config watcher (register, then long-poll the host config, save
+//! it, wake the reconciler) and a reconciler (observe, plan, apply, heartbeat) on an
+//! interval plus wake-ups. Both stop on the cancellation token; the engines keep running,
+//! since they are the caches.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cacheplane_types::{HeartbeatRequest, HostConfig, RegisterHostRequest};
+use tokio::sync::{watch, Notify};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiClient;
+use crate::backoff::{retry, Backoff};
+use crate::config::Config;
+use crate::meminfo;
+use crate::redis::version;
+use crate::store::ConfigStore;
+use crate::supervisor::Supervisor;
+
+/// After an action, passes come this often for a while, so that convergence (a replica's
+/// link coming up) is reported without waiting a full heartbeat interval.
+const QUICK_INTERVAL: Duration = Duration::from_millis(200);
+/// How long quick passes go on after the last action.
+const QUICK_FOR: Duration = Duration::from_secs(5);
+
+fn api_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
+}
+
+/// What both loops share.
+struct Shared {
+    api: ApiClient,
+    registration: RegisterHostRequest,
+    /// The host is registered with the API (heartbeats may go).
+    registered: AtomicBool,
+    /// Asks the watcher to poll again at once (the API has a newer config).
+    nudge: Notify,
+}
+
+/// Runs the agent until `cancel` fires. Fails at start on a configuration the agent
+/// cannot work with, or when the API refuses the registration.
+pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    cfg.check()?;
+    let host_id = cfg.host_id()?;
+    check_host_id(&host_id)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let engine = version::engine_of(&cfg.redis_server).await?;
+    let memory_bytes = match cfg.memory_bytes {
+        Some(m) if m > 0 => m,
+        Some(_) => anyhow::bail!("--memory-bytes must be more than 0"),
+        None => meminfo::read()?.total_bytes,
+    };
+    let store = ConfigStore::new(&cfg.data_dir);
+    let saved = match store.load() {
+        Ok(Some(c)) if c.host == format!("hosts/{host_id}") => Some(c),
+        Ok(Some(c)) => {
+            tracing::warn!(saved_for = %c.host, "saved config is for another host; ignored");
+            None
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "saved config unreadable; ignored");
+            None
+        }
+    };
+    tracing::info!(
+        host = %host_id, zone = %cfg.zone, engine = %engine, memory_bytes,
+        saved_generation = saved.as_ref().map(|c| c.generation),
+        "node agent starting"
+    );
+    let supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
+    let shared = Arc::new(Shared {
+        api: ApiClient::new(&cfg.api_url, &host_id, &cfg.token)?,
+        registration: RegisterHostRequest {
+            zone: cfg.zone.clone(),
+            address: cfg.address.clone(),
+            memory_bytes,
+            engines: vec![engine],
+        },
+        registered: AtomicBool::new(false),
+        nudge: Notify::new(),
+    });
+    let (tx, rx) = watch::channel(saved.map(Arc::new));
+    // A refused registration ends the watcher with an error, and with it the agent.
+    let stop = cancel.child_token();
+    let watcher = async {
+        let r = watch_config(&shared, &store, cfg.poll_timeout, tx, &stop).await;
+        stop.cancel();
+        r
+    };
+    let reconciler = reconcile_loop(&shared, supervisor, cfg.heartbeat_interval, rx, &stop);
+    let (watched, ()) = tokio::join!(watcher, reconciler);
+    tracing::info!("node agent stopped; engines left running");
+    watched
+}
+
+/// The API's rule for host ids, checked before the id goes into URLs.
+fn check_host_id(id: &str) -> anyhow::Result<()> {
+    let ok = (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !ok {
+        anyhow::bail!("host id '{id}' must be 1-63 lowercase letters, digits, dots or hyphens; pass --host-id");
+    }
+    Ok(())
+}
+
+/// Registers (retrying while the API is away), then long-polls the host config for as
+/// long as the agent runs. A refused registration ends the agent.
+async fn watch_config(
+    shared: &Shared,
+    store: &ConfigStore,
+    poll_timeout: Duration,
+    tx: watch::Sender<Option<Arc<HostConfig>>>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    if !register(shared, cancel).await? {
+        return Ok(());
+    }
+    let mut held = tx.borrow().as_ref().map(|c| c.generation);
+    let mut backoff = api_backoff();
+    // The first poll, and any after a nudge, asks for the config at once rather than
+    // waiting for one newer than held: the API's generation may also have gone back.
+    let mut at_once = true;
+    loop {
+        let known = if at_once { None } else { held };
+        at_once = false;
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = shared.nudge.notified() => {
+                at_once = true;
+                continue;
+            }
+            r = shared.api.config(known, poll_timeout) => r,
+        };
+        match result {
+            Ok(config) => {
+                backoff.reset();
+                if Some(config.generation) == held {
+                    continue;
+                }
+                if let Some(h) = held.filter(|h| config.generation < *h) {
+                    tracing::warn!(
+                        held = h,
+                        got = config.generation,
+                        "the API's config generation went back; following the API"
+                    );
+                }
+                tracing::info!(
+                    generation = config.generation,
+                    nodes = config.nodes.len(),
+                    "new host config"
+                );
+                if let Err(e) = store.save(&config) {
+                    tracing::error!(error = %format!("{e:#}"), "cannot save the host config; applying it anyway");
+                }
+                held = Some(config.generation);
+                tx.send_replace(Some(Arc::new(config)));
+            }
+            Err(e) if e.code() == Some(404) => {
+                tracing::warn!(error = %e, "the API does not know this host; registering again");
+                if !register(shared, cancel).await? {
+                    return Ok(());
+                }
+                at_once = true;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "config poll failed");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = shared.nudge.notified() => at_once = true,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Registers the host, retrying while the API is away; `Ok(false)` when cancelled.
+async fn register(shared: &Shared, cancel: &CancellationToken) -> anyhow::Result<bool> {
+    let r = retry(cancel, "registering the host", api_backoff(), || {
+        shared.api.register(&shared.registration)
+    })
+    .await;
+    match r {
+        None => Ok(false),
+        Some(Ok(host)) => {
+            tracing::info!(host = %host.name, zone = %host.zone, generation = host.config_generation, "registered");
+            shared.registered.store(true, Ordering::Relaxed);
+            Ok(true)
+        }
+        Some(Err(e)) => Err(e).context("the API refused the registration"),
+    }
+}
+
+/// Observes, reconciles and heartbeats every `interval`, at once when the config
+/// changes, and more often for a while after acting. Does nothing before a config is
+/// known (from disk or the API): an unknown desired state never stops an engine.
+async fn reconcile_loop(
+    shared: &Shared,
+    mut supervisor: Supervisor,
+    interval: Duration,
+    mut rx: watch::Receiver<Option<Arc<HostConfig>>>,
+    cancel: &CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut applied_generation: i64 = 0;
+    let mut quick_until: Option<Instant> = None;
+    let mut api_down_logged = false;
+    let mut config_open = true;
+    loop {
+        let quick = quick_until
+            .filter(|until| Instant::now() < *until)
+            .map(|_| Instant::now() + QUICK_INTERVAL);
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            r = rx.changed(), if config_open => config_open = r.is_ok(),
+            _ = tick.tick() => {}
+            _ = sleep_until(quick), if quick.is_some() => {}
+        }
+        let Some(config) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let pass = supervisor.reconcile(&config.nodes).await;
+        if pass.applied {
+            applied_generation = config.generation;
+        }
+        if pass.acted {
+            quick_until = Some(Instant::now() + QUICK_FOR);
+        }
+        if !shared.registered.load(Ordering::Relaxed) {
+            continue;
+        }
+        let req = HeartbeatRequest {
+            applied_generation,
+            free_memory_bytes: meminfo::read().ok().and_then(|m| m.available_bytes),
+            nodes: pass.reports,
+        };
+        match shared.api.heartbeat(&req).await {
+            Ok(resp) => {
+                if api_down_logged {
+                    tracing::info!("heartbeats reach the API again");
+                    api_down_logged = false;
+                }
+                if resp.config_generation != config.generation {
+                    shared.nudge.notify_one();
+                }
+            }
+            Err(e) if e.code() == Some(404) => {
+                tracing::warn!(error = %e, "the API does not know this host; registering again");
+                match shared.api.register(&shared.registration).await {
+                    Ok(_) => tracing::info!("registered again"),
+                    Err(e) => tracing::warn!(error = %e, "registering again failed"),
+                }
+            }
+            Err(e) => {
+                if api_down_logged {
+                    tracing::debug!(error = %e, "heartbeat failed");
+                } else {
+                    tracing::warn!(error = %e, "heartbeat failed; engines keep running, retrying every interval");
+                    api_down_logged = true;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ids() {
+        assert!(check_host_id("host-1.local").is_ok());
+        assert!(check_host_id("Host").is_err());
+        assert!(check_host_id("-a").is_err());
+        assert!(check_host_id("").is_err());
+        assert!(check_host_id("a/b").is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! Agent configuration, from flags or the environment (`cacheplane-node-agent --help`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the agent puts node addresses on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkMode {
+    /// Addresses in 127.0.0.0/8, all reachable on Linux loopback; needs no privileges.
+    Loopback,
+    /// One network namespace per network (root).
+    Netns,
+    /// Secondary addresses on a host interface (root).
+    Host,
+}
+
+/// How the node agent is configured. `Debug` leaves the token out.
+#[derive(Clone, clap::Parser)]
+#[command(
+    name = "cacheplane-node-agent",
+    version,
+    about = "The Cacheplane node agent: runs and supervises cache engines on this host"
+)]
+pub struct Config {
+    /// Base URL of the Cacheplane API, e.g. `http://127.0.0.1:8080`.
+    #[arg(long, env = "CACHEPLANE_API_URL")]
+    pub api_url: String,
+
+    /// Bearer token of this host (or an admin token).
+    #[arg(long, env = "CACHEPLANE_AGENT_TOKEN", hide_env_values = true)]
+    pub token: String,
+
+    /// Host id to register as (default: this machine's hostname, lowercased).
+    #[arg(long, env = "CACHEPLANE_HOST_ID")]
+    pub host_id: Option<String>,
+
+    /// The zone this host is in, e.g. `local-a`.
+    #[arg(long, env = "CACHEPLANE_ZONE")]
+    pub zone: String,
+
+    /// The host's address, as registered with the API.
+    #[arg(long, env = "CACHEPLANE_HOST_ADDRESS", default_value = "127.0.0.1")]
+    pub address: String,
+
+    /// Where the agent keeps its saved config and one directory per node.
+    #[arg(long, env = "CACHEPLANE_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// How node addresses are put on the host.
+    #[arg(
+        long,
+        env = "CACHEPLANE_NETWORK_MODE",
+        value_enum,
+        default_value = "loopback"
+    )]
+    pub network_mode: NetworkMode,
+
+    /// The `redis-server` binary (a path, or a name looked up on PATH).
+    #[arg(long, env = "CACHEPLANE_REDIS_SERVER", default_value = "redis-server")]
+    pub redis_server: PathBuf,
+
+    /// Memory offered to caches, in bytes (default: MemTotal of /proc/meminfo).
+    #[arg(long, env = "CACHEPLANE_MEMORY_BYTES")]
+    pub memory_bytes: Option<i64>,
+
+    /// How often the agent observes its nodes, reconciles and heartbeats.
+    #[arg(long, env = "CACHEPLANE_HEARTBEAT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Longest wait of one config long-poll.
+    #[arg(long, env = "CACHEPLANE_POLL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub poll_timeout: Duration,
+
+    /// Log format.
+    #[arg(long, env = "CACHEPLANE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("api_url", &self.api_url)
+            .field("token", &"***")
+            .field("host_id", &self.host_id)
+            .field("zone", &self.zone)
+            .field("address", &self.address)
+            .field("data_dir", &self.data_dir)
+            .field("network_mode", &self.network_mode)
+            .field("redis_server", &self.redis_server)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("poll_timeout", &self.poll_timeout)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Refuses settings this build cannot honour.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.network_mode != NetworkMode::Loopback {
+            let name = clap::ValueEnum::to_possible_value(&self.network_mode)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            anyhow::bail!("--network-mode {name} is not supported yet; use loopback");
+        }
+        if self.heartbeat_interval.is_zero() {
+            anyhow::bail!("--heartbeat-interval must be more than 0");
+        }
+        if self.api_url.trim().is_empty() {
+            anyhow::bail!("--api-url must not be empty");
+        }
+        Ok(())
+    }
+
+    /// The host id: the flag, or this machine's hostname lowercased.
+    pub fn host_id(&self) -> anyhow::Result<String> {
+        if let Some(id) = &self.host_id {
+            return Ok(id.clone());
+        }
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map_err(|e| anyhow::anyhow!("cannot read the hostname ({e}); pass --host-id"))?;
+        let name = name.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            anyhow::bail!("the hostname is empty; pass --host-id");
+        }
+        Ok(name)
+    }
+}
+
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration such as 500ms, 30s or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("'{s}': the unit must be ms, s or m")),
+    };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("'{s}' is out of range (0 to 24 h)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn other_network_modes_are_refused() {
+        let base = [
+            "agent",
+            "--api-url",
+            "http://x",
+            "--token",
+            "t",
+            "--zone",
+            "z",
+            "--data-dir",
+            "/d",
+        ];
+        let c = Config::try_parse_from(base).expect("parses");
+        assert!(c.check().is_ok());
+        let c = Config::try_parse_from(base.iter().copied().chain(["--network-mode", "netns"]))
+            .expect("parses");
+        let err = c.check().expect_err("netns refused").to_string();
+        assert!(err.contains("not supported yet"), "{err}");
+        assert!(!format!("{c:?}").contains("\"t\""), "Debug hides the token");
+    }
+}

@@ -1,0 +1,22 @@
+//! The Cacheplane node agent: registers its host with the API, pulls the host's desired
+//! config (the nodes it must run), runs and supervises one `redis-server` per node, and
+//! reports what it observes. See SPEC.md §3–§5.
+//!
+//! Layout: [`config`] (flags), [`api`] (the agent protocol), [`store`] (the saved
+//! config), [`plan`] (the pure reconcile decision), [`redis`] (engine files, processes,
+//! client, INFO), [`adopt`] (taking over running engines at start), [`supervisor`]
+//! (observe, plan, apply), [`agent`] (the loops).
+
+pub mod adopt;
+pub mod agent;
+pub mod api;
+pub mod backoff;
+pub mod config;
+pub mod meminfo;
+pub mod plan;
+pub mod redis;
+pub mod store;
+pub mod supervisor;
+
+#[cfg(test)]
+mod testutil;

@@ -1,0 +1,241 @@
+//! Renders `redis.conf` for a node. The file holds the auth string: it is written with
+//! mode 0600 and never logged.
+
+use std::fmt::Write;
+
+use cacheplane_types::{NodeRole, NodeSpec};
+
+use super::NodeDir;
+
+/// Settings the agent owns: taken from the spec, never from `redisConfigs`.
+const OWNED: &[&str] = &[
+    "maxmemory",
+    "maxmemory-gb",
+    "port",
+    "bind",
+    "dir",
+    "daemonize",
+    "pidfile",
+    "logfile",
+    "requirepass",
+    "masterauth",
+    "replicaof",
+    "slaveof",
+    "replica-announce-ip",
+    "protected-mode",
+    "include",
+    "save",
+    "appendonly",
+    "repl-diskless-sync",
+    "repl-diskless-sync-delay",
+    "repl-diskless-load",
+];
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// The `maxmemory` a node runs with, in bytes: `maxmemory-gb` from `redisConfigs` (GiB,
+/// may be fractional) when present and valid, else the spec's `maxmemoryBytes`.
+pub fn effective_maxmemory(spec: &NodeSpec) -> u64 {
+    let from_gb = spec
+        .redis_configs
+        .get("maxmemory-gb")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|gb| gb.is_finite() && *gb > 0.0)
+        .map(|gb| (gb * GIB).round() as u64);
+    from_gb.unwrap_or_else(|| u64::try_from(spec.maxmemory_bytes).unwrap_or(0))
+}
+
+/// The addresses a node listens on: its own, then (for the primary) the primary
+/// endpoint. Its own comes first so that the engine's process title names it.
+pub fn bind_addresses(spec: &NodeSpec) -> Vec<String> {
+    let mut v = vec![spec.address.clone()];
+    if spec.role == NodeRole::Primary {
+        if let Some(ep) = spec
+            .endpoint_address
+            .as_ref()
+            .filter(|e| **e != spec.address)
+        {
+            v.push(ep.clone());
+        }
+    }
+    v
+}
+
+/// The `redisConfigs` entries passed to the engine as they are: every key except those
+/// the agent owns, and only names made of lowercase letters, digits and hyphens.
+pub fn passthrough_configs(spec: &NodeSpec) -> impl Iterator<Item = (&str, &str)> {
+    spec.redis_configs
+        .iter()
+        .filter(|(k, _)| is_passthrough(k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// Whether `key` of `redisConfigs` goes to the engine as it is.
+pub fn is_passthrough(key: &str) -> bool {
+    !key.is_empty()
+        && !OWNED.contains(&key)
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// For a replica: the primary it follows, if the spec names one.
+pub fn replicaof(spec: &NodeSpec) -> Option<(&str, u16)> {
+    match spec.role {
+        NodeRole::Replica => spec.primary_address.as_deref().map(|a| (a, spec.port)),
+        NodeRole::Primary => None,
+    }
+}
+
+/// Quotes a value for redis.conf: double quotes, with `\`, `"` and anything not printable
+/// ASCII escaped, so no value can break out of its line.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for b in value.bytes() {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The whole `redis.conf` of a node living in `dir`.
+pub fn render(spec: &NodeSpec, dir: &NodeDir) -> String {
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        "# Written by cacheplane-node-agent for node {}; changes are overwritten.",
+        spec.node_id
+    );
+    let _ = writeln!(c, "port {}", spec.port);
+    let binds: Vec<String> = bind_addresses(spec).iter().map(|a| quote(a)).collect();
+    let _ = writeln!(c, "bind {}", binds.join(" "));
+    c.push_str("protected-mode no\n");
+    c.push_str("daemonize yes\n");
+    let _ = writeln!(c, "pidfile {}", quote(&dir.pidfile().to_string_lossy()));
+    let _ = writeln!(c, "logfile {}", quote(&dir.logfile().to_string_lossy()));
+    let _ = writeln!(c, "dir {}", quote(&dir.dir.to_string_lossy()));
+    c.push_str("save \"\"\n");
+    c.push_str("appendonly no\n");
+    // Nothing is persisted: replicas sync over the socket, at once (the default waits 5 s
+    // for more replicas), and an empty replica loads straight from it.
+    c.push_str("repl-diskless-sync yes\n");
+    c.push_str("repl-diskless-sync-delay 0\n");
+    c.push_str("repl-diskless-load on-empty-db\n");
+    let _ = writeln!(c, "maxmemory {}", effective_maxmemory(spec));
+    let _ = writeln!(c, "replica-announce-ip {}", quote(&spec.address));
+    if let Some(auth) = &spec.auth_string {
+        let _ = writeln!(c, "requirepass {}", quote(auth));
+        let _ = writeln!(c, "masterauth {}", quote(auth));
+    }
+    if let Some((host, port)) = replicaof(spec) {
+        let _ = writeln!(c, "replicaof {} {port}", quote(host));
+    }
+    for (k, v) in passthrough_configs(spec) {
+        let _ = writeln!(c, "{k} {}", quote(v));
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn spec(role: NodeRole) -> NodeSpec {
+        NodeSpec {
+            node_id: Uuid::nil(),
+            instance: "projects/p/locations/local/instances/c1".into(),
+            engine_version: "REDIS_7_0".into(),
+            role,
+            address: "127.64.0.4".into(),
+            port: 6379,
+            endpoint_address: Some("127.64.0.1".into()),
+            primary_address: Some("127.64.0.5".into()),
+            maxmemory_bytes: 1 << 30,
+            redis_configs: BTreeMap::from([
+                ("maxmemory-policy".to_string(), "allkeys-lru".to_string()),
+                ("notify-keyspace-events".to_string(), String::new()),
+            ]),
+            restart_in_place: false,
+            auth_string: Some("s3cr\"et".into()),
+        }
+    }
+
+    fn lines(s: &str) -> Vec<&str> {
+        s.lines().collect()
+    }
+
+    #[test]
+    fn renders_a_primary() {
+        let dir = NodeDir::new(Path::new("/data"), Uuid::nil());
+        let conf = render(&spec(NodeRole::Primary), &dir);
+        let l = lines(&conf);
+        let d = "/data/nodes/00000000-0000-0000-0000-000000000000";
+        for want in [
+            "port 6379",
+            "bind \"127.64.0.4\" \"127.64.0.1\"",
+            "protected-mode no",
+            "daemonize yes",
+            &format!("pidfile \"{d}/redis.pid\""),
+            &format!("logfile \"{d}/redis.log\""),
+            &format!("dir \"{d}\""),
+            "save \"\"",
+            "appendonly no",
+            "repl-diskless-sync-delay 0",
+            "maxmemory 1073741824",
+            "replica-announce-ip \"127.64.0.4\"",
+            "requirepass \"s3cr\\\"et\"",
+            "masterauth \"s3cr\\\"et\"",
+            "maxmemory-policy \"allkeys-lru\"",
+            "notify-keyspace-events \"\"",
+        ] {
+            assert!(l.contains(&want), "missing {want:?} in\n{conf}");
+        }
+        assert!(!conf.contains("replicaof"), "{conf}");
+    }
+
+    #[test]
+    fn renders_a_replica() {
+        let dir = NodeDir::new(Path::new("/data"), Uuid::nil());
+        let conf = render(&spec(NodeRole::Replica), &dir);
+        let l = lines(&conf);
+        assert!(l.contains(&"replicaof \"127.64.0.5\" 6379"), "{conf}");
+        assert!(l.contains(&"bind \"127.64.0.4\""), "{conf}");
+    }
+
+    #[test]
+    fn maxmemory_gb_wins_and_agent_settings_cannot_be_overridden() {
+        let mut s = spec(NodeRole::Primary);
+        s.redis_configs.insert("maxmemory-gb".into(), "0.5".into());
+        s.redis_configs.insert("dir".into(), "/etc".into());
+        s.redis_configs.insert("bad key\nport".into(), "1".into());
+        s.auth_string = None;
+        assert_eq!(effective_maxmemory(&s), 512 * 1024 * 1024);
+        let conf = render(&s, &NodeDir::new(Path::new("/d"), Uuid::nil()));
+        assert!(conf.contains("maxmemory 536870912\n"), "{conf}");
+        assert!(!conf.contains("maxmemory-gb"), "{conf}");
+        assert!(!conf.contains("/etc"), "{conf}");
+        assert!(!conf.contains("bad key"), "{conf}");
+        assert!(!conf.contains("requirepass"), "{conf}");
+        s.redis_configs.insert("maxmemory-gb".into(), "nan".into());
+        assert_eq!(effective_maxmemory(&s), 1 << 30);
+    }
+
+    #[test]
+    fn quoting_keeps_values_on_their_line() {
+        assert_eq!(quote("a b"), "\"a b\"");
+        assert_eq!(quote("x\ny\\"), "\"x\\x0ay\\\\\"");
+    }
+}

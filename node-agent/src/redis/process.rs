@@ -1,0 +1,362 @@
+//! Engine processes: start `redis-server` daemonized (so it outlives the agent), stop it
+//! (SHUTDOWN NOSAVE, then signals, each wait bounded), and read why a start failed from
+//! the engine's own log.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use cacheplane_types::NodeSpec;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::time::Instant;
+
+use super::client::Client;
+use super::{conf, NodeDir};
+use crate::store::write_atomic;
+
+/// Longest wait for a started engine to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for an engine to exit after each way of asking it to.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+/// How often bounded waits look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Writes the node's `redis.conf` and `spec.json` (both mode 0600: they hold the auth
+/// string), creating its directory (mode 0700) if needed.
+pub fn write_files(spec: &NodeSpec, dir: &NodeDir) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir.dir)
+        .with_context(|| format!("creating {}", dir.dir.display()))?;
+    fs::set_permissions(&dir.dir, fs::Permissions::from_mode(0o700))?;
+    write_atomic(&dir.conf(), conf::render(spec, dir).as_bytes(), 0o600)?;
+    write_atomic(&dir.spec(), &serde_json::to_vec_pretty(spec)?, 0o600)
+}
+
+/// The spec last applied to the node in `dir`, if it was saved and parses.
+pub fn load_spec(dir: &NodeDir) -> Option<NodeSpec> {
+    let bytes = fs::read(dir.spec()).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The pid in the node's pid file.
+pub fn read_pid(dir: &NodeDir) -> Option<u32> {
+    fs::read_to_string(dir.pidfile()).ok()?.trim().parse().ok()
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain any
+    // character: look after the last ')'.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | None)
+}
+
+/// The command line of `pid`, arguments joined by spaces.
+pub fn cmdline(pid: u32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let s = String::from_utf8_lossy(&raw).replace('\0', " ");
+    Some(s.trim().to_string())
+}
+
+/// Whether `pid` is a running `redis-server` (its process title starts with the
+/// program's name). Guards against a pid file naming a reused pid.
+pub fn is_redis(pid: u32) -> bool {
+    is_running(pid) && cmdline(pid).is_some_and(|c| is_redis_title(&c))
+}
+
+/// Whether `pid` is a running `redis-server` serving `address:port` (its process title
+/// names its first bind address).
+pub fn is_engine_of(pid: u32, address: &str, port: u16) -> bool {
+    is_running(pid)
+        && cmdline(pid).is_some_and(|c| {
+            is_redis_title(&c)
+                && c.split_whitespace()
+                    .any(|w| w == format!("{address}:{port}"))
+        })
+}
+
+fn is_redis_title(cmdline: &str) -> bool {
+    cmdline
+        .split_whitespace()
+        .next()
+        .is_some_and(|prog| prog.ends_with("redis-server"))
+}
+
+/// Starts the engine of `spec` in `dir` and waits (bounded) until it answers PING.
+/// Answers its pid, or why it could not start, in the engine's own words when it gave
+/// them.
+pub async fn start(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Result<u32, String> {
+    start_inner(redis_server, spec, dir)
+        .await
+        .map_err(|reason| redact(reason, spec.auth_string.as_deref()))
+}
+
+/// Hides the auth string should the engine ever quote it (a config line in an error).
+fn redact(text: String, secret: Option<&str>) -> String {
+    match secret.filter(|s| !s.is_empty()) {
+        Some(s) => text.replace(s, "***"),
+        None => text,
+    }
+}
+
+async fn start_inner(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Result<u32, String> {
+    write_files(spec, dir).map_err(|e| format!("cannot write the engine's files: {e:#}"))?;
+    let _ = fs::remove_file(dir.pidfile());
+    let log_from = fs::metadata(dir.logfile()).map(|m| m.len()).unwrap_or(0);
+    let child = tokio::process::Command::new(redis_server)
+        .arg(dir.conf())
+        .current_dir(&dir.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    // With `daemonize yes` this process forks the engine and exits at once; errors in
+    // the config file make it exit non-zero with the reason on its output.
+    let out = match tokio::time::timeout(START_TIMEOUT, child).await {
+        Err(_) => return Err(format!("{} did not daemonize", redis_server.display())),
+        Ok(Err(e)) => return Err(format!("cannot run {}: {e}", redis_server.display())),
+        Ok(Ok(out)) => out,
+    };
+    if !out.status.success() {
+        let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        return Err(summarize_fatal(&text)
+            .or_else(|| log_reason(&dir.logfile(), log_from))
+            .unwrap_or_else(|| format!("redis-server exited with {}", out.status)));
+    }
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(pid) = read_pid(dir).filter(|p| is_running(*p)) {
+            // The pid file is written once the engine listens.
+            let auth = spec.auth_string.as_deref();
+            if let Ok(mut c) = Client::connect(&spec.address, spec.port, auth).await {
+                if c.ping().await.is_ok() {
+                    return Ok(pid);
+                }
+            }
+        } else if let Some(pid) = log_pid(&dir.logfile(), log_from) {
+            if !is_running(pid) {
+                return Err(log_reason(&dir.logfile(), log_from)
+                    .unwrap_or_else(|| "redis-server exited at start".into()));
+            }
+        }
+        if Instant::now() >= deadline {
+            let reason = log_reason(&dir.logfile(), log_from)
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            if let Some(pid) = read_pid(dir).or_else(|| log_pid(&dir.logfile(), log_from)) {
+                let _ = terminate(pid).await;
+            }
+            return Err(format!(
+                "redis-server did not answer within {START_TIMEOUT:?}{reason}"
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Stops the engine of the node in `dir` (SHUTDOWN NOSAVE, then SIGTERM, then SIGKILL,
+/// each wait bounded) and removes the directory. `spec` says how to reach the engine.
+pub async fn stop(dir: &NodeDir, spec: Option<&NodeSpec>) -> anyhow::Result<()> {
+    let pid = read_pid(dir).filter(|p| match spec {
+        Some(s) => is_engine_of(*p, &s.address, s.port),
+        None => is_redis(*p),
+    });
+    if let Some(pid) = pid {
+        if let Some(s) = spec {
+            if let Ok(c) = Client::connect(&s.address, s.port, s.auth_string.as_deref()).await {
+                let _ = c.shutdown_nosave().await;
+            }
+        }
+        if !wait_exit(pid, STOP_WAIT).await {
+            terminate(pid).await?;
+        }
+    }
+    match fs::remove_dir_all(&dir.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", dir.dir.display())),
+    }
+}
+
+/// SIGTERM, then SIGKILL, waiting (bounded) after each.
+async fn terminate(pid: u32) -> anyhow::Result<()> {
+    let target = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
+    for (sig, wait) in [
+        (Signal::SIGTERM, STOP_WAIT),
+        (Signal::SIGKILL, Duration::from_secs(2)),
+    ] {
+        if !is_running(pid) {
+            return Ok(());
+        }
+        let _ = kill(target, sig);
+        if wait_exit(pid, wait).await {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("engine pid {pid} is still running after SIGKILL")
+}
+
+/// Waits up to `limit` for `pid` to exit; true once it has.
+async fn wait_exit(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while is_running(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    true
+}
+
+/// The log written since byte `from` (at most the last 64 KB of it).
+fn log_since(log: &Path, from: u64) -> Option<String> {
+    let mut f = fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    let from = if len < from {
+        0
+    } else {
+        from.max(len.saturating_sub(64 * 1024))
+    };
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The pid of the engine that last wrote the log since `from` (lines start `PID:ROLE`).
+fn log_pid(log: &Path, from: u64) -> Option<u32> {
+    let text = log_since(log, from)?;
+    text.lines()
+        .rev()
+        .find_map(|l| l.split_once(':').and_then(|(p, _)| p.parse().ok()))
+}
+
+/// Why the engine stopped, from its log since `from`.
+pub fn log_reason(log: &Path, from: u64) -> Option<String> {
+    reason_from_log(&log_since(log, from)?)
+}
+
+/// Warning-level lines Redis writes on every start: not reasons.
+const BANNERS: &[&str] = &[
+    "oO0OoO0OoO0Oo",
+    "Redis version=",
+    "Configuration loaded",
+    "Server initialized",
+    "WARNING",
+];
+
+/// The last warnings of a Redis log (`PID:R DD Mon YYYY HH:MM:SS.mmm # message`),
+/// leaving out banners and advisory `WARNING …` lines, joined by "; ".
+pub fn reason_from_log(text: &str) -> Option<String> {
+    let messages: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.splitn(7, ' ').collect();
+            match parts.as_slice() {
+                [_, _, _, _, _, level, msg] => Some((*level, msg.trim())),
+                _ => None,
+            }
+        })
+        .collect();
+    let warnings: Vec<&str> = messages
+        .iter()
+        .filter(|(lvl, m)| *lvl == "#" && !BANNERS.iter().any(|b| m.starts_with(b)))
+        .map(|(_, m)| *m)
+        .collect();
+    let picked: Vec<&str> = if warnings.is_empty() {
+        messages.last().map(|(_, m)| *m).into_iter().collect()
+    } else {
+        warnings[warnings.len().saturating_sub(2)..].to_vec()
+    };
+    let joined = picked.join("; ");
+    (!joined.is_empty()).then(|| truncate(&joined, 400))
+}
+
+/// The message of a fatal config error printed by redis-server before it daemonizes.
+fn summarize_fatal(output: &str) -> Option<String> {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    (!lines.is_empty()).then(|| truncate(&lines.join(" "), 400))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_is_the_last_real_warnings() {
+        let log = "\
+123:C 01 Jan 2025 10:00:00.000 # oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo
+123:C 01 Jan 2025 10:00:00.001 # Redis version=7.0.15, bits=64, pid=123, just started
+123:C 01 Jan 2025 10:00:00.001 # Configuration loaded
+123:M 01 Jan 2025 10:00:00.001 # WARNING Memory overcommit must be enabled!
+123:M 01 Jan 2025 10:00:00.002 # Warning: Could not create server TCP listening socket 127.77.0.1:6379: bind: Address already in use
+123:M 01 Jan 2025 10:00:00.003 # Failed listening on port 6379 (TCP), aborting.
+";
+        assert_eq!(
+            reason_from_log(log).as_deref(),
+            Some("Warning: Could not create server TCP listening socket 127.77.0.1:6379: bind: Address already in use; Failed listening on port 6379 (TCP), aborting.")
+        );
+        assert_eq!(
+            reason_from_log("1:M 01 Jan 2025 10:00:00.000 * Ready to accept connections\n")
+                .as_deref(),
+            Some("Ready to accept connections")
+        );
+        assert_eq!(reason_from_log(""), None);
+        assert_eq!(reason_from_log("garbage\n"), None);
+    }
+
+    #[test]
+    fn fatal_config_errors_are_one_line() {
+        let out = "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line 20\n>>> 'maxmemory-policy \"x\"'\nargument(s) must be one of the following: volatile-lru\n";
+        let s = summarize_fatal(out).expect("a reason");
+        assert!(s.starts_with("*** FATAL CONFIG FILE ERROR"), "{s}");
+        assert!(s.contains("argument(s) must be one of"), "{s}");
+        assert_eq!(truncate("ééé", 3), "é…");
+        assert_eq!(
+            redact(">>> 'requirepass \"pw1\"'".into(), Some("pw1")),
+            ">>> 'requirepass \"***\"'"
+        );
+    }
+
+    #[test]
+    fn this_process_is_running_and_not_redis() {
+        let me = std::process::id();
+        assert!(is_running(me));
+        assert!(!is_engine_of(me, "127.0.0.1", 6379));
+        assert!(!is_running(u32::MAX - 1));
+        assert!(!is_redis(me));
+        assert!(is_redis_title("redis-server 127.64.0.3:6379"));
+        assert!(is_redis_title("/usr/bin/redis-server 127.64.0.3:6379"));
+        assert!(!is_redis_title(
+            "cacheplane-node-agent --redis-server redis-server"
+        ));
+    }
+}

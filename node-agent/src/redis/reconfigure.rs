@@ -1,0 +1,136 @@
+//! Online changes to a running engine (CONFIG SET, REPLICAOF): no restart, no data loss.
+
+use std::collections::BTreeSet;
+
+use cacheplane_types::{NodeRole, NodeSpec};
+
+use super::client::{Client, ClientError};
+use super::conf;
+use crate::plan::Change;
+
+/// Engine defaults of the `redisConfigs` keys, restored when a key is removed.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("maxmemory-policy", "noeviction"),
+    ("notify-keyspace-events", ""),
+    ("activedefrag", "no"),
+    ("lfu-log-factor", "10"),
+    ("lfu-decay-time", "1"),
+    ("stream-node-max-bytes", "4096"),
+    ("stream-node-max-entries", "100"),
+];
+
+/// Why an online change failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct ReconfigureError {
+    /// The step that failed, e.g. `CONFIG SET maxmemory`.
+    pub what: String,
+    /// The engine's answer.
+    #[source]
+    pub source: ClientError,
+}
+
+impl ReconfigureError {
+    /// Whether trying again later may work: a lost connection, or an address still held
+    /// by another engine (the old primary during a failover). An engine refusing a value
+    /// is not transient.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self.source, ClientError::Server(_))
+            || self.source.is_busy()
+            || self.what.contains("bind")
+            || self.what.contains("port")
+    }
+}
+
+async fn set(c: &mut Client, key: &str, value: &str) -> Result<(), ReconfigureError> {
+    c.config_set(key, value)
+        .await
+        .map_err(|source| ReconfigureError {
+            what: format!("CONFIG SET {key}"),
+            source,
+        })
+}
+
+/// Applies `what` so that the engine behind `c` runs `spec`; `previous` is the spec it
+/// ran before (to reset removed settings), if known.
+pub async fn apply(
+    c: &mut Client,
+    spec: &NodeSpec,
+    previous: Option<&NodeSpec>,
+    what: &BTreeSet<Change>,
+) -> Result<(), ReconfigureError> {
+    if what.contains(&Change::Maxmemory) {
+        set(c, "maxmemory", &conf::effective_maxmemory(spec).to_string()).await?;
+    }
+    if what.contains(&Change::Configs) {
+        for (k, v) in conf::passthrough_configs(spec) {
+            set(c, k, v).await?;
+        }
+        if let Some(old) = previous {
+            for (k, _) in conf::passthrough_configs(old) {
+                if spec.redis_configs.contains_key(k) {
+                    continue;
+                }
+                match DEFAULTS.iter().find(|(key, _)| *key == k) {
+                    Some((_, default)) => set(c, k, default).await?,
+                    None => tracing::warn!(
+                        key = k,
+                        "no default known for a removed setting; left as it was"
+                    ),
+                }
+            }
+        }
+    }
+    if what.contains(&Change::Auth) {
+        // Connections already authenticated (this one) stay so.
+        let pw = spec.auth_string.as_deref().unwrap_or("");
+        set(c, "masterauth", pw).await?;
+        set(c, "requirepass", pw).await?;
+    }
+    // Promotion: stop replicating before taking the endpoint, so that no client reaches
+    // it while it is still read-only. Demotion: give up the endpoint first.
+    if spec.role == NodeRole::Primary {
+        replication(c, spec, what).await?;
+        bind(c, spec, previous, what).await?;
+    } else {
+        bind(c, spec, previous, what).await?;
+        replication(c, spec, what).await?;
+    }
+    Ok(())
+}
+
+async fn bind(
+    c: &mut Client,
+    spec: &NodeSpec,
+    previous: Option<&NodeSpec>,
+    what: &BTreeSet<Change>,
+) -> Result<(), ReconfigureError> {
+    if what.contains(&Change::Bind) {
+        if previous.is_some_and(|p| p.port != spec.port) {
+            set(c, "port", &spec.port.to_string()).await?;
+        }
+        set(c, "replica-announce-ip", &spec.address).await?;
+        set(c, "bind", &conf::bind_addresses(spec).join(" ")).await?;
+    }
+    Ok(())
+}
+
+async fn replication(
+    c: &mut Client,
+    spec: &NodeSpec,
+    what: &BTreeSet<Change>,
+) -> Result<(), ReconfigureError> {
+    // A replica told no primary (one is being replaced) keeps following its old one.
+    let orphan = spec.role == NodeRole::Replica && conf::replicaof(spec).is_none();
+    if what.contains(&Change::Replication) && !orphan {
+        let target = conf::replicaof(spec);
+        let what = match target {
+            Some((h, p)) => format!("REPLICAOF {h} {p}"),
+            None => "REPLICAOF NO ONE".to_string(),
+        };
+        c.replicaof(target)
+            .await
+            .map_err(|source| ReconfigureError { what, source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! The nodes of this host: observes their engines, runs the plan, applies its actions
+//! and builds the reports a heartbeat carries. Each action is idempotent; a failure is
+//! logged per node and the pass goes on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cacheplane_types::{NodeReport, NodeRole, NodeSpec};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::adopt;
+use crate::backoff::Backoff;
+use crate::plan::{self, Action, Observed, Process};
+use crate::redis::client::{Client, ClientError};
+use crate::redis::observe::{self, Info};
+use crate::redis::{process, reconfigure, NodeDir};
+
+/// Restart backoff of one node: 1 s, doubling, at most 30 s.
+fn restart_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+/// An engine up this long has its restart backoff forgotten.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+/// What the agent keeps about one node between passes.
+struct Tracked {
+    dir: NodeDir,
+    /// The spec last applied to the engine (also in the node's `spec.json`).
+    applied: Option<NodeSpec>,
+    /// The engine has served: a restart would come up empty.
+    was_up: bool,
+    up_since: Option<Instant>,
+    backoff: Backoff,
+    /// No start before this instant.
+    retry_at: Option<Instant>,
+    /// Why the last start or change failed, in the engine's words.
+    last_error: Option<String>,
+    client: Option<Client>,
+}
+
+impl Tracked {
+    fn new(dir: NodeDir) -> Self {
+        Tracked {
+            dir,
+            applied: None,
+            was_up: false,
+            up_since: None,
+            backoff: restart_backoff(),
+            retry_at: None,
+            last_error: None,
+            client: None,
+        }
+    }
+}
+
+/// The outcome of one reconcile pass.
+#[derive(Debug, Clone, Default)]
+pub struct Pass {
+    /// One report per desired node and per node still being stopped.
+    pub reports: Vec<NodeReport>,
+    /// Every action either succeeded or failed for a reason now in a report; false when
+    /// something must be tried again before the config counts as applied.
+    pub applied: bool,
+    /// Some action was taken (the next pass comes sooner, to report convergence).
+    pub acted: bool,
+}
+
+/// The engines of this host.
+pub struct Supervisor {
+    data_dir: PathBuf,
+    redis_server: PathBuf,
+    nodes: BTreeMap<Uuid, Tracked>,
+    /// Connections to the primaries that local replicas follow, for their offsets.
+    primaries: HashMap<(String, u16), Client>,
+}
+
+impl Supervisor {
+    /// Takes over the node directories under `data_dir`, adopting running engines.
+    pub async fn new(data_dir: PathBuf, redis_server: PathBuf) -> Self {
+        let mut nodes = BTreeMap::new();
+        for f in adopt::scan(&data_dir).await {
+            let mut t = Tracked::new(f.dir);
+            t.applied = f.applied;
+            t.was_up = f.was_up;
+            nodes.insert(f.id, t);
+        }
+        Supervisor {
+            data_dir,
+            redis_server,
+            nodes,
+            primaries: HashMap::new(),
+        }
+    }
+
+    /// Ids of the nodes the agent has files or engines for.
+    pub fn node_ids(&self) -> Vec<Uuid> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// One pass: observe, plan, apply, observe again what changed.
+    pub async fn reconcile(&mut self, desired: &[NodeSpec]) -> Pass {
+        let by_id: HashMap<Uuid, &NodeSpec> = desired.iter().map(|s| (s.node_id, s)).collect();
+        let ids: Vec<Uuid> = self.nodes.keys().copied().collect();
+        let mut observed = BTreeMap::new();
+        let mut reports = BTreeMap::new();
+        for id in ids {
+            let (o, r) = self.observe(id, by_id.get(&id).copied()).await;
+            observed.insert(id, o);
+            reports.insert(id, r);
+        }
+        let actions = plan::plan(desired, &observed);
+        let mut pass = Pass {
+            applied: true,
+            acted: !actions.is_empty(),
+            ..Pass::default()
+        };
+        for action in actions {
+            let id = match &action {
+                Action::Start(s) | Action::Restart(s) => s.node_id,
+                Action::Reconfigure { spec, .. } => spec.node_id,
+                Action::Stop(id) => *id,
+            };
+            if !self.apply(action).await {
+                pass.applied = false;
+            }
+            if self.nodes.contains_key(&id) {
+                let (_, r) = self.observe(id, by_id.get(&id).copied()).await;
+                reports.insert(id, r);
+            } else {
+                reports.remove(&id);
+            }
+        }
+        self.add_lag(&mut reports).await;
+        for (id, r) in reports.iter_mut() {
+            r.error = self.nodes.get(id).and_then(|t| t.last_error.clone());
+        }
+        pass.reports = reports.into_values().collect();
+        pass
+    }
+
+    /// Looks at one node's engine: its process, then INFO.
+    async fn observe(&mut self, id: Uuid, desired: Option<&NodeSpec>) -> (Observed, NodeReport) {
+        let Some(t) = self.nodes.get_mut(&id) else {
+            let down = NodeReport {
+                node_id: id,
+                ..NodeReport::default()
+            };
+            let o = Observed {
+                applied: None,
+                process: Process::Down {
+                    was_up: false,
+                    retry_due: true,
+                },
+            };
+            return (o, down);
+        };
+        let now = Instant::now();
+        let pid = process::read_pid(&t.dir).filter(|p| match t.applied.as_ref().or(desired) {
+            Some(s) => process::is_engine_of(*p, &s.address, s.port),
+            None => process::is_redis(*p),
+        });
+        let mut report = NodeReport {
+            node_id: id,
+            pid: pid.map(i64::from),
+            ..NodeReport::default()
+        };
+        let Some(_) = pid else {
+            t.client = None;
+            t.up_since = None;
+            let retry_due = t.retry_at.is_none_or(|at| now >= at);
+            let o = Observed {
+                applied: t.applied.clone(),
+                process: Process::Down {
+                    was_up: t.was_up,
+                    retry_due,
+                },
+            };
+            return (o, report);
+        };
+        match info(t, desired).await {
+            Ok(info) => {
+                t.was_up = true;
+                t.last_error = None;
+                let since = *t.up_since.get_or_insert(now);
+                if now.duration_since(since) >= STABLE_AFTER {
+                    t.backoff.reset();
+                    t.retry_at = None;
+                }
+                report = observe::report(id, &info, None);
+                let o = Observed {
+                    applied: t.applied.clone(),
+                    process: Process::Up {
+                        role: info.role(),
+                        master: info.master(),
+                    },
+                };
+                (o, report)
+            }
+            Err(e) => {
+                tracing::debug!(node = %id, error = %e, "engine did not answer INFO");
+                t.client = None;
+                let o = Observed {
+                    applied: t.applied.clone(),
+                    process: Process::Unknown,
+                };
+                (o, report)
+            }
+        }
+    }
+
+    /// Applies one action; false when it must be tried again before the config counts
+    /// as applied.
+    async fn apply(&mut self, action: Action) -> bool {
+        match action {
+            Action::Stop(id) => self.stop(id).await,
+            Action::Start(spec) => self.start(spec, false).await,
+            Action::Restart(spec) => self.start(spec, true).await,
+            Action::Reconfigure { spec, what } => {
+                let id = spec.node_id;
+                let Some(t) = self.nodes.get_mut(&id) else {
+                    return false;
+                };
+                let mut client = match t.client.take() {
+                    Some(c) => c,
+                    None => match connect(t.applied.as_ref(), &spec).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(node = %id, error = %e, "cannot reach engine to change it");
+                            return false;
+                        }
+                    },
+                };
+                match reconfigure::apply(&mut client, &spec, t.applied.as_ref(), &what).await {
+                    Ok(()) => {
+                        tracing::info!(node = %id, instance = %spec.instance, changes = ?what, "changed engine online");
+                        if let Err(e) = process::write_files(&spec, &t.dir) {
+                            tracing::warn!(node = %id, error = %format!("{e:#}"), "cannot rewrite the engine's files");
+                        }
+                        t.applied = Some(spec);
+                        t.last_error = None;
+                        t.client = Some(client);
+                        true
+                    }
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(node = %id, error = %e, "online change failed; will retry");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = %id, error = %e, "engine refused an online change");
+                        t.last_error = Some(e.to_string());
+                        t.client = Some(client);
+                        true
+                    }
+                }
+            }
+        }
+    }
+
+    async fn start(&mut self, spec: NodeSpec, restart: bool) -> bool {
+        let id = spec.node_id;
+        let dir = NodeDir::new(&self.data_dir, id);
+        let t = self.nodes.entry(id).or_insert_with(|| Tracked::new(dir));
+        if restart {
+            tracing::warn!(node = %id, instance = %spec.instance, role = spec.role.as_str(), "engine is down; restarting it empty");
+        }
+        let result = process::start(&self.redis_server, &spec, &t.dir).await;
+        t.retry_at = Some(Instant::now() + t.backoff.next_delay());
+        t.client = None;
+        match result {
+            Ok(pid) => {
+                tracing::info!(node = %id, instance = %spec.instance, pid, "engine started");
+                t.was_up = true;
+                t.up_since = Some(Instant::now());
+                t.last_error = None;
+            }
+            Err(reason) => {
+                tracing::warn!(node = %id, instance = %spec.instance, %reason, "engine could not start");
+                t.last_error = Some(reason);
+            }
+        }
+        t.applied = Some(spec);
+        true
+    }
+
+    async fn stop(&mut self, id: Uuid) -> bool {
+        let Some(t) = self.nodes.get_mut(&id) else {
+            return true;
+        };
+        t.client = None;
+        match process::stop(&t.dir, t.applied.as_ref()).await {
+            Ok(()) => {
+                tracing::info!(node = %id, "engine stopped and its files removed");
+                self.nodes.remove(&id);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(node = %id, error = %format!("{e:#}"), "cannot stop engine; will retry");
+                false
+            }
+        }
+    }
+
+    /// Fills in each replica's lag: its primary's offset minus its own. The primary's
+    /// offset comes from this pass when the primary is local, else from asking it.
+    async fn add_lag(&mut self, reports: &mut BTreeMap<Uuid, NodeReport>) {
+        let mut local: HashMap<(String, u16), i64> = HashMap::new();
+        for (id, r) in reports.iter() {
+            let spec = self.nodes.get(id).and_then(|t| t.applied.as_ref());
+            if let (Some(s), Some(NodeRole::Primary), Some(off)) =
+                (spec, r.role, r.replication_offset)
+            {
+                local.insert((s.address.clone(), s.port), off);
+            }
+        }
+        let mut used = Vec::new();
+        for (id, r) in reports.iter_mut() {
+            // An unlinked replica's primary is likely unreachable: asking it would only
+            // stall the pass, and its lag matters only once linked.
+            if r.role != Some(NodeRole::Replica) || r.master_link_up != Some(true) {
+                continue;
+            }
+            let Some(spec) = self.nodes.get(id).and_then(|t| t.applied.clone()) else {
+                continue;
+            };
+            let Some(addr) = spec.primary_address.clone() else {
+                continue;
+            };
+            let key = (addr, spec.port);
+            let offset = match local.get(&key) {
+                Some(o) => Some(*o),
+                None => {
+                    used.push(key.clone());
+                    self.primary_offset(&key, spec.auth_string.as_deref()).await
+                }
+            };
+            if let (Some(p), Some(o)) = (offset, r.replication_offset) {
+                r.lag_bytes = Some((p - o).max(0));
+            }
+        }
+        self.primaries.retain(|k, _| used.contains(k));
+    }
+
+    async fn primary_offset(&mut self, key: &(String, u16), auth: Option<&str>) -> Option<i64> {
+        let mut c = match self.primaries.remove(key) {
+            Some(c) => c,
+            None => Client::connect(&key.0, key.1, auth).await.ok()?,
+        };
+        let text = c.info().await.ok()?;
+        self.primaries.insert(key.clone(), c);
+        let info = Info::parse(&text);
+        (info.role() == Some(NodeRole::Primary))
+            .then(|| info.replication_offset())
+            .flatten()
+    }
+}
+
+/// INFO from a node's engine, over its cached connection or a new one.
+async fn info(t: &mut Tracked, desired: Option<&NodeSpec>) -> Result<Info, ClientError> {
+    let mut c = match t.client.take() {
+        Some(c) => c,
+        None => {
+            let Some(spec) = desired.or(t.applied.as_ref()) else {
+                return Err(ClientError::Protocol(
+                    "the node's address is unknown".into(),
+                ));
+            };
+            connect(t.applied.as_ref(), spec).await?
+        }
+    };
+    let text = c.info().await?;
+    t.client = Some(c);
+    Ok(Info::parse(&text))
+}
+
+/// Connects to a node's engine with the auth string it runs with (`applied`), falling
+/// back to the desired one (the two differ only while AUTH is being changed).
+async fn connect(applied: Option<&NodeSpec>, desired: &NodeSpec) -> Result<Client, ClientError> {
+    let target = applied.unwrap_or(desired);
+    let first = applied.map_or(desired.auth_string.as_deref(), |a| a.auth_string.as_deref());
+    match Client::connect(&target.address, target.port, first).await {
+        Err(ClientError::Server(_)) if first != desired.auth_string.as_deref() => {
+            Client::connect(&target.address, target.port, desired.auth_string.as_deref()).await
+        }
+        r => r,
+    }
+}
