@@ -1,0 +1,173 @@
+//! What happens when an engine crashes, on the real stack: a replica is restarted and
+//! resyncs; a BASIC node is restarted in place (empty); a STANDARD_HA primary is never
+//! restarted as a primary (its replicas would copy the empty dataset): the instance goes
+//! REPAIRING and the replicas keep the data.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::client::{instance, op_name, wait_op, PARENT};
+use common::stack::{alive, eventually, redis_cli, start_api, three_agents, Agent, GIB};
+use common::{Api, TestDb};
+use serde_json::{json, Value};
+
+async fn ready(api: &Api, name: &str, body: Value) -> (Value, String) {
+    let (status, op) = api
+        .post(&format!("{PARENT}/instances?instanceId={name}"), body)
+        .await;
+    assert_eq!(status, 200, "{op}");
+    let done = wait_op(api, &op_name(&op), "60s").await;
+    assert!(done["done"] == true && done["error"].is_null(), "{done}");
+    let (_, auth) = api
+        .get(&format!("{PARENT}/instances/{name}/authString"))
+        .await;
+    let auth = auth["authString"].as_str().unwrap_or_default().to_string();
+    (instance(api, name).await, auth)
+}
+
+fn pids(agents: &[Agent]) -> BTreeMap<String, u32> {
+    agents.iter().flat_map(|a| a.engine_pids()).collect()
+}
+
+fn node<'a>(inst: &'a Value, role: &str) -> &'a Value {
+    inst["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["role"] == role))
+        .unwrap_or_else(|| panic!("no {role} in {inst}"))
+}
+
+fn kill9(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -9 {pid}");
+}
+
+#[tokio::test]
+async fn a_crashed_replica_resyncs_and_a_crashed_primary_waits_for_failover() {
+    let db = TestDb::new().await;
+    let (api, _net) = start_api(&db, &[]).await;
+    let agents = three_agents(&api, 8 * GIB).await;
+    let (inst, auth) = ready(
+        &api,
+        "ha",
+        json!({"tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 2,
+               "readReplicasMode": "READ_REPLICAS_ENABLED"}),
+    )
+    .await;
+    let host = inst["host"].as_str().unwrap_or_default().to_string();
+    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    assert_eq!(
+        redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
+        "OK"
+    );
+
+    // A replica crashes: its agent starts it again and it copies the data back.
+    let replica = node(&inst, "REPLICA");
+    let replica_id = replica["id"].as_str().unwrap_or_default().to_string();
+    let replica_addr = replica["address"].as_str().unwrap_or_default().to_string();
+    let old = pids(&agents)[&replica_id];
+    kill9(old);
+    let agents_ref = &agents;
+    eventually("the replica runs again", Duration::from_secs(30), || {
+        pids(agents_ref)
+            .get(&replica_id)
+            .is_some_and(|p| *p != old && alive(*p))
+    })
+    .await;
+    eventually(
+        "the restarted replica has the data",
+        Duration::from_secs(30),
+        || redis_cli(&replica_addr, port, Some(&auth), &["GET", "k"]) == "v",
+    )
+    .await;
+
+    // The primary crashes: not restarted; REPAIRING; the replicas keep the data.
+    let primary_id = node(&inst, "PRIMARY")["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let primary_pid = pids(&agents)[&primary_id];
+    kill9(primary_pid);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let i = instance(&api, "ha").await;
+        if i["state"] == "REPAIRING" {
+            assert!(
+                i["statusMessage"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(&primary_id),
+                "{i}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not REPAIRING: {i}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !pids(&agents).get(&primary_id).is_some_and(|p| alive(*p)),
+        "the HA primary was restarted in place"
+    );
+    for n in inst["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["role"] == "REPLICA")
+    {
+        let addr = n["address"].as_str().unwrap_or_default();
+        assert_eq!(
+            redis_cli(addr, port, Some(&auth), &["GET", "k"]),
+            "v",
+            "replica {addr}"
+        );
+    }
+
+    // It can still be deleted, leaving nothing running.
+    let (status, op) = api.delete(&format!("{PARENT}/instances/ha")).await;
+    assert_eq!(status, 200, "{op}");
+    let done = wait_op(&api, &op_name(&op), "60s").await;
+    assert!(done["done"] == true && done["error"].is_null(), "{done}");
+    assert!(pids(&agents).is_empty(), "{:?}", pids(&agents));
+}
+
+#[tokio::test]
+async fn a_crashed_basic_node_restarts_in_place() {
+    let db = TestDb::new().await;
+    let (api, _net) = start_api(&db, &[]).await;
+    let agents = three_agents(&api, 8 * GIB).await;
+    let (inst, auth) = ready(&api, "solo", json!({"tier": "BASIC", "memorySizeGb": 1})).await;
+    let host = inst["host"].as_str().unwrap_or_default().to_string();
+    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    assert_eq!(
+        redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
+        "OK"
+    );
+    let (id, old) = pids(&agents).into_iter().next().expect("one engine");
+    kill9(old);
+    let agents_ref = &agents;
+    eventually("the node runs again", Duration::from_secs(30), || {
+        pids(agents_ref)
+            .get(&id)
+            .is_some_and(|p| *p != old && alive(*p))
+    })
+    .await;
+    eventually(
+        "it answers at the same host:port",
+        Duration::from_secs(30),
+        || redis_cli(&host, port, Some(&auth), &["PING"]) == "PONG",
+    )
+    .await;
+    // Restarted empty: BASIC has no replica to keep the data (as in Memorystore).
+    assert_eq!(redis_cli(&host, port, Some(&auth), &["EXISTS", "k"]), "0");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while instance(&api, "solo").await["state"] != "READY" {
+        assert!(tokio::time::Instant::now() < deadline, "not READY again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
