@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cacheplane_types::{
     HeartbeatRequest, HeartbeatResponse, Host, HostConfig, HostState, NodeRole, NodeSpec,
-    RegisterHostRequest,
+    ReadEndpointSpec, RegisterHostRequest,
 };
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
@@ -272,6 +272,8 @@ struct SpecRow {
     tier_id: String,
     primary_range: Option<IpNet>,
     primary_address: Option<IpNet>,
+    read_replicas_enabled: bool,
+    replica_addresses: Vec<IpNet>,
 }
 
 /// The host's desired config now.
@@ -286,7 +288,10 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
         r#"select n.id, n.role, n.address, n.memory_bytes, i.project_id, i.region_id, i.name,
                i.redis_version, i.redis_configs, i.port, i.auth_enabled, i.auth_string, i.tier_id,
                (select range::inet from address_range a where a.instance_id = i.id and a.purpose = 'PRIMARY') as primary_range,
-               (select p.address from node p where p.instance_id = i.id and p.role = 'PRIMARY' and not p.removing) as primary_address
+               (select p.address from node p where p.instance_id = i.id and p.role = 'PRIMARY' and not p.removing) as primary_address,
+               i.read_replicas_enabled,
+               array(select r.address from node r where r.instance_id = i.id and r.role = 'REPLICA'
+                     and not r.removing order by r.ordinal) as replica_addresses
            from node n join instance i on i.id = n.instance_id
            where n.host_id = $1 and not n.removing order by n.id"#,
     )
@@ -297,13 +302,23 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
         .into_iter()
         .map(|r| {
             let role = NodeRole::parse(&r.role).unwrap_or(NodeRole::Replica);
-            let endpoint = match r.primary_range {
-                Some(IpNet::V4(range)) => Some(
-                    instances::store::offset(range, instances::store::PRIMARY_ENDPOINT_OFFSET)
-                        .to_string(),
-                ),
+            let at = |offset| match r.primary_range {
+                Some(IpNet::V4(range)) => Some(instances::store::offset(range, offset).to_string()),
                 _ => None,
             };
+            let endpoint = at(instances::store::PRIMARY_ENDPOINT_OFFSET);
+            let port = u16::try_from(r.port).unwrap_or(6379);
+            let read_endpoint = at(instances::store::READ_ENDPOINT_OFFSET)
+                .filter(|_| r.read_replicas_enabled && role == NodeRole::Primary)
+                .map(|address| ReadEndpointSpec {
+                    address,
+                    port,
+                    replicas: r
+                        .replica_addresses
+                        .iter()
+                        .map(|a| a.addr().to_string())
+                        .collect(),
+                });
             NodeSpec {
                 node_id: r.id,
                 instance: format!(
@@ -313,13 +328,14 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
                 engine_version: r.redis_version,
                 role,
                 address: r.address.addr().to_string(),
-                port: u16::try_from(r.port).unwrap_or(6379),
+                port,
                 endpoint_address: endpoint.filter(|_| role == NodeRole::Primary),
                 primary_address: r
                     .primary_address
                     .map(|a| a.addr().to_string())
                     .filter(|_| role == NodeRole::Replica),
                 maxmemory_bytes: r.memory_bytes,
+                read_endpoint,
                 redis_configs: r.redis_configs.0,
                 restart_in_place: r.tier_id == "BASIC",
                 auth_string: r.auth_enabled.then_some(r.auth_string),

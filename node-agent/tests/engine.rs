@@ -74,6 +74,7 @@ fn spec(n: u8, role: NodeRole, restart_in_place: bool) -> NodeSpec {
         primary_address: None,
         maxmemory_bytes: 64 << 20,
         redis_configs: BTreeMap::from([("maxmemory-policy".into(), "allkeys-lru".into())]),
+        read_endpoint: None,
         restart_in_place,
         auth_string: Some("it-secret-pw".into()),
     }

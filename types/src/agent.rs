@@ -182,6 +182,10 @@ pub struct NodeSpec {
     pub maxmemory_bytes: i64,
     /// Other engine settings (`maxmemory-policy`, …).
     pub redis_configs: BTreeMap<String, String>,
+    /// For the primary of an instance with read replicas: the read endpoint its agent
+    /// serves (a TCP proxy spreading client connections over the healthy replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_endpoint: Option<ReadEndpointSpec>,
     /// Whether the agent may restart a crashed engine in place (empty). True for BASIC
     /// nodes; a STANDARD_HA primary is never restarted as a primary, since its replicas
     /// would copy the empty dataset: it waits for failover.
@@ -190,4 +194,18 @@ pub struct NodeSpec {
     /// `requirepass`/`masterauth`, when AUTH is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_string: Option<String>,
+}
+
+/// A read endpoint: where it listens and the replicas behind it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadEndpointSpec {
+    /// The address clients connect to (from the instance's original range).
+    pub address: String,
+    /// Its port.
+    pub port: u16,
+    /// Addresses of the instance's replica nodes (same port); the proxy sends a new
+    /// connection only to one that is linked to its primary and not in a full sync.
+    pub replicas: Vec<String>,
 }

@@ -208,7 +208,12 @@ pub async fn patch(
             ApiError::field("replicaCount", "is in updateMask but not in the body")
         })?;
         let wanted = validate::replica_count(Some(wanted), &tier_info, mode)?;
-        touched.extend(rescale(state, &mut tx, &inst, &nodes, wanted, memory_gb).await?);
+        let changed = rescale(state, &mut tx, &inst, &nodes, wanted, memory_gb).await?;
+        if !changed.is_empty() {
+            // The primary's read endpoint lists the replicas: its host must see the change.
+            touched.extend(nodes.iter().filter(|n| n.role == "PRIMARY").map(|n| n.id));
+        }
+        touched.extend(changed);
     }
     if has("readReplicasMode") {
         touched.extend(enable_read_replicas(&mut tx, &inst, &nodes, tier, &req).await?);

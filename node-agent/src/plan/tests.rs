@@ -16,6 +16,7 @@ fn primary(n: u128) -> NodeSpec {
         primary_address: None,
         maxmemory_bytes: 1 << 30,
         redis_configs: BTreeMap::from([("maxmemory-policy".into(), "allkeys-lru".into())]),
+        read_endpoint: None,
         restart_in_place: false,
         auth_string: Some("pw".into()),
     }
@@ -23,6 +24,7 @@ fn primary(n: u128) -> NodeSpec {
 
 fn basic(n: u128) -> NodeSpec {
     NodeSpec {
+        read_endpoint: None,
         restart_in_place: true,
         ..primary(n)
     }

@@ -168,6 +168,7 @@ mod tests {
                 ("maxmemory-policy".to_string(), "allkeys-lru".to_string()),
                 ("notify-keyspace-events".to_string(), String::new()),
             ]),
+            read_endpoint: None,
             restart_in_place: false,
             auth_string: Some("s3cr\"et".into()),
         }
