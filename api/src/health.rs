@@ -2,13 +2,13 @@
 //! engine stopped, or its host went silent) becomes REPAIRING with a status message, and
 //! READY again once every node is back. Failover of a lost primary builds on this.
 
-use cacheplane_types::NodeState;
+use cacheplane_types::{NodeRole, NodeState};
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::error::ApiResult;
-use crate::instances::render;
 use crate::instances::store;
+use crate::instances::{failover, render};
 use crate::state::AppState;
 
 /// Instances worth a look now: READY ones with a node on a silent host, and every
@@ -43,6 +43,11 @@ pub async fn check(state: &AppState, instance: Uuid) -> ApiResult<()> {
     };
     let nodes = store::nodes_of(&mut *tx, &[instance]).await?;
     let now = Utc::now();
+    if let Some(op) = maybe_fail_over(state, &mut tx, instance, &nodes).await? {
+        tx.commit().await?;
+        // The promotion may already be applied by the time the agents answer.
+        return crate::reconcile::advance(state, op).await;
+    }
     let sick: Vec<String> = nodes
         .iter()
         .filter(|n| !n.removing)
@@ -80,4 +85,45 @@ pub async fn check(state: &AppState, instance: Uuid) -> ApiResult<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Starts an automatic failover when a STANDARD_HA instance's primary is lost (its engine
+/// reported down, or its host silent past the host timeout) and a replica can take over.
+async fn maybe_fail_over(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    instance: Uuid,
+    nodes: &[store::NodeRow],
+) -> ApiResult<Option<Uuid>> {
+    let now = Utc::now();
+    let timeout = state.config.host_timeout;
+    let Some(primary) = nodes
+        .iter()
+        .find(|n| !n.removing && render::role(n) == NodeRole::Primary)
+    else {
+        return Ok(None);
+    };
+    let primary_state = render::node_state(primary, now, timeout);
+    if !matches!(primary_state, NodeState::Down | NodeState::Failed) {
+        return Ok(None);
+    }
+    let Some(inst) = store::get_by_id(&mut *tx, instance).await? else {
+        return Ok(None);
+    };
+    if inst.tier_id != "STANDARD_HA" {
+        return Ok(None);
+    }
+    let Some(next) = failover::successor(nodes, &primary.zone_id, now, timeout) else {
+        return Ok(None);
+    };
+    let reason = if render::host_up(primary, now, timeout) {
+        format!("the primary's engine in {} is down", primary.zone_id)
+    } else {
+        format!(
+            "the primary's host {} in {} stopped heartbeating",
+            primary.host_id, primary.zone_id
+        )
+    };
+    let op = failover::start_automatic(tx, &inst, nodes, primary, next, &reason).await?;
+    Ok(Some(op))
 }

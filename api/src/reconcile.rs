@@ -178,9 +178,22 @@ async fn advance_converge(
     let nodes: Vec<NodeRow> = store::nodes_of(&mut *tx, &[inst.id]).await?;
     let now = Utc::now();
     let timeout: Duration = state.config.host_timeout;
+    // A failover waits only for the promoted node and the nodes that are well: nodes on
+    // hosts that are down apply the new roles when they come back (an old primary rejoins
+    // as a replica), and a node that is down or failing is left to the health monitor
+    // (the instance is then REPAIRING) rather than failing the failover.
+    let promoted: Option<Uuid> = op.params.0["newPrimary"]
+        .as_str()
+        .and_then(|s| s.parse().ok());
     let states: Vec<(&NodeRow, NodeState)> = nodes
         .iter()
         .map(|n| (n, render::node_state(n, now, timeout)))
+        .filter(|(n, s)| {
+            op.verb != "failover"
+                || Some(n.id) == promoted
+                || (render::host_up(n, now, timeout)
+                    && !matches!(s, NodeState::Failed | NodeState::Down))
+        })
         .collect();
     if let Some((failed, _)) = states.iter().find(|(_, s)| *s == NodeState::Failed) {
         let reason = failed

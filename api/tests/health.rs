@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::agent::{Fleet, GIB};
-use common::client::{create, create_ok, instance, standard_ha};
+use common::client::{create, create_ok, instance, standard_ha, PARENT};
 use common::{Api, TestDb};
 use serde_json::Value;
 
@@ -20,24 +20,24 @@ async fn ready_instance(api: &Api, fleet: &mut Fleet, name: &str) -> Value {
     inst
 }
 
-fn primary_id(inst: &Value) -> String {
+fn node_id(inst: &Value, role: &str) -> String {
     inst["nodes"]
         .as_array()
-        .and_then(|n| n.iter().find(|n| n["role"] == "PRIMARY"))
+        .and_then(|n| n.iter().find(|n| n["role"] == role))
         .and_then(|n| n["id"].as_str())
-        .unwrap_or_else(|| panic!("no primary in {inst}"))
+        .unwrap_or_else(|| panic!("no {role} in {inst}"))
         .to_string()
 }
 
 #[tokio::test]
-async fn a_node_that_goes_down_makes_the_instance_repairing_until_it_is_back() {
+async fn a_replica_that_goes_down_makes_the_instance_repairing_until_it_is_back() {
     let db = TestDb::new().await;
     let api = Api::start(&db).await;
     let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
     let inst = ready_instance(&api, &mut fleet, "sick").await;
-    let primary = primary_id(&inst);
+    let replica = node_id(&inst, "REPLICA");
 
-    fleet.fail_node(&primary, "the process exited").await;
+    fleet.fail_node(&replica, "the process exited").await;
     fleet
         .sync_until("instance REPAIRING", || async {
             instance(&api, "sick").await["state"] == "REPAIRING"
@@ -45,15 +45,58 @@ async fn a_node_that_goes_down_makes_the_instance_repairing_until_it_is_back() {
         .await;
     let seen = instance(&api, "sick").await;
     let message = seen["statusMessage"].as_str().unwrap_or_default();
-    assert!(message.contains(&primary), "status names the node: {seen}");
+    assert!(message.contains(&replica), "status names the node: {seen}");
 
-    fleet.recover_node(&primary);
+    fleet.recover_node(&replica);
     fleet
         .sync_until("instance READY again", || async {
             let i = instance(&api, "sick").await;
             i["state"] == "READY" && i["statusMessage"] == ""
         })
         .await;
+}
+
+#[tokio::test]
+async fn a_primary_that_goes_down_is_replaced_by_the_replica_with_the_most_data() {
+    let db = TestDb::new().await;
+    let api = Api::start(&db).await;
+    let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
+    let inst = ready_instance(&api, &mut fleet, "lost").await;
+    let primary = node_id(&inst, "PRIMARY");
+    // Two replicas: the one in local-c is further behind (lower offset).
+    let behind = inst["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["zone"] == "local-c"))
+        .and_then(|n| n["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    fleet.set_lag(&behind, 5_000).await;
+    fleet.fail_node(&primary, "the process exited").await;
+    fleet
+        .sync_until("a failover completed", || async {
+            let (_, ops) = api.get(&format!("{PARENT}/operations")).await;
+            ops["operations"].as_array().is_some_and(|o| {
+                o.iter()
+                    .any(|o| o["metadata"]["verb"] == "failover" && o["done"] == true)
+            })
+        })
+        .await;
+    let after = instance(&api, "lost").await;
+    let new_primary = node_id(&after, "PRIMARY");
+    assert_ne!(new_primary, primary, "{after}");
+    assert_ne!(
+        new_primary, behind,
+        "the lagging replica was promoted: {after}"
+    );
+    assert_eq!(after["host"], inst["host"], "the endpoint stays");
+    assert!(
+        after["statusMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("automatic failover")
+            || after["state"] == "READY",
+        "{after}"
+    );
 }
 
 #[tokio::test]

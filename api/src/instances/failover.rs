@@ -28,6 +28,83 @@ pub fn best_replica<'a>(nodes: &'a [NodeRow], primary_zone: &str) -> Option<(&'a
         .min_by_key(|(n, lag)| (*lag, n.zone_id != primary_zone, n.ordinal))
 }
 
+/// The replica to promote when the primary is lost: up on a heartbeating host, not in a
+/// full sync, holding the most data (highest replication offset: the least lag),
+/// preferring the old primary's zone. `None` when no replica can take over.
+pub fn successor<'a>(
+    nodes: &'a [NodeRow],
+    primary_zone: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    host_timeout: std::time::Duration,
+) -> Option<&'a NodeRow> {
+    nodes
+        .iter()
+        .filter(|n| !n.removing && render::role(n) == NodeRole::Replica)
+        .filter(|n| render::host_up(n, now, host_timeout))
+        .filter_map(|n| {
+            let r = &n.observed.as_ref()?.0;
+            (r.process_up && r.error.is_none() && !r.full_sync_in_progress)
+                .then_some((n, r.replication_offset.unwrap_or(0)))
+        })
+        .max_by_key(|(n, offset)| {
+            (
+                *offset,
+                n.zone_id == primary_zone,
+                std::cmp::Reverse(n.ordinal),
+            )
+        })
+        .map(|(n, _)| n)
+}
+
+/// Starts an automatic failover from a lost primary (the health monitor's decision), in
+/// the caller's transaction, which holds the instance's row lock.
+pub async fn start_automatic(
+    conn: &mut sqlx::PgConnection,
+    inst: &crate::instances::store::InstanceRow,
+    nodes: &[NodeRow],
+    old_primary: &NodeRow,
+    new_primary: &NodeRow,
+    reason: &str,
+) -> ApiResult<Uuid> {
+    crate::instances::lock_region_hosts(&mut *conn, &inst.region_id).await?;
+    promote(&mut *conn, inst.id, old_primary.id, new_primary.id).await?;
+    let all: Vec<Uuid> = nodes.iter().filter(|n| !n.removing).map(|n| n.id).collect();
+    touch_nodes(&mut *conn, &all).await?;
+    let message = format!(
+        "automatic failover to node {} in {}: {reason}",
+        new_primary.id, new_primary.zone_id
+    );
+    sqlx::query(
+        r#"update instance set state = 'FAILING_OVER', status_message = $2, version = version + 1,
+               updated_at = now() where id = $1"#,
+    )
+    .bind(inst.id)
+    .bind(&message)
+    .execute(&mut *conn)
+    .await?;
+    let op_id = Uuid::new_v4();
+    let target = inst.full_name();
+    operations::insert(
+        &mut *conn,
+        NewOperation {
+            id: op_id,
+            project: &inst.project_id,
+            region: &inst.region_id,
+            verb: "failover",
+            target: &target,
+            instance: Some(inst.id),
+            detail: "promoting the replica",
+            params: serde_json::json!({
+                "automatic": true, "newPrimary": new_primary.id,
+                "oldPrimary": old_primary.id, "reason": reason,
+            }),
+        },
+    )
+    .await?;
+    tracing::warn!(instance = %target, old = %old_primary.id, new = %new_primary.id, reason, "automatic failover");
+    Ok(op_id)
+}
+
 /// Starts a failover; answers with its operation.
 pub async fn failover(
     state: &AppState,

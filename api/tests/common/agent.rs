@@ -172,8 +172,10 @@ impl FakeAgent {
                     "engineVersion": "7.0.15",
                 });
                 if n.role == NodeRole::Replica {
+                    let lag = self.lags.get(&n.node_id).copied().unwrap_or(0);
                     r["masterLinkUp"] = json!(true);
-                    r["lagBytes"] = json!(self.lags.get(&n.node_id).copied().unwrap_or(0));
+                    r["lagBytes"] = json!(lag);
+                    r["replicationOffset"] = json!(1000 - lag);
                 }
                 r
             })

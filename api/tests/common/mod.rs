@@ -27,6 +27,7 @@
 pub mod agent;
 pub mod checks;
 pub mod client;
+pub mod resp;
 pub mod stack;
 
 use std::fs::{File, OpenOptions};
