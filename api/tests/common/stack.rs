@@ -117,6 +117,14 @@ impl Agent {
         }
     }
 
+    /// Loses the whole host: SIGKILL to the agent and to every engine it runs.
+    pub fn kill_host(&mut self) {
+        self.kill();
+        for (_, pid) in engine_pids(&self.data_dir) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+
     /// Starts the agent again with the same data directory.
     pub fn restart(&mut self) {
         self.kill();
