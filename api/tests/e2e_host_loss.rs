@@ -140,7 +140,7 @@ async fn manual_failover_in_both_modes_keeps_the_endpoint() {
         .to_string();
     for mode in ["LIMITED_DATA_LOSS", "FORCE_DATA_LOSS"] {
         // Replicas report their link a moment after a previous failover.
-        let mut op = Value::Null;
+        let op: Value;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let (status, body) = api
