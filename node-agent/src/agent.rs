@@ -1,7 +1,9 @@
 //! The agent's loops: a config watcher (register, then long-poll the host config, save
 //! it, wake the reconciler) and a reconciler (observe, plan, apply, heartbeat) on an
-//! interval plus wake-ups. Both stop on the cancellation token; the engines keep running,
-//! since they are the caches.
+//! interval plus wake-ups, which also keeps the read endpoints ([`crate::proxy`]) in step
+//! and renews the primary lease ([`crate::lease`]) on each answered heartbeat; a lease
+//! guard demotes the primaries when it runs out. All stop on the cancellation token; the
+//! engines keep running, since they are the caches.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::ApiClient;
 use crate::backoff::{retry, Backoff};
 use crate::config::Config;
+use crate::lease::{self, Lease};
 use crate::meminfo;
+use crate::proxy::ReadEndpoints;
 use crate::redis::version;
 use crate::store::ConfigStore;
 use crate::supervisor::Supervisor;
@@ -27,6 +31,8 @@ use crate::supervisor::Supervisor;
 const QUICK_INTERVAL: Duration = Duration::from_millis(200);
 /// How long quick passes go on after the last action.
 const QUICK_FOR: Duration = Duration::from_secs(5);
+/// The API's default host timeout: the primary lease must be shorter.
+const API_HOST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn api_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
@@ -40,6 +46,8 @@ struct Shared {
     registered: AtomicBool,
     /// Asks the watcher to poll again at once (the API has a newer config).
     nudge: Notify,
+    /// Renewed by answered heartbeats; its guard demotes the primaries when it runs out.
+    lease: Arc<Lease>,
 }
 
 /// Runs the agent until `cancel` fires. Fails at start on a configuration the agent
@@ -77,7 +85,16 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         saved_generation = saved.as_ref().map(|c| c.generation),
         "node agent starting"
     );
-    let supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
+    if cfg.primary_lease >= API_HOST_TIMEOUT {
+        tracing::warn!(
+            lease = ?cfg.primary_lease,
+            "the primary lease is not shorter than the API's default host timeout (10 s): \
+             a primary cut off from the API may still take writes after a failover"
+        );
+    }
+    let lease = Arc::new(Lease::new(cfg.primary_lease));
+    let mut supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
+    supervisor.set_lease(lease.clone());
     let shared = Arc::new(Shared {
         api: ApiClient::new(&cfg.api_url, &host_id, &cfg.token)?,
         registration: RegisterHostRequest {
@@ -88,6 +105,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         },
         registered: AtomicBool::new(false),
         nudge: Notify::new(),
+        lease,
     });
     let (tx, rx) = watch::channel(saved.map(Arc::new));
     // A refused registration ends the watcher with an error, and with it the agent.
@@ -97,8 +115,9 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         stop.cancel();
         r
     };
+    let guard = lease::guard(&shared.lease, rx.clone(), &stop);
     let reconciler = reconcile_loop(&shared, supervisor, cfg.heartbeat_interval, rx, &stop);
-    let (watched, ()) = tokio::join!(watcher, reconciler);
+    let (watched, (), ()) = tokio::join!(watcher, reconciler, guard);
     tracing::info!("node agent stopped; engines left running");
     watched
 }
@@ -222,6 +241,7 @@ async fn reconcile_loop(
     let mut quick_until: Option<Instant> = None;
     let mut api_down_logged = false;
     let mut config_open = true;
+    let mut endpoints = ReadEndpoints::new();
     loop {
         let quick = quick_until
             .filter(|until| Instant::now() < *until)
@@ -237,6 +257,7 @@ async fn reconcile_loop(
             continue;
         };
         let pass = supervisor.reconcile(&config.nodes).await;
+        endpoints.update(&config.nodes);
         if pass.applied {
             applied_generation = config.generation;
         }
@@ -251,14 +272,24 @@ async fn reconcile_loop(
             free_memory_bytes: meminfo::read().ok().and_then(|m| m.available_bytes),
             nodes: pass.reports,
         };
+        let sent = Instant::now();
         match shared.api.heartbeat(&req).await {
             Ok(resp) => {
                 if api_down_logged {
                     tracing::info!("heartbeats reach the API again");
                     api_down_logged = false;
                 }
+                // Only an agent that holds the API's current config may keep its
+                // primaries: a newer one may have moved the primary elsewhere.
                 if resp.config_generation != config.generation {
                     shared.nudge.notify_one();
+                } else {
+                    let was_expired = shared.lease.is_expired();
+                    shared.lease.renew(sent);
+                    if was_expired {
+                        // Restore the demoted primaries soon, not a full interval later.
+                        quick_until = Some(Instant::now() + QUICK_FOR);
+                    }
                 }
             }
             Err(e) if e.code() == Some(404) => {

@@ -67,6 +67,13 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_HEARTBEAT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
 
+    /// How long a STANDARD_HA primary keeps taking writes without a successful
+    /// heartbeat; then it is demoted (read-only) until heartbeats succeed again. Must be
+    /// longer than the heartbeat interval and shorter than the API's host timeout (10 s
+    /// by default), after which the API may promote a replica elsewhere.
+    #[arg(long, env = "CACHEPLANE_PRIMARY_LEASE", default_value = "5s", value_parser = parse_duration)]
+    pub primary_lease: Duration,
+
     /// Longest wait of one config long-poll.
     #[arg(long, env = "CACHEPLANE_POLL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub poll_timeout: Duration,
@@ -89,6 +96,7 @@ impl std::fmt::Debug for Config {
             .field("redis_server", &self.redis_server)
             .field("memory_bytes", &self.memory_bytes)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("primary_lease", &self.primary_lease)
             .field("poll_timeout", &self.poll_timeout)
             .finish()
     }
@@ -105,6 +113,13 @@ impl Config {
         }
         if self.heartbeat_interval.is_zero() {
             anyhow::bail!("--heartbeat-interval must be more than 0");
+        }
+        if self.primary_lease <= self.heartbeat_interval {
+            anyhow::bail!(
+                "--primary-lease ({:?}) must be longer than --heartbeat-interval ({:?})",
+                self.primary_lease,
+                self.heartbeat_interval
+            );
         }
         if self.api_url.trim().is_empty() {
             anyhow::bail!("--api-url must not be empty");
@@ -186,5 +201,26 @@ mod tests {
         let err = c.check().expect_err("netns refused").to_string();
         assert!(err.contains("not supported yet"), "{err}");
         assert!(!format!("{c:?}").contains("\"t\""), "Debug hides the token");
+    }
+
+    #[test]
+    fn the_primary_lease_outlasts_heartbeats() {
+        let base = [
+            "agent",
+            "--api-url",
+            "http://x",
+            "--token",
+            "t",
+            "--zone",
+            "z",
+            "--data-dir",
+            "/d",
+        ];
+        let c = Config::try_parse_from(base).expect("parses");
+        assert_eq!(c.primary_lease, Duration::from_secs(5));
+        let c = Config::try_parse_from(base.iter().copied().chain(["--primary-lease", "1s"]))
+            .expect("parses");
+        let err = c.check().expect_err("not longer than 1 s").to_string();
+        assert!(err.contains("--primary-lease"), "{err}");
     }
 }

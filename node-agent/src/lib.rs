@@ -5,15 +5,18 @@
 //! Layout: [`config`] (flags), [`api`] (the agent protocol), [`store`] (the saved
 //! config), [`plan`] (the pure reconcile decision), [`redis`] (engine files, processes,
 //! client, INFO), [`adopt`] (taking over running engines at start), [`supervisor`]
-//! (observe, plan, apply), [`agent`] (the loops).
+//! (observe, plan, apply), [`lease`] (a primary cut off from the API stops taking
+//! writes), [`proxy`] (read endpoints), [`agent`] (the loops).
 
 pub mod adopt;
 pub mod agent;
 pub mod api;
 pub mod backoff;
 pub mod config;
+pub mod lease;
 pub mod meminfo;
 pub mod plan;
+pub mod proxy;
 pub mod redis;
 pub mod store;
 pub mod supervisor;

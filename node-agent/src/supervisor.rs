@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cacheplane_types::{NodeReport, NodeRole, NodeSpec};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use crate::adopt;
 use crate::backoff::Backoff;
+use crate::lease::{self, Lease};
 use crate::plan::{self, Action, Observed, Process};
 use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
@@ -75,6 +77,9 @@ pub struct Supervisor {
     nodes: BTreeMap<Uuid, Tracked>,
     /// Connections to the primaries that local replicas follow, for their offsets.
     primaries: HashMap<(String, u16), Client>,
+    /// The primary lease: while it is expired, nothing makes an engine a writable
+    /// STANDARD_HA primary (see [`lease`]).
+    lease: Option<Arc<Lease>>,
 }
 
 impl Supervisor {
@@ -92,7 +97,18 @@ impl Supervisor {
             redis_server,
             nodes,
             primaries: HashMap::new(),
+            lease: None,
         }
+    }
+
+    /// Follows `lease`: while it is expired, promotions and starts of STANDARD_HA
+    /// primaries are withheld, so that the reconcile does not undo the lease's demotion.
+    pub fn set_lease(&mut self, lease: Arc<Lease>) {
+        self.lease = Some(lease);
+    }
+
+    fn fenced(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.is_expired())
     }
 
     /// Ids of the nodes the agent has files or engines for.
@@ -114,7 +130,6 @@ impl Supervisor {
         let actions = plan::plan(desired, &observed);
         let mut pass = Pass {
             applied: true,
-            acted: !actions.is_empty(),
             ..Pass::default()
         };
         for action in actions {
@@ -123,6 +138,21 @@ impl Supervisor {
                 Action::Reconfigure { spec, .. } => spec.node_id,
                 Action::Stop(id) => *id,
             };
+            // Checked per action: the lease may run out during the pass.
+            let action = if self.fenced() {
+                let kept = lease::withhold(action.clone());
+                if kept.as_ref() != Some(&action) {
+                    tracing::debug!(node = %id, "promotion withheld while the primary lease is expired");
+                    pass.applied = false;
+                }
+                match kept {
+                    Some(a) => a,
+                    None => continue,
+                }
+            } else {
+                action
+            };
+            pass.acted = true;
             if !self.apply(action).await {
                 pass.applied = false;
             }

@@ -1,0 +1,181 @@
+//! Read endpoints (SPEC §4 "Read replicas"). The agent of an instance's primary node
+//! serves its read endpoint: a TCP proxy on the endpoint's address and port that spreads
+//! client *connections* over the instance's healthy replicas.
+//!
+//! - Each new connection goes to the healthy replica with the fewest connections, ties
+//!   round-robin ([`choose`]); never to the primary, never to a replica whose link is
+//!   down or that is in a full sync (checked every 250 ms, see [`health`]). With no
+//!   healthy replica, a new connection is closed at once.
+//! - A connection stays on its replica for its life: plain bidirectional copying, large
+//!   buffers, `TCP_NODELAY` on both sides, no parsing.
+//! - A replica that leaves the config (removed, or promoted) has its connections closed;
+//!   an endpoint that leaves it (the primary moved to another host, the instance was
+//!   deleted) stops listening and closes all of its connections.
+//!
+//! The relays run on a small runtime of their own, started with the first endpoint, so
+//! that the agent's control work (files, fsync, process starts) never stalls the data
+//! path, and an agent without read endpoints costs nothing more.
+
+mod backend;
+mod endpoint;
+pub mod health;
+
+use std::collections::BTreeMap;
+
+use cacheplane_types::NodeSpec;
+use tokio::runtime::{Handle, Runtime};
+
+pub use backend::{choose, Candidate};
+use endpoint::Endpoint;
+
+/// Worker threads of the proxy runtime.
+const THREADS: usize = 2;
+
+/// What one read endpoint must serve.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// The replicas, `(address, port)`.
+    pub replicas: Vec<(String, u16)>,
+    /// The instance's auth string, for the health checks.
+    pub auth: Option<String>,
+}
+
+impl std::fmt::Debug for EndpointConfig {
+    // Never prints the auth string.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("replicas", &self.replicas)
+            .field("auth", &self.auth.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// The read endpoints `nodes` ask this host to serve, by `(address, port)`: those of
+/// its primaries. The node itself and its primary endpoint are never backends.
+pub fn desired(nodes: &[NodeSpec]) -> BTreeMap<(String, u16), EndpointConfig> {
+    let mut out = BTreeMap::new();
+    for spec in nodes {
+        let Some(re) = &spec.read_endpoint else {
+            continue;
+        };
+        let replicas = re
+            .replicas
+            .iter()
+            .filter(|a| **a != spec.address && Some(*a) != spec.endpoint_address.as_ref())
+            .map(|a| (a.clone(), spec.port))
+            .collect();
+        out.insert(
+            (re.address.clone(), re.port),
+            EndpointConfig {
+                replicas,
+                auth: spec.auth_string.clone(),
+            },
+        );
+    }
+    out
+}
+
+/// A read endpoint's state, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStatus {
+    /// Its address.
+    pub address: String,
+    /// Its port.
+    pub port: u16,
+    /// Whether it listens.
+    pub listening: bool,
+    /// Its replicas.
+    pub backends: Vec<BackendStatus>,
+}
+
+/// A replica behind a read endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// Its address.
+    pub address: String,
+    /// Its port.
+    pub port: u16,
+    /// Whether it takes new connections.
+    pub healthy: bool,
+    /// Client connections it serves.
+    pub connections: usize,
+}
+
+/// The read endpoints this agent serves.
+#[derive(Default)]
+pub struct ReadEndpoints {
+    runtime: Option<Runtime>,
+    endpoints: BTreeMap<(String, u16), Endpoint>,
+}
+
+impl ReadEndpoints {
+    /// None yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves the read endpoints `nodes` ask for: starts new ones, updates the replicas
+    /// of the others, stops those no longer asked for, and retries listening where it
+    /// failed before. Cheap when nothing changed: call it every pass.
+    pub fn update(&mut self, nodes: &[NodeSpec]) {
+        let want = desired(nodes);
+        self.endpoints.retain(|key, _| want.contains_key(key));
+        if want.is_empty() {
+            return;
+        }
+        let handle = match self.handle() {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the read endpoint runtime");
+                return;
+            }
+        };
+        for (key, config) in want {
+            let e = match self.endpoints.entry(key) {
+                std::collections::btree_map::Entry::Occupied(o) => {
+                    let e = o.into_mut();
+                    e.set(config);
+                    e
+                }
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let (address, port) = v.key().clone();
+                    v.insert(Endpoint::new(address, port, config, handle.clone()))
+                }
+            };
+            e.listen();
+        }
+    }
+
+    /// The endpoints served now.
+    pub fn status(&self) -> Vec<EndpointStatus> {
+        self.endpoints.values().map(Endpoint::status).collect()
+    }
+
+    fn handle(&mut self) -> std::io::Result<Handle> {
+        if let Some(rt) = &self.runtime {
+            return Ok(rt.handle().clone());
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(THREADS)
+            .thread_name("read-endpoint")
+            .enable_all()
+            .build()?;
+        let h = rt.handle().clone();
+        self.runtime = Some(rt);
+        Ok(h)
+    }
+}
+
+impl Drop for ReadEndpoints {
+    /// Stops every endpoint; the runtime goes without blocking (this may run inside the
+    /// agent's own runtime).
+    fn drop(&mut self) {
+        self.endpoints.clear();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

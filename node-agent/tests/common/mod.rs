@@ -1,0 +1,165 @@
+//! Helpers shared by the integration tests that drive real `redis-server`s on
+//! 127.78.x.y addresses.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cacheplane_node_agent::redis::client::{Client, ClientError, Reply};
+use cacheplane_node_agent::redis::observe::Info;
+use cacheplane_node_agent::redis::{process, NodeDir};
+use cacheplane_types::{NodeRole, NodeSpec};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use uuid::Uuid;
+
+/// The auth string of the test instances.
+pub const AUTH: &str = "it-secret-pw";
+
+/// `redis-server` on PATH, if installed.
+pub fn redis_server() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("redis-server"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Sets up logging and answers the `redis-server` binary, or returns from the test
+/// (with a message) when it is not installed.
+#[macro_export]
+macro_rules! require_redis {
+    () => {{
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .try_init();
+        match common::redis_server() {
+            Some(p) => p,
+            None => {
+                println!("skipped: redis-server is not installed");
+                return;
+            }
+        }
+    }};
+}
+
+/// A data dir whose engines are killed and files removed when the test ends, pass or
+/// fail.
+pub struct DataDir(PathBuf);
+
+impl DataDir {
+    pub fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("cacheplane-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("creates the data dir");
+        DataDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(self.0.join("nodes")) {
+            for e in entries.flatten() {
+                let pid = std::fs::read_to_string(e.path().join("redis.pid"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok());
+                if let Some(pid) = pid {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An address in 127.78.0.0/16 that concurrent test runs are unlikely to share.
+pub fn address(n: u8) -> String {
+    format!("127.78.{}.{n}", std::process::id() % 250 + 1)
+}
+
+/// A STANDARD_HA node at `address(n)`; a replica follows `of`.
+pub fn spec(n: u8, role: NodeRole, of: Option<&NodeSpec>) -> NodeSpec {
+    NodeSpec {
+        node_id: Uuid::new_v4(),
+        instance: "projects/p/locations/local/instances/it".into(),
+        engine_version: "REDIS_7_0".into(),
+        role,
+        address: address(n),
+        port: 6379,
+        endpoint_address: None,
+        primary_address: of.map(|p| p.address.clone()),
+        maxmemory_bytes: 64 << 20,
+        redis_configs: BTreeMap::from([("maxmemory-policy".into(), "allkeys-lru".into())]),
+        read_endpoint: None,
+        restart_in_place: false,
+        auth_string: Some(AUTH.into()),
+    }
+}
+
+/// Starts the engine of `s` under `data`.
+pub async fn start(bin: &Path, data: &DataDir, s: &NodeSpec) {
+    process::start(bin, s, &NodeDir::new(data.path(), s.node_id))
+        .await
+        .unwrap_or_else(|e| panic!("{} starts: {e}", s.address));
+}
+
+/// An authenticated connection to `host:6379`.
+pub async fn connect(host: &str) -> Client {
+    Client::connect(host, 6379, Some(AUTH))
+        .await
+        .unwrap_or_else(|e| panic!("connects to {host}: {e}"))
+}
+
+/// `INFO section` over `c`.
+pub async fn info(c: &mut Client, section: &str) -> Result<Info, ClientError> {
+    match c.call(&["INFO", section]).await? {
+        Reply::Bulk(Some(b)) => Ok(Info::parse(&String::from_utf8_lossy(&b))),
+        other => Err(ClientError::Protocol(format!("INFO answered {other:?}"))),
+    }
+}
+
+/// The `run_id` of the engine behind `c`.
+pub async fn run_id(c: &mut Client) -> String {
+    info(c, "server")
+        .await
+        .expect("INFO server")
+        .get("run_id")
+        .expect("a run_id")
+        .to_string()
+}
+
+/// Waits (up to `secs` seconds, looking every 50 ms) until `check` is true.
+pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..secs * 20 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Whether the replica at `host` is linked to its primary.
+pub async fn linked(host: &str) -> bool {
+    let Ok(mut c) = Client::connect(host, 6379, Some(AUTH)).await else {
+        return false;
+    };
+    info(&mut c, "replication")
+        .await
+        .is_ok_and(|i| i.get("master_link_status") == Some("up"))
+}

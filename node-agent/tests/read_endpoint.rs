@@ -1,0 +1,178 @@
+//! The read endpoint proxy over real `redis-server`s: one primary, two linked replicas
+//! and one whose link is down (it follows a primary that does not exist, as a replica
+//! stuck before or in a full sync would report). Skipped only when `redis-server` is not
+//! installed.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cacheplane_node_agent::proxy::ReadEndpoints;
+use cacheplane_node_agent::redis::client::Client;
+use cacheplane_types::{NodeRole, NodeSpec, ReadEndpointSpec};
+use common::{address, connect, linked, run_id, spec, start, wait_until, DataDir};
+use tokio::io::AsyncReadExt;
+
+/// The primary's spec with a read endpoint at `address(10)` over `replicas`.
+fn with_endpoint(primary: &NodeSpec, replicas: &[&NodeSpec]) -> NodeSpec {
+    NodeSpec {
+        read_endpoint: Some(ReadEndpointSpec {
+            address: address(10),
+            port: 6379,
+            replicas: replicas.iter().map(|r| r.address.clone()).collect(),
+        }),
+        ..primary.clone()
+    }
+}
+
+/// Whether `c`'s connection is closed by the proxy within a second.
+async fn closes(c: &mut Client) -> bool {
+    for _ in 0..40 {
+        if c.ping().await.is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// The replicas `endpoints`' only endpoint finds healthy.
+fn healthy(endpoints: &ReadEndpoints) -> Vec<String> {
+    endpoints.status()[0]
+        .backends
+        .iter()
+        .filter(|b| b.healthy)
+        .map(|b| b.address.clone())
+        .collect()
+}
+
+/// Waits until exactly `want` are healthy.
+async fn wait_healthy(endpoints: &ReadEndpoints, want: &[&NodeSpec]) {
+    let want: Vec<String> = want.iter().map(|s| s.address.clone()).collect();
+    wait_until(5, "the replicas' health is seen", || {
+        let ok = healthy(endpoints) == want;
+        async move { ok }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connections_spread_over_healthy_replicas_and_follow_the_config() {
+    let bin = require_redis!();
+    let data = DataDir::new("read-endpoint");
+    let primary = spec(1, NodeRole::Primary, None);
+    let r1 = spec(2, NodeRole::Replica, Some(&primary));
+    let r2 = spec(3, NodeRole::Replica, Some(&primary));
+    let nowhere = spec(9, NodeRole::Primary, None);
+    let down = spec(4, NodeRole::Replica, Some(&nowhere));
+    for s in [&primary, &r1, &r2, &down] {
+        start(&bin, &data, s).await;
+    }
+    for r in [&r1, &r2] {
+        wait_until(10, "the replica links up", || linked(&r.address)).await;
+    }
+    let mut ids = HashMap::new();
+    for s in [&primary, &r1, &r2, &down] {
+        ids.insert(
+            run_id(&mut connect(&s.address).await).await,
+            s.address.clone(),
+        );
+    }
+    let name = |id: &str| {
+        ids.get(id)
+            .cloned()
+            .unwrap_or_else(|| format!("unknown {id}"))
+    };
+
+    let mut endpoints = ReadEndpoints::new();
+    endpoints.update(&[with_endpoint(&primary, &[&r1, &r2, &down])]);
+    wait_healthy(&endpoints, &[&r1, &r2]).await;
+    assert!(endpoints.status()[0].listening);
+
+    // 30 connections: each healthy replica gets some, the primary and the unlinked
+    // replica none.
+    let ep = address(10);
+    let mut conns = Vec::new();
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for _ in 0..30 {
+        let mut c = connect(&ep).await;
+        let at = name(&run_id(&mut c).await);
+        *per.entry(at.clone()).or_default() += 1;
+        conns.push((c, at));
+    }
+    assert!(per.get(&r1.address).is_some_and(|n| *n > 0), "{per:?}");
+    assert!(per.get(&r2.address).is_some_and(|n| *n > 0), "{per:?}");
+    assert_eq!(per.values().sum::<usize>(), 30, "{per:?}");
+    let counted: usize = endpoints.status()[0]
+        .backends
+        .iter()
+        .map(|b| b.connections)
+        .sum();
+    assert_eq!(counted, 30);
+
+    // A connection stays on its replica.
+    for (c, at) in conns.iter_mut() {
+        for _ in 0..3 {
+            assert_eq!(&name(&run_id(c).await), at);
+        }
+    }
+
+    // r1 loses its link: it takes no new connections, its current ones go on.
+    let mut admin = connect(&r1.address).await;
+    admin
+        .replicaof(Some((&nowhere.address, 6379)))
+        .await
+        .expect("REPLICAOF");
+    wait_healthy(&endpoints, &[&r2]).await;
+    for _ in 0..10 {
+        let mut c = connect(&ep).await;
+        assert_eq!(name(&run_id(&mut c).await), r2.address);
+    }
+    for (c, at) in conns.iter_mut() {
+        assert_eq!(&name(&run_id(c).await), at, "existing connections stay");
+    }
+
+    // r1 leaves the config: its connections are closed, r2's are not.
+    endpoints.update(&[with_endpoint(&primary, &[&r2, &down])]);
+    for (c, at) in conns.iter_mut() {
+        if *at == r1.address {
+            assert!(
+                closes(c).await,
+                "a connection to a removed replica stays open"
+            );
+        } else {
+            c.ping().await.expect("r2's connections stay");
+        }
+    }
+
+    // No healthy replica: new connections are closed at once.
+    endpoints.update(&[with_endpoint(&primary, &[&down])]);
+    let mut raw = tokio::net::TcpStream::connect((ep.as_str(), 6379))
+        .await
+        .expect("the endpoint accepts");
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(Duration::from_secs(2), raw.read(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "refused: closed without a byte");
+
+    // The read endpoint leaves this host: every connection closes, nothing listens.
+    endpoints.update(&[with_endpoint(&primary, &[&r2])]);
+    wait_healthy(&endpoints, &[&r2]).await;
+    let mut last = connect(&ep).await;
+    assert_eq!(name(&run_id(&mut last).await), r2.address);
+    endpoints.update(std::slice::from_ref(&primary));
+    assert!(endpoints.status().is_empty());
+    assert!(
+        closes(&mut last).await,
+        "the endpoint's connections are closed"
+    );
+    wait_until(2, "nothing listens", || async {
+        tokio::net::TcpStream::connect((ep.as_str(), 6379))
+            .await
+            .is_err()
+    })
+    .await;
+}
