@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod duration;
 pub mod error;
 pub mod instance;
 pub mod network;

@@ -9,7 +9,6 @@ pub mod networks;
 pub mod operations;
 
 use std::io::{BufRead, IsTerminal};
-use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -124,22 +123,7 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Parses `500ms`, `30s`, `10m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration such as 30s, 10m or 1h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("'{s}': the unit must be ms, s, m or h")),
-    }
-}
+pub use cacheplane_types::duration::parse_duration;
 
 /// Asks "`question` [y/N]" on the terminal unless `quiet`. Without a terminal it never
 /// blocks: it refuses (a usage error) and says to pass `--quiet`, so a script cannot
@@ -221,10 +205,5 @@ mod tests {
         assert_eq!(parse_kv("a=b=c").unwrap(), ("a".into(), "b=c".into()));
         assert!(parse_kv("=x").is_err());
         assert!(parse_kv("x").is_err());
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("1d").is_err());
-        assert!(parse_duration("m").is_err());
     }
 }
