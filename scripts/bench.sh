@@ -6,6 +6,7 @@
 #   bash scripts/bench.sh                          # every benchmark
 #   bash scripts/bench.sh --bench alloc            # extra arguments go to cacheplane-bench
 #   bash scripts/bench.sh --bench get-latency --no-write
+#   bash scripts/bench.sh --bench create-latency,agent-idle   # real agents and redis-server
 #   bash scripts/bench.sh -- --help                # cacheplane-bench's flags
 #
 # Each benchmark creates and drops a database of its own in the cluster, so the role in
@@ -27,8 +28,8 @@ command -v cargo >/dev/null 2>&1 || {
     exit 1
 }
 
-step "cargo build --release -p cacheplane-api -p cacheplane-bench"
-cargo build --release -p cacheplane-api -p cacheplane-bench
+step "cargo build --release -p cacheplane-api -p cacheplane-node-agent -p cacheplane-bench"
+cargo build --release -p cacheplane-api -p cacheplane-node-agent -p cacheplane-bench
 
 if [[ -z ${DATABASE_URL:-} ]]; then
     step "throwaway PostgreSQL"
@@ -44,6 +45,7 @@ recorded="scripts/bench.sh${*:+ $*}"
 step "cacheplane-bench $*"
 target/release/cacheplane-bench \
     --api-bin "$ROOT/target/release/cacheplane-api" \
+    --agent-bin "$ROOT/target/release/cacheplane-node-agent" \
     --output "$ROOT/BENCHMARKS.md" \
     --command "$recorded" \
     "$@"

@@ -8,23 +8,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::client::{instance, op_name, wait_op, PARENT};
-use common::stack::{alive, eventually, redis_cli, start_api, three_agents, Agent, GIB};
-use common::{Api, TestDb};
+use common::stack::{
+    alive, create_ready, eventually, redis_cli, start_api, three_agents, Agent, GIB,
+};
+use common::TestDb;
 use serde_json::{json, Value};
-
-async fn ready(api: &Api, name: &str, body: Value) -> (Value, String) {
-    let (status, op) = api
-        .post(&format!("{PARENT}/instances?instanceId={name}"), body)
-        .await;
-    assert_eq!(status, 200, "{op}");
-    let done = wait_op(api, &op_name(&op), "60s").await;
-    assert!(done["done"] == true && done["error"].is_null(), "{done}");
-    let (_, auth) = api
-        .get(&format!("{PARENT}/instances/{name}/authString"))
-        .await;
-    let auth = auth["authString"].as_str().unwrap_or_default().to_string();
-    (instance(api, name).await, auth)
-}
 
 fn pids(agents: &[Agent]) -> BTreeMap<String, u32> {
     agents.iter().flat_map(|a| a.engine_pids()).collect()
@@ -51,7 +39,7 @@ async fn a_crashed_replica_restarts_and_resyncs() {
     let db = TestDb::new().await;
     let (api, _net) = start_api(&db, &[]).await;
     let agents = three_agents(&api, 8 * GIB).await;
-    let (inst, auth) = ready(
+    let (inst, auth) = create_ready(
         &api,
         "ha",
         json!({"tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 2,
@@ -98,7 +86,8 @@ async fn a_crashed_basic_node_restarts_in_place() {
     let db = TestDb::new().await;
     let (api, _net) = start_api(&db, &[]).await;
     let agents = three_agents(&api, 8 * GIB).await;
-    let (inst, auth) = ready(&api, "solo", json!({"tier": "BASIC", "memorySizeGb": 1})).await;
+    let (inst, auth) =
+        create_ready(&api, "solo", json!({"tier": "BASIC", "memorySizeGb": 1})).await;
     let host = inst["host"].as_str().unwrap_or_default().to_string();
     let port = inst["port"].as_u64().unwrap_or(0) as u16;
     assert_eq!(

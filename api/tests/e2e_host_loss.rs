@@ -8,29 +8,30 @@ mod common;
 use std::time::Duration;
 
 use common::client::{instance, op_name, wait_op, PARENT};
-use common::stack::{eventually, redis_cli, start_api, three_agents, GIB};
+use common::stack::{create_ready, eventually, redis_cli, start_api, three_agents, GIB};
 use common::{Api, TestDb};
 use serde_json::{json, Value};
 
-async fn create_ready(api: &Api, name: &str) -> (Value, String) {
-    let (status, op) = api
-        .post(
-            &format!("{PARENT}/instances?instanceId={name}"),
-            json!({"tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 2,
-                   "readReplicasMode": "READ_REPLICAS_ENABLED",
-                   "locationId": "local-a", "alternativeLocationId": "local-b"}),
+async fn ha_ready(api: &Api, name: &str) -> (Value, String) {
+    let body = json!({"tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 2,
+                      "readReplicasMode": "READ_REPLICAS_ENABLED",
+                      "locationId": "local-a", "alternativeLocationId": "local-b"});
+    create_ready(api, name, body).await
+}
+
+/// Replication is asynchronous: waits until every node has `key` = `value`, so a
+/// failover right after cannot lose it.
+async fn replicated(inst: &Value, port: u16, auth: &str, key: &str, value: &str) {
+    for n in inst["nodes"].as_array().into_iter().flatten() {
+        let addr = n["address"].as_str().unwrap_or_default().to_string();
+        let a = auth.to_string();
+        eventually(
+            &format!("{addr} has {key}"),
+            Duration::from_secs(10),
+            || redis_cli(&addr, port, Some(&a), &["GET", key]) == value,
         )
         .await;
-    assert_eq!(status, 200, "{op}");
-    let done = wait_op(api, &op_name(&op), "60s").await;
-    assert!(done["done"] == true && done["error"].is_null(), "{done}");
-    let (_, auth) = api
-        .get(&format!("{PARENT}/instances/{name}/authString"))
-        .await;
-    (
-        instance(api, name).await,
-        auth["authString"].as_str().unwrap_or_default().to_string(),
-    )
+    }
 }
 
 fn role_of(inst: &Value, id: &str) -> String {
@@ -66,13 +67,14 @@ async fn losing_the_primarys_host_and_zone_fails_over_and_the_host_rejoins() {
     let db = TestDb::new().await;
     let (api, _net) = start_api(&db, &["--host-timeout", "2s", "--worker-interval", "250ms"]).await;
     let mut agents = three_agents(&api, 8 * GIB).await;
-    let (inst, auth) = create_ready(&api, "zonal").await;
+    let (inst, auth) = ha_ready(&api, "zonal").await;
     let host = inst["host"].as_str().unwrap_or_default().to_string();
     let port = inst["port"].as_u64().unwrap_or(0) as u16;
     assert_eq!(
         redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
         "OK"
     );
+    replicated(&inst, port, &auth, "k", "v").await;
     let old = primary(&inst);
     assert_eq!(old["zone"], "local-a");
     let old_id = old["id"].as_str().unwrap_or_default().to_string();
@@ -126,13 +128,14 @@ async fn manual_failover_in_both_modes_keeps_the_endpoint() {
     let db = TestDb::new().await;
     let (api, _net) = start_api(&db, &[]).await;
     let _agents = three_agents(&api, 8 * GIB).await;
-    let (inst, auth) = create_ready(&api, "manual").await;
+    let (inst, auth) = ha_ready(&api, "manual").await;
     let host = inst["host"].as_str().unwrap_or_default().to_string();
     let port = inst["port"].as_u64().unwrap_or(0) as u16;
     assert_eq!(
         redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
         "OK"
     );
+    replicated(&inst, port, &auth, "k", "v").await;
 
     let mut previous = primary(&inst)["id"]
         .as_str()

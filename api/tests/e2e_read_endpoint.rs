@@ -9,25 +9,9 @@ use std::time::Duration;
 
 use common::client::{instance, op_name, wait_op, PARENT};
 use common::resp::Resp;
-use common::stack::{eventually, redis_cli, start_api, three_agents, GIB};
-use common::{Api, TestDb};
+use common::stack::{create_ready, eventually, redis_cli, start_api, three_agents, GIB};
+use common::TestDb;
 use serde_json::{json, Value};
-
-async fn ready(api: &Api, name: &str, body: Value) -> (Value, String) {
-    let (status, op) = api
-        .post(&format!("{PARENT}/instances?instanceId={name}"), body)
-        .await;
-    assert_eq!(status, 200, "{op}");
-    let done = wait_op(api, &op_name(&op), "60s").await;
-    assert!(done["done"] == true && done["error"].is_null(), "{done}");
-    let (_, auth) = api
-        .get(&format!("{PARENT}/instances/{name}/authString"))
-        .await;
-    (
-        instance(api, name).await,
-        auth["authString"].as_str().unwrap_or_default().to_string(),
-    )
-}
 
 fn field(info: &str, key: &str) -> String {
     info.lines()
@@ -59,7 +43,7 @@ async fn connections_spread_over_the_replicas_and_never_reach_the_primary() {
     let db = TestDb::new().await;
     let (api, _net) = start_api(&db, &[]).await;
     let _agents = three_agents(&api, 8 * GIB).await;
-    let (inst, auth) = ready(
+    let (inst, auth) = create_ready(
         &api,
         "reads",
         json!({"tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 2,
@@ -142,7 +126,7 @@ async fn enabling_read_replicas_later_keeps_the_primary_endpoint() {
     let db = TestDb::new().await;
     let (api, _net) = start_api(&db, &[]).await;
     let _agents = three_agents(&api, 8 * GIB).await;
-    let (inst, auth) = ready(
+    let (inst, auth) = create_ready(
         &api,
         "later",
         json!({"tier": "STANDARD_HA", "memorySizeGb": 1}),

@@ -5,11 +5,14 @@
 //! anyhow::Result<report::Section>`; to add one, add the module, a [`Bench`] variant and
 //! its arm in [`run_bench`].
 
+mod agent_idle;
 mod alloc;
+mod create_latency;
 mod db;
 mod get_latency;
 mod report;
 mod server;
+mod stack;
 mod stats;
 
 use std::path::PathBuf;
@@ -23,6 +26,10 @@ enum Bench {
     GetLatency,
     /// 4 096 /28 allocations in a /16: the last vs the first.
     Alloc,
+    /// Create → READY for BASIC and STANDARD_HA on the real stack (API, 3 agents, redis).
+    CreateLatency,
+    /// The node agents' RSS and CPU while idle with instances READY.
+    AgentIdle,
 }
 
 /// Measures the SPEC §6 targets of the Cacheplane control plane.
@@ -36,6 +43,10 @@ struct Args {
     /// The `cacheplane-api` binary (release build).
     #[arg(long, default_value = "target/release/cacheplane-api")]
     api_bin: PathBuf,
+
+    /// The `cacheplane-node-agent` binary (default: next to --api-bin).
+    #[arg(long)]
+    agent_bin: Option<PathBuf>,
 
     /// Benchmarks to run (comma-separated); all by default.
     #[arg(long = "bench", value_enum, value_delimiter = ',')]
@@ -92,6 +103,26 @@ struct Args {
     /// get-latency: write each open-loop request (scheduled_ms, latency_ms, ok) to this CSV.
     #[arg(long)]
     latency_csv: Option<PathBuf>,
+
+    /// create-latency: creates per tier (BASIC, STANDARD_HA).
+    #[arg(long, default_value_t = 12)]
+    creates: u32,
+
+    /// agent-idle: the measuring window (s).
+    #[arg(long, default_value_t = 30.0)]
+    idle_secs: f64,
+
+    /// agent-idle: quiet time between the instances turning READY and the window (s).
+    #[arg(long, default_value_t = 10.0)]
+    settle_secs: f64,
+}
+
+impl Args {
+    fn agent_bin(&self) -> PathBuf {
+        self.agent_bin
+            .clone()
+            .unwrap_or_else(|| stack::default_agent_bin(&self.api_bin))
+    }
 }
 
 async fn run_bench(bench: Bench, args: &Args) -> anyhow::Result<report::Section> {
@@ -115,6 +146,27 @@ async fn run_bench(bench: Bench, args: &Args) -> anyhow::Result<report::Section>
         Bench::Alloc => {
             alloc::run(&alloc::Config {
                 database_url: args.database_url.clone(),
+                keep_db: args.keep_db,
+            })
+            .await
+        }
+        Bench::CreateLatency => {
+            create_latency::run(&create_latency::Config {
+                database_url: args.database_url.clone(),
+                api_bin: args.api_bin.clone(),
+                agent_bin: args.agent_bin(),
+                creates: args.creates,
+                keep_db: args.keep_db,
+            })
+            .await
+        }
+        Bench::AgentIdle => {
+            agent_idle::run(&agent_idle::Config {
+                database_url: args.database_url.clone(),
+                api_bin: args.api_bin.clone(),
+                agent_bin: args.agent_bin(),
+                window_secs: args.idle_secs,
+                settle_secs: args.settle_secs,
                 keep_db: args.keep_db,
             })
             .await

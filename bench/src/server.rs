@@ -18,6 +18,16 @@ impl ApiServer {
     /// Starts `bin` on a free port of 127.0.0.1 with `RUST_LOG=warn` and waits until
     /// `/readyz` answers 200. Its stderr goes to a log file in the temp directory.
     pub async fn start(bin: &Path, database_url: &str, admin_token: &str) -> anyhow::Result<Self> {
+        Self::start_with_args(bin, database_url, admin_token, &[]).await
+    }
+
+    /// [`ApiServer::start`] with `extra` flags after the usual ones.
+    pub async fn start_with_args(
+        bin: &Path,
+        database_url: &str,
+        admin_token: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!(
                 "API binary {} not found (cargo build --release -p cacheplane-api)",
@@ -26,7 +36,7 @@ impl ApiServer {
         }
         let mut last_err = None;
         for _ in 0..3 {
-            match Self::try_start(bin, database_url, admin_token).await {
+            match Self::try_start(bin, database_url, admin_token, extra).await {
                 Ok(server) => return Ok(server),
                 Err(e) => last_err = Some(e),
             }
@@ -34,7 +44,12 @@ impl ApiServer {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("API server did not start")))
     }
 
-    async fn try_start(bin: &Path, database_url: &str, admin_token: &str) -> anyhow::Result<Self> {
+    async fn try_start(
+        bin: &Path,
+        database_url: &str,
+        admin_token: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         // A port nobody listens on now; the retry above covers losing it to a race.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -49,6 +64,7 @@ impl ApiServer {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--admin-token")
             .arg(admin_token)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -135,6 +151,11 @@ pub fn cpu_time(stat_path: &str) -> Option<Duration> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
+}
+
+/// The unit of `/proc/PID/stat` CPU times (1 / `CLK_TCK`).
+pub fn clock_tick() -> Duration {
+    Duration::from_secs_f64(1.0 / clock_ticks())
 }
 
 /// `getconf CLK_TCK`, 100 when that fails.

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::Value;
+
+use super::client::{instance, op_name, wait_op, PARENT};
 use super::{Api, TestDb};
 
 /// Bytes in a GiB.
@@ -260,4 +263,25 @@ pub async fn eventually<F: FnMut() -> bool>(what: &str, limit: Duration, mut che
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Creates an instance in the test project, waits (up to 60 s) until its create
+/// operation is done without error, and returns the instance and its auth string.
+pub async fn create_ready(api: &Api, name: &str, body: Value) -> (Value, String) {
+    let (status, op) = api
+        .post(&format!("{PARENT}/instances?instanceId={name}"), body)
+        .await;
+    assert_eq!(status, 200, "create {name}: {op}");
+    let done = wait_op(api, &op_name(&op), "60s").await;
+    assert!(
+        done["done"] == true && done["error"].is_null(),
+        "create {name}: {done}"
+    );
+    let (_, auth) = api
+        .get(&format!("{PARENT}/instances/{name}/authString"))
+        .await;
+    (
+        instance(api, name).await,
+        auth["authString"].as_str().unwrap_or_default().to_string(),
+    )
 }

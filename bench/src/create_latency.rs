@@ -1,0 +1,206 @@
+//! SPEC §6: "create → READY, BASIC, local stack — p50 < 1 s" and "create → READY,
+//! STANDARD_HA with 2 replicas — p50 < 3 s".
+//!
+//! On the real stack ([`crate::stack`]: fresh database, release API, three real node
+//! agents running real `redis-server`s), instances are created one at a time through the
+//! API, each timed from sending the POST until `operations/{id}/wait` answers that the
+//! operation is done (without error), then deleted (untimed) before the next.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use serde_json::{json, Value};
+
+use crate::report::{Row, Section};
+use crate::stack::{Stack, StackConfig, PARENT, SUPERNET};
+use crate::stats::{ms, Samples};
+
+/// Knobs (flags of `cacheplane-bench`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The cluster to create the database in.
+    pub database_url: String,
+    /// The `cacheplane-api` binary.
+    pub api_bin: PathBuf,
+    /// The `cacheplane-node-agent` binary.
+    pub agent_bin: PathBuf,
+    /// Creates per tier.
+    pub creates: u32,
+    /// Keep the database afterwards.
+    pub keep_db: bool,
+}
+
+/// One tier's measurement.
+struct Tier {
+    /// Row label.
+    label: &'static str,
+    /// Instance id prefix.
+    prefix: &'static str,
+    /// The create body.
+    body: Value,
+    /// Nodes a READY instance has.
+    nodes: usize,
+    /// The p50 target.
+    target: Duration,
+}
+
+struct Measured {
+    /// POST sent → operation done.
+    ready: Vec<Duration>,
+    /// POST sent → POST answered.
+    accepted: Vec<Duration>,
+}
+
+/// Runs the benchmark.
+pub async fn run(cfg: &Config) -> anyhow::Result<Section> {
+    ensure!(cfg.creates >= 1, "--creates must be at least 1");
+    let stack = Stack::start(&StackConfig {
+        database_url: cfg.database_url.clone(),
+        api_bin: cfg.api_bin.clone(),
+        agent_bin: cfg.agent_bin.clone(),
+        db_prefix: "cacheplane_bench_create",
+        keep_db: cfg.keep_db,
+    })
+    .await?;
+    eprintln!(
+        "[create-latency] API, 3 agents UP (database {})",
+        stack.db_name()
+    );
+    let result = measure(cfg, &stack).await;
+    stack.stop(result.is_err()).await?;
+    result
+}
+
+async fn measure(cfg: &Config, stack: &Stack) -> anyhow::Result<Section> {
+    let tiers = [
+        Tier {
+            label: "BASIC 1 GB",
+            prefix: "lat-basic",
+            body: json!({"tier": "BASIC", "memorySizeGb": 1}),
+            nodes: 1,
+            target: Duration::from_secs(1),
+        },
+        Tier {
+            label: "STANDARD_HA 1 GB, 2 read replicas",
+            prefix: "lat-ha",
+            body: json!({
+                "tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 2,
+                "readReplicasMode": "READ_REPLICAS_ENABLED"
+            }),
+            nodes: 3,
+            target: Duration::from_secs(3),
+        },
+    ];
+    let mut rows = Vec::new();
+    let mut notes = vec![
+        format!(
+            "The real stack: a fresh database, the release API binary (RUST_LOG=warn, \
+             `--default-network-supernet {SUPERNET}`) and three release \
+             `cacheplane-node-agent`s (loopback mode, one each in local-a/b/c, 16 GiB offered, \
+             default 1 s heartbeat and 30 s config long-poll, admin token) running real \
+             `redis-server` {}; all on this machine with Postgres and the bench client.",
+            redis_version()
+        ),
+        format!(
+            "Each create is timed from just before sending `POST {PARENT}/instances?instanceId=ID` \
+             until `POST /v1/{{operation}}/wait?timeout=30s` (which answers as soon as the \
+             operation is done) answers done with no `error`; the instance is then checked \
+             READY with all its nodes, deleted, and the delete waited for (untimed) before the \
+             next create. {} creates per tier, one at a time, no warm-up: the first create is \
+             counted.",
+            cfg.creates
+        ),
+    ];
+    for tier in &tiers {
+        eprintln!("[create-latency] {}: {} creates", tier.label, cfg.creates);
+        let m = measure_tier(cfg, stack, tier).await?;
+        let ready = Samples::new(m.ready.clone());
+        let accepted = Samples::new(m.accepted.clone());
+        let p50 = ready.quantile(0.5);
+        rows.push(Row::check(
+            format!(
+                "create → READY p50, {} ({} creates)",
+                tier.label,
+                ready.len()
+            ),
+            ms(p50),
+            format!("< {}", secs(tier.target)),
+            p50 < tier.target,
+        ));
+        rows.push(Row::info(
+            format!("create → READY min / max, {}", tier.label),
+            format!("{} / {}", ms(ready.quantile(0.0)), ms(ready.max())),
+        ));
+        rows.push(Row::info(
+            format!("create POST answered p50, {}", tier.label),
+            ms(accepted.quantile(0.5)),
+        ));
+        let all: Vec<String> = m.ready.iter().map(|d| ms(*d)).collect();
+        notes.push(format!(
+            "{} ({} node{}), in order: {}.",
+            tier.label,
+            tier.nodes,
+            if tier.nodes == 1 { "" } else { "s" },
+            all.join(", ")
+        ));
+    }
+    Ok(Section {
+        id: "create-latency",
+        title: "Create → READY on the local stack".into(),
+        rows,
+        notes,
+    })
+}
+
+async fn measure_tier(cfg: &Config, stack: &Stack, tier: &Tier) -> anyhow::Result<Measured> {
+    let mut m = Measured {
+        ready: Vec::new(),
+        accepted: Vec::new(),
+    };
+    for i in 0..cfg.creates {
+        let id = format!("{}-{i:02}", tier.prefix);
+        let start = Instant::now();
+        let (op, answered) = stack.send_create(&id, &tier.body).await?;
+        stack.wait_op(&op).await?;
+        let ready = start.elapsed();
+        m.ready.push(ready);
+        m.accepted.push(answered - start);
+
+        let inst = stack.instance(&id).await?;
+        let nodes = inst["nodes"].as_array().map_or(0, Vec::len);
+        let nodes_ready = inst["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().all(|n| n["state"] == "READY"));
+        ensure!(
+            inst["state"] == "READY" && nodes == tier.nodes && nodes_ready,
+            "{id}: operation done but the instance is not READY with {} READY nodes: {inst}",
+            tier.nodes
+        );
+        stack
+            .delete(&id)
+            .await
+            .with_context(|| format!("deleting {id}"))?;
+        eprintln!("[create-latency]   {id}: {}", ms(ready));
+    }
+    Ok(m)
+}
+
+/// `1 s`, `3 s`.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// `7.0.15`, from `redis-server --version`.
+pub fn redis_version() -> String {
+    std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.split_whitespace()
+                .find_map(|w| w.strip_prefix("v=").map(str::to_string))
+        })
+        .unwrap_or_else(|| "?".into())
+}
