@@ -33,6 +33,7 @@ const DEFAULT_API_URL: &str = "http://127.0.0.1:8080";
     name = "cachectl",
     version,
     after_help = "Examples:\n  \
+        cachectl local up\n  \
         cachectl config set project my-project && cachectl config set region local\n  \
         cachectl instances create my-cache --tier standard-ha --size 1 --replica-count 2\n  \
         cachectl instances describe my-cache\n  \
@@ -101,6 +102,11 @@ enum Command {
     /// The configuration file: set, unset, list, path.
     #[command(subcommand)]
     Config(cmd::config::Command),
+    /// The local stack on this machine (PostgreSQL, the API, three node agents): up,
+    /// down, status.
+    #[cfg(unix)]
+    #[command(subcommand)]
+    Local(cmd::local::Command),
     /// Prints a shell completion script.
     #[command(after_help = "Examples:\n  \
         source <(cachectl completion bash)\n  \
@@ -153,6 +159,16 @@ async fn run(cli: Cli) -> Result<()> {
             return Ok(());
         }
         Command::Config(c) => return cmd::config::run(&config_path?, c),
+        #[cfg(unix)]
+        Command::Local(c) => {
+            let globals = cmd::local::Globals {
+                config_path: config_path?,
+                project: g.project,
+                region: g.region,
+                format: g.format,
+            };
+            return cmd::local::run(c, globals).await;
+        }
         _ => {}
     }
     let file = config::FileConfig::load(&config_path?)?;
@@ -186,6 +202,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Hosts(c) => cmd::admin::hosts(&ctx, c).await,
         Command::Tokens(c) => cmd::admin::tokens(&ctx, c).await,
         Command::Config(_) | Command::Completion { .. } => Ok(()),
+        #[cfg(unix)]
+        Command::Local(_) => Ok(()),
     }
 }
 

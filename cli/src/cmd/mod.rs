@@ -5,6 +5,8 @@ pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod instances;
+#[cfg(unix)]
+pub mod local;
 pub mod networks;
 pub mod operations;
 

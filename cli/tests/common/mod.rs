@@ -103,7 +103,7 @@ impl Drop for TestDb {
 /// A 127.X.0.0/16 no other test process holds, and the listener holding it. From the top
 /// down: the API's tests take them from 128 up, and tools started by hand tend to pick
 /// round numbers near 200.
-fn private_supernet() -> (String, TcpListener) {
+pub fn private_supernet() -> (String, TcpListener) {
     for x in (200..=250u16).rev() {
         if let Ok(guard) = TcpListener::bind(("127.0.0.1", 41000 + x)) {
             return (format!("127.{x}.0.0/16"), guard);
@@ -112,7 +112,8 @@ fn private_supernet() -> (String, TcpListener) {
     panic!("no free 127.X.0.0/16 for this test (ports 41200-41250 all taken)");
 }
 
-fn free_port() -> u16 {
+/// A TCP port on 127.0.0.1 nobody listens on (best effort).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -171,7 +172,8 @@ impl Drop for Proc {
     }
 }
 
-fn tail(path: &Path) -> String {
+/// The end of a log file.
+pub fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let start = text.len().saturating_sub(6000);
     let start = (start..text.len())

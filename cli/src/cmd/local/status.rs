@@ -1,0 +1,194 @@
+//! What runs, as `local up`, `down` and `status` show it: each part's state, pid,
+//! address, health and log, as a table or as JSON.
+
+use std::net::{Ipv4Addr, TcpStream};
+
+use cacheplane_types::{HostState, ListHostsResponse};
+use serde::Serialize;
+
+use super::{api_ready, host_of, postgres, process, read_line, Layout, ZONES};
+use crate::client::Client;
+use crate::output;
+
+/// What runs, as `local up`, `down` and `status` show it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// The data directory.
+    data_dir: String,
+    /// The API's URL (of the last `local up`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_url: Option<String>,
+    /// Whether `GET /readyz` answers 200.
+    api_ready: bool,
+    /// How many of the stack's hosts are UP.
+    hosts_up: usize,
+    /// Each part.
+    parts: Vec<Part>,
+}
+
+/// One process of the stack.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Part {
+    /// `postgres`, `api` or `agent HOST`.
+    name: String,
+    /// `running` or `stopped`.
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<i32>,
+    /// Where it listens (the agents: their zone).
+    address: String,
+    /// What it says about itself: the API ready, a host UP, its redis-servers.
+    health: String,
+    /// Its log file.
+    log: String,
+    /// The pids of an agent's redis-servers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    engines: Vec<i32>,
+}
+
+fn state_of(pid: Option<i32>) -> &'static str {
+    if pid.is_some() {
+        "running"
+    } else {
+        "stopped"
+    }
+}
+
+impl Status {
+    pub async fn collect(layout: &Layout) -> Status {
+        let mut parts = Vec::new();
+
+        let pg = postgres::running(&layout.pg);
+        let pg_pid = pg.map(|(pid, _)| pid);
+        parts.push(Part {
+            name: "postgres".into(),
+            state: state_of(pg_pid),
+            pid: pg_pid,
+            address: pg
+                .map(|(_, port)| format!("127.0.0.1:{port}"))
+                .unwrap_or_default(),
+            health: match pg {
+                Some((_, port)) if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() => {
+                    "listening".into()
+                }
+                Some(_) => "not listening".into(),
+                None => String::new(),
+            },
+            log: layout.pg.join("postgres.log").display().to_string(),
+            engines: Vec::new(),
+        });
+
+        let api_url = read_line(&layout.api_listen()).map(|l| format!("http://{l}"));
+        let api_pid = layout.api_pid_running();
+        let api_ready = match (&api_url, api_pid) {
+            (Some(url), Some(_)) => api_ready(url).await,
+            _ => false,
+        };
+        parts.push(Part {
+            name: "api".into(),
+            state: state_of(api_pid),
+            pid: api_pid,
+            address: api_pid.and(api_url.clone()).unwrap_or_default(),
+            health: match (api_pid, api_ready) {
+                (Some(_), true) => "ready".into(),
+                (Some(_), false) => "not ready".into(),
+                (None, _) => String::new(),
+            },
+            log: layout.api_log().display().to_string(),
+            engines: Vec::new(),
+        });
+
+        // The hosts' states, when the API can tell.
+        let mut host_states: Vec<(String, HostState)> = Vec::new();
+        if let (true, Some(url), Some(token)) = (api_ready, &api_url, read_line(&layout.token())) {
+            if let Ok(client) = Client::new(url, Some(token)) {
+                if let Ok(r) = client.get::<ListHostsResponse>(&["v1", "hosts"], &[]).await {
+                    host_states = r.hosts.into_iter().map(|h| (h.name, h.state)).collect();
+                }
+            }
+        }
+        let mut hosts_up = 0;
+        for host in layout.hosts() {
+            let pid = layout.agent_pid_running(&host);
+            let engines = process::engine_pids(&layout.agent_dir(&host));
+            let state = host_states
+                .iter()
+                .find(|(n, _)| *n == format!("hosts/{host}"))
+                .map(|(_, s)| *s);
+            if state == Some(HostState::Up) && ZONES.iter().any(|z| host_of(z) == host) {
+                hosts_up += 1;
+            }
+            let mut health = Vec::new();
+            if pid.is_some() || state.is_some() {
+                health.push(
+                    state
+                        .map(|s| output::wire(&s))
+                        .unwrap_or_else(|| "unknown".into()),
+                );
+            }
+            if !engines.is_empty() || pid.is_some() {
+                health.push(match engines.len() {
+                    0 => "no redis-servers".to_string(),
+                    1 => "1 redis-server".to_string(),
+                    n => format!("{n} redis-servers"),
+                });
+            }
+            let zone = host.strip_suffix("-1").unwrap_or(&host).to_string();
+            parts.push(Part {
+                name: format!("agent {host}"),
+                // Engines an agent left running show in its health (and `down` stops
+                // them), not in its state.
+                state: state_of(pid),
+                pid,
+                address: format!("zone {zone}"),
+                health: health.join(", "),
+                log: layout.agent_file(&host, "log").display().to_string(),
+                engines,
+            });
+        }
+
+        Status {
+            data_dir: layout.data.display().to_string(),
+            api_url,
+            api_ready,
+            hosts_up,
+            parts,
+        }
+    }
+
+    pub fn table(&self) -> String {
+        output::rows(
+            &["PART", "STATE", "PID", "ADDRESS", "HEALTH", "LOG"],
+            self.parts.iter().map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.state.to_string(),
+                    p.pid.map(|p| p.to_string()).unwrap_or_default(),
+                    p.address.clone(),
+                    p.health.clone(),
+                    p.log.clone(),
+                ]
+            }),
+        )
+    }
+
+    pub fn summary(&self) -> String {
+        let api_runs = self
+            .parts
+            .iter()
+            .any(|p| p.name == "api" && p.pid.is_some());
+        let api = match (&self.api_url, api_runs, self.api_ready) {
+            (Some(url), true, true) => format!("API ready at {url}"),
+            (Some(url), true, false) => format!("API not ready at {url}"),
+            _ => "API not running (`cachectl local up` starts it)".to_string(),
+        };
+        format!(
+            "{api}; {} of {} hosts UP. Data: {}",
+            self.hosts_up,
+            ZONES.len(),
+            self.data_dir
+        )
+    }
+}

@@ -1,0 +1,291 @@
+//! `cachectl local up|down|status` for real: its own PostgreSQL cluster (initdb), the API
+//! and three agents running redis-server, in a temporary data directory on ports and
+//! addresses of the test's own, so that it never meets a developer's local stack or the
+//! other tests. Needs PostgreSQL's server programs and redis-server (scripts/test.sh
+//! installs them), not DATABASE_URL.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A local stack in a temporary directory, stopped (`local down`) when dropped.
+struct LocalStack {
+    dir: PathBuf,
+    pg_port: u16,
+    api_port: u16,
+    supernet: String,
+    _supernet_guard: TcpListener,
+}
+
+impl LocalStack {
+    fn new() -> LocalStack {
+        // The binaries `local up` finds next to cachectl.
+        common::sibling_binary("cacheplane-api");
+        common::sibling_binary("cacheplane-node-agent");
+        let (supernet, guard) = common::private_supernet();
+        let dir =
+            std::env::temp_dir().join(format!("cachectl-local-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dir.join("data")).expect("creating the test directory");
+        // As root the cluster runs as postgres, which must reach DATA_DIR/pg: else
+        // `local up` would fall back to /var/lib/cacheplane/pg, a developer's cluster.
+        for d in [dir.as_path(), &dir.join("data")] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        if Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        {
+            let reach = Command::new("runuser")
+                .args(["-u", "postgres", "--", "test", "-x"])
+                .arg(dir.join("data"))
+                .status()
+                .expect("running runuser");
+            assert!(
+                reach.success(),
+                "the postgres user cannot reach {}: put the temp dir (TMPDIR) somewhere it can",
+                dir.display()
+            );
+        }
+        LocalStack {
+            dir,
+            pg_port: common::free_port(),
+            api_port: common::free_port(),
+            supernet,
+            _supernet_guard: guard,
+        }
+    }
+
+    /// The stack's data directory (`$XDG_DATA_HOME/cacheplane`).
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data").join("cacheplane")
+    }
+
+    /// `cachectl` with this test's XDG directories and nothing from the caller's
+    /// settings.
+    fn cachectl(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_cachectl"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CACHECTL_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("XDG_DATA_HOME", self.dir.join("data"))
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .timeout(Duration::from_secs(300));
+        cmd
+    }
+
+    /// Runs `cachectl ARGS --format json`, which must succeed, and parses its output.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self
+            .cachectl()
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap_or_else(|e| panic!("running cachectl {args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "cachectl {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "cachectl {args:?}: not JSON ({e}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    fn up(&self) -> Value {
+        let pg_port = self.pg_port.to_string();
+        let api_port = self.api_port.to_string();
+        self.json(&[
+            "local",
+            "up",
+            "--pg-port",
+            &pg_port,
+            "--api-port",
+            &api_port,
+            "--supernet",
+            &self.supernet,
+        ])
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        // Whatever happened, leave nothing running.
+        let down = self.cachectl().args(["local", "down"]).output();
+        if std::thread::panicking() {
+            for log in ["api.log", "agents/local-a-1.log", "pg/postgres.log"] {
+                let path = self.data_dir().join(log);
+                eprintln!("--- {} ---\n{}", path.display(), common::tail(&path));
+            }
+            eprintln!("keeping {}", self.dir.display());
+        } else if down.is_ok_and(|o| o.status.success()) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The pid of each part, by name, in a status.
+fn pids(status: &Value) -> Vec<(String, Option<i64>)> {
+    status["parts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no parts: {status}"))
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p["pid"].as_i64()))
+        .collect()
+}
+
+/// Whether `pid` is gone: no such process, or a zombie waiting to be reaped (whoever
+/// adopted it may not reap at once).
+fn gone(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string));
+            matches!(state.as_deref(), Some("Z") | Some("X"))
+        }
+        Err(_) => true,
+    }
+}
+
+fn cmdline(pid: i64) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&raw).replace('\0', " ")
+}
+
+#[test]
+fn local_up_twice_then_down() {
+    let stack = LocalStack::new();
+
+    let first = stack.up();
+    assert_eq!(first["apiReady"], true, "{first}");
+    assert_eq!(first["hostsUp"], 3, "{first}");
+    let api_url = format!("http://127.0.0.1:{}", stack.api_port);
+    assert_eq!(first["apiUrl"], api_url.as_str(), "{first}");
+    let names: Vec<String> = pids(&first).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "postgres",
+            "api",
+            "agent local-a-1",
+            "agent local-b-1",
+            "agent local-c-1"
+        ],
+        "{first}"
+    );
+    for part in first["parts"].as_array().unwrap() {
+        assert_eq!(part["state"], "running", "{first}");
+        assert!(part["pid"].as_i64().is_some(), "{first}");
+    }
+    assert_eq!(
+        first["parts"][0]["address"],
+        format!("127.0.0.1:{}", stack.pg_port).as_str(),
+        "{first}"
+    );
+    // Its own cluster, in its own directory.
+    let data = stack.data_dir();
+    assert_eq!(
+        std::fs::read_to_string(data.join("pg.dir")).unwrap().trim(),
+        data.join("pg").to_str().unwrap()
+    );
+
+    // The token: private, and on no command line.
+    let token_file = data.join("admin-token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let token = token.trim();
+    assert_eq!(token.len(), 64, "{token}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    for (name, pid) in pids(&first) {
+        let cmd = cmdline(pid.unwrap());
+        assert!(!cmd.is_empty(), "{name}: no command line");
+        assert!(
+            !cmd.contains(token),
+            "{name} has the token on its command line"
+        );
+    }
+
+    // The configuration points cachectl at the stack: no flags needed.
+    let config = std::fs::read_to_string(stack.dir.join("config/cachectl/config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("api_url = \"{api_url}\"")),
+        "{config}"
+    );
+    assert!(config.contains("project = \"demo-project\""), "{config}");
+    assert!(config.contains("region = \"local\""), "{config}");
+    let hosts = stack.json(&["hosts", "list"]);
+    let up: Vec<&str> = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["state"] == "UP")
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        up,
+        ["hosts/local-a-1", "hosts/local-b-1", "hosts/local-c-1"],
+        "{hosts}"
+    );
+
+    // A cache, so that `down` has a redis-server to stop.
+    let cache = stack.json(&["instances", "create", "local-test"]);
+    assert_eq!(cache["state"], "READY", "{cache}");
+    let prefix = stack.supernet.split(".0.0/").next().unwrap().to_string() + ".";
+    assert!(
+        cache["host"].as_str().unwrap().starts_with(&prefix),
+        "{cache} not in {}",
+        stack.supernet
+    );
+    let status = stack.json(&["local", "status"]);
+    let engines: Vec<i64> = status["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["engines"].as_array().cloned().unwrap_or_default())
+        .map(|e| e.as_i64().unwrap())
+        .collect();
+    assert_eq!(engines.len(), 1, "{status}");
+    assert!(cmdline(engines[0]).starts_with("redis-server"), "{status}");
+
+    // Again: everything is reused.
+    let second = stack.up();
+    assert_eq!(second["apiReady"], true, "{second}");
+    assert_eq!(second["hostsUp"], 3, "{second}");
+    assert_eq!(pids(&first), pids(&second), "{first}\n{second}");
+
+    // Down leaves nothing running, the engine included.
+    let down = stack.json(&["local", "down"]);
+    for part in down["parts"].as_array().unwrap() {
+        assert_eq!(part["state"], "stopped", "{down}");
+        assert!(part.get("pid").is_none(), "{down}");
+        assert!(part.get("engines").is_none(), "{down}");
+    }
+    let mut all: Vec<i64> = pids(&first).into_iter().map(|(_, p)| p.unwrap()).collect();
+    all.extend(&engines);
+    for pid in all {
+        assert!(gone(pid), "pid {pid} still runs: {}", cmdline(pid));
+    }
+    assert!(!data.join("api.pid").exists());
+    assert!(!Path::new(&data.join("pg/data/postmaster.pid")).exists());
+    let status = stack.json(&["local", "status"]);
+    assert_eq!(status["apiReady"], false, "{status}");
+    assert_eq!(status["hostsUp"], 0, "{status}");
+    // And down again is fine.
+    stack.cachectl().args(["local", "down"]).assert().success();
+}
