@@ -7,6 +7,7 @@
 #   bash scripts/bench.sh --bench alloc            # extra arguments go to cacheplane-bench
 #   bash scripts/bench.sh --bench get-latency --no-write
 #   bash scripts/bench.sh --bench create-latency,agent-idle   # real agents and redis-server
+#   bash scripts/bench.sh --bench failover,throughput         # also redis-benchmark (redis-tools)
 #   bash scripts/bench.sh -- --help                # cacheplane-bench's flags
 #
 # Each benchmark creates and drops a database of its own in the cluster, so the role in

@@ -9,11 +9,14 @@ mod agent_idle;
 mod alloc;
 mod create_latency;
 mod db;
+mod failover;
 mod get_latency;
 mod report;
+mod resp;
 mod server;
 mod stack;
 mod stats;
+mod throughput;
 
 use std::path::PathBuf;
 
@@ -30,6 +33,10 @@ enum Bench {
     CreateLatency,
     /// The node agents' RSS and CPU while idle with instances READY.
     AgentIdle,
+    /// Primary's redis-server SIGKILLed → first write OK at the same host:port.
+    Failover,
+    /// redis-benchmark through the primary and read endpoints vs straight to the nodes.
+    Throughput,
 }
 
 /// Measures the SPEC §6 targets of the Cacheplane control plane.
@@ -115,6 +122,35 @@ struct Args {
     /// agent-idle: quiet time between the instances turning READY and the window (s).
     #[arg(long, default_value_t = 10.0)]
     settle_secs: f64,
+
+    /// failover: failovers to measure.
+    #[arg(long, default_value_t = 10)]
+    failovers: u32,
+
+    /// failover: the writer's pause between two SETs (ms).
+    #[arg(long, default_value_t = 10)]
+    write_interval_ms: u64,
+
+    /// failover: quiet time between the instance being READY again and the next kill (s;
+    /// plus a random 0–1 s).
+    #[arg(long, default_value_t = 6.0)]
+    failover_settle_secs: f64,
+
+    /// throughput: requests per redis-benchmark test without pipelining (-n).
+    #[arg(long, default_value_t = 200_000)]
+    tp_requests: u32,
+
+    /// throughput: requests per redis-benchmark test with -P 16 (-n).
+    #[arg(long, default_value_t = 1_000_000)]
+    tp_pipelined_requests: u32,
+
+    /// throughput: redis-benchmark connections (-c).
+    #[arg(long, default_value_t = 50)]
+    tp_clients: u32,
+
+    /// throughput: runs of each configuration (the median is compared).
+    #[arg(long, default_value_t = 3)]
+    tp_repeats: u32,
 }
 
 impl Args {
@@ -167,6 +203,31 @@ async fn run_bench(bench: Bench, args: &Args) -> anyhow::Result<report::Section>
                 agent_bin: args.agent_bin(),
                 window_secs: args.idle_secs,
                 settle_secs: args.settle_secs,
+                keep_db: args.keep_db,
+            })
+            .await
+        }
+        Bench::Failover => {
+            failover::run(&failover::Config {
+                database_url: args.database_url.clone(),
+                api_bin: args.api_bin.clone(),
+                agent_bin: args.agent_bin(),
+                failovers: args.failovers,
+                write_interval: std::time::Duration::from_millis(args.write_interval_ms),
+                settle: std::time::Duration::from_secs_f64(args.failover_settle_secs.max(0.0)),
+                keep_db: args.keep_db,
+            })
+            .await
+        }
+        Bench::Throughput => {
+            throughput::run(&throughput::Config {
+                database_url: args.database_url.clone(),
+                api_bin: args.api_bin.clone(),
+                agent_bin: args.agent_bin(),
+                requests: args.tp_requests,
+                pipelined_requests: args.tp_pipelined_requests,
+                clients: args.tp_clients,
+                repeats: args.tp_repeats,
                 keep_db: args.keep_db,
             })
             .await

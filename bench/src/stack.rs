@@ -239,6 +239,60 @@ impl Stack {
         Ok(inst)
     }
 
+    /// The auth string of instance `id` (`GET …/instances/{id}/authString`).
+    pub async fn auth_string(&self, id: &str) -> anyhow::Result<String> {
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("{PARENT}/instances/{id}/authString"),
+                None,
+            )
+            .await?;
+        ensure!(status == 200, "auth string of {id}: {status}");
+        body["authString"]
+            .as_str()
+            .map(str::to_string)
+            .context("no authString in the answer")
+    }
+
+    /// The first page of `GET …/operations` (newest first, 100 of them).
+    pub async fn operations(&self) -> anyhow::Result<Vec<Value>> {
+        let (status, body) = self
+            .call(reqwest::Method::GET, &format!("{PARENT}/operations"), None)
+            .await?;
+        ensure!(status == 200, "list operations: {status} {body}");
+        Ok(body["operations"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Polls instance `id` every 50 ms until it is READY with `nodes` nodes, all READY;
+    /// answers it. Fails after `limit`.
+    pub async fn wait_ready(
+        &self,
+        id: &str,
+        nodes: usize,
+        limit: Duration,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let inst = self.instance(id).await?;
+            if is_ready(&inst, nodes) {
+                return Ok(inst);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{id} not READY with {nodes} READY nodes after {:.0} s: {inst}",
+                    limit.as_secs_f64()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The agent that runs node `node_id` (whose data directory has the node's).
+    pub fn agent_of(&self, node_id: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.node_dir(node_id).is_dir())
+    }
+
     /// Deletes instance `id` and waits for the operation.
     pub async fn delete(&self, id: &str) -> anyhow::Result<()> {
         let (status, op) = self
@@ -273,6 +327,31 @@ impl Stack {
         db.drop_db().await?;
         stopped
     }
+}
+
+/// Whether `inst` is READY with `nodes` nodes, every one READY.
+pub fn is_ready(inst: &Value, nodes: usize) -> bool {
+    let all = inst["nodes"].as_array();
+    inst["state"] == "READY"
+        && all.map_or(0, Vec::len) == nodes
+        && all.is_some_and(|n| n.iter().all(|n| n["state"] == "READY"))
+}
+
+/// The create body of the STANDARD_HA instance of the failover and throughput figures
+/// (as create-latency's): 1 GB, 2 replicas, read endpoint on (a node in each zone).
+pub fn ha_body() -> Value {
+    json!({
+        "tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 2,
+        "readReplicasMode": "READ_REPLICAS_ENABLED"
+    })
+}
+
+/// The node of `inst` with role `role` (`PRIMARY`, `REPLICA`), the first if several.
+pub fn node_with_role<'a>(inst: &'a Value, role: &str) -> anyhow::Result<&'a Value> {
+    inst["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["role"] == role))
+        .with_context(|| format!("no {role} node in {inst}"))
 }
 
 /// The `name` of an operation.
@@ -385,6 +464,19 @@ impl Agent {
         self.keep_log = true;
     }
 
+    /// The directory of node `node_id` in the agent's data directory.
+    pub fn node_dir(&self, node_id: &str) -> PathBuf {
+        self.data_dir.join("nodes").join(node_id)
+    }
+
+    /// The pid of node `node_id`'s running `redis-server`, from its pid file.
+    pub fn engine_pid(&self, node_id: &str) -> Option<u32> {
+        std::fs::read_to_string(self.node_dir(node_id).join("redis.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|pid| is_redis(*pid))
+    }
+
     /// The pids of the running `redis-server`s this agent started (from the pid files).
     pub fn engine_pids(&self) -> Vec<u32> {
         let Ok(entries) = std::fs::read_dir(self.data_dir.join("nodes")) else {
@@ -403,8 +495,15 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // Engines outlive their agent by design; the benchmark leaves none behind.
-        let engines = self.engine_pids();
+        // Engines outlive their agent by design; the benchmark leaves none behind: those
+        // of the pid files, and any whose pid file is not written yet or was replaced
+        // (an engine starts in its node's directory, under the data directory).
+        let mut engines = self.engine_pids();
+        for pid in redis_under(&self.data_dir) {
+            if !engines.contains(&pid) {
+                engines.push(pid);
+            }
+        }
         for pid in &engines {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
@@ -445,6 +544,21 @@ fn is_redis(pid: u32) -> bool {
         })
 }
 
+/// The running `redis-server`s whose working directory is under `dir`.
+fn redis_under(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .filter(|pid| is_redis(*pid))
+        .collect()
+}
+
 /// `VmRSS` of a process in bytes, from `/proc/PID/status`.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -468,6 +582,23 @@ mod tests {
         assert!(rss > 1 << 20, "{rss}");
         assert!(!is_redis(std::process::id()));
         assert!(rss_bytes(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn ready_means_every_node_ready() {
+        let inst = |state: &str, nodes: &[&str]| {
+            let nodes: Vec<Value> = nodes.iter().map(|s| json!({ "state": s })).collect();
+            json!({ "state": state, "nodes": nodes })
+        };
+        assert!(is_ready(&inst("READY", &["READY"; 3]), 3));
+        assert!(!is_ready(&inst("READY", &["READY", "DOWN", "READY"]), 3));
+        assert!(!is_ready(&inst("READY", &["READY"; 2]), 3));
+        assert!(!is_ready(&inst("FAILING_OVER", &["READY"; 3]), 3));
+        // No engine runs in a fresh directory.
+        let dir = std::env::temp_dir().join(format!("cacheplane-bench-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        assert!(redis_under(&dir).is_empty());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]
