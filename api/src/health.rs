@@ -54,15 +54,18 @@ pub async fn check(state: &AppState, instance: Uuid) -> ApiResult<()> {
         .filter_map(|n| {
             let s = render::node_state(n, now, state.config.host_timeout);
             (s != NodeState::Ready).then(|| {
+                let what = match s {
+                    NodeState::Down => "down",
+                    NodeState::Failed => "failed",
+                    NodeState::Deleting => "stopping",
+                    NodeState::Creating | NodeState::Ready => "starting",
+                };
                 format!(
-                    "{} node {} in zone {} is {s:?}",
+                    "{} node {} in zone {} is {what}",
                     n.role.to_lowercase(),
                     n.id,
                     n.zone_id
                 )
-                .replace("Down", "down")
-                .replace("Creating", "starting")
-                .replace("Failed", "failed")
             })
         })
         .collect();
