@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use common::agent::*;
@@ -247,34 +247,14 @@ async fn deletes_racing_heartbeats(ready: bool) {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut loops = fleet.heartbeat_loops(&stop);
+    let loops = fleet.heartbeat_loops(&stop);
     let mut deletes = JoinSet::new();
     for i in 0..count {
         let caller = Caller::of(&api);
         let path = instance_path(&format!("d{i:02}"));
         deletes.spawn(async move { caller.req(Method::DELETE, &path, None).await });
     }
-    let mut refused = Vec::new();
-    let mut ops = Vec::new();
-    while let Some(r) = deletes.join_next().await {
-        match r.expect("delete task panicked") {
-            (200, op) => ops.push(op),
-            other => refused.push(other),
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    let mut refused_beats = Vec::new();
-    while let Some(r) = loops.join_next().await {
-        refused_beats.extend(r.expect("heartbeat task panicked"));
-    }
-    assert!(
-        refused.is_empty(),
-        "deletes refused while agents heartbeat: {refused:?}"
-    );
-    assert!(
-        refused_beats.is_empty(),
-        "heartbeats refused during deletes: {refused_beats:?}"
-    );
+    let ops = join_racing("deletes", deletes, loops, &stop).await;
 
     for op in &ops {
         let done = fleet.converge(&api, op).await;

@@ -8,7 +8,7 @@ use common::agent::*;
 use common::client::*;
 use common::{Api, TestDb};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
@@ -335,7 +335,7 @@ async fn node_changes_racing_heartbeats() {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut loops = fleet.heartbeat_loops(&stop);
+    let loops = fleet.heartbeat_loops(&stop);
     let mut changes = JoinSet::new();
     for (i, name) in names.iter().enumerate() {
         let caller = Caller::of(&api);
@@ -362,27 +362,7 @@ async fn node_changes_racing_heartbeats() {
             }
         });
     }
-    let mut ops = Vec::new();
-    let mut refused = Vec::new();
-    while let Some(r) = changes.join_next().await {
-        match r.expect("task panicked") {
-            (200, op) => ops.push(op),
-            other => refused.push(other),
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    let mut refused_beats = Vec::new();
-    while let Some(r) = loops.join_next().await {
-        refused_beats.extend(r.expect("heartbeat task panicked"));
-    }
-    assert!(
-        refused.is_empty(),
-        "changes refused while agents heartbeat: {refused:?}"
-    );
-    assert!(
-        refused_beats.is_empty(),
-        "heartbeats refused: {refused_beats:?}"
-    );
+    let ops = join_racing("changes", changes, loops, &stop).await;
     for op in &ops {
         let done = fleet.converge(&api, op).await;
         assert_eq!(done["response"]["state"], "READY", "{done}");

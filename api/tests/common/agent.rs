@@ -345,3 +345,36 @@ impl Fleet {
         }
     }
 }
+
+/// Joins `requests` that ran while the agents heartbeat (`loops`, stopped through `stop`
+/// once the requests are done). Asserts that no request and no heartbeat was refused
+/// (a deadlock between them would show as a 409) and returns the operations answered.
+pub async fn join_racing(
+    what: &str,
+    mut requests: JoinSet<(u16, Value)>,
+    mut loops: JoinSet<Vec<(u16, Value)>>,
+    stop: &AtomicBool,
+) -> Vec<Value> {
+    let mut ops = Vec::new();
+    let mut refused = Vec::new();
+    while let Some(r) = requests.join_next().await {
+        match r.expect("request task panicked") {
+            (200, op) => ops.push(op),
+            other => refused.push(other),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut refused_beats = Vec::new();
+    while let Some(r) = loops.join_next().await {
+        refused_beats.extend(r.expect("heartbeat task panicked"));
+    }
+    assert!(
+        refused.is_empty(),
+        "{what} refused while agents heartbeat: {refused:?}"
+    );
+    assert!(
+        refused_beats.is_empty(),
+        "heartbeats refused during {what}: {refused_beats:?}"
+    );
+    ops
+}
