@@ -2,8 +2,8 @@
 //! modules on 127.77.x.y addresses. Skipped (with a message) only when `redis-server` is
 //! not installed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cacheplane_node_agent::plan::Change;
@@ -14,69 +14,22 @@ use cacheplane_node_agent::{adopt, redis::version};
 use cacheplane_types::{NodeRole, NodeSpec};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use uuid::Uuid;
 
-fn redis_server() -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("redis-server"))
-            .find(|p| p.is_file())
-    })
-}
+mod common;
 
-/// A data dir whose engines are killed and files removed when the test ends, pass or
-/// fail.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("cacheplane-it-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("creates the data dir");
-        DataDir(p)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        if let Ok(entries) = std::fs::read_dir(self.0.join("nodes")) {
-            for e in entries.flatten() {
-                let pid = std::fs::read_to_string(e.path().join("redis.pid"))
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i32>().ok());
-                if let Some(pid) = pid {
-                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{redis_server, DataDir};
 
 /// An address in 127.77.0.0/16 that concurrent test runs are unlikely to share.
 fn address(n: u8) -> String {
     format!("127.77.{}.{n}", std::process::id() % 250 + 1)
 }
 
+/// A node at `address(n)` (this file's own range), otherwise as `common::spec`.
 fn spec(n: u8, role: NodeRole, restart_in_place: bool) -> NodeSpec {
     NodeSpec {
-        node_id: Uuid::new_v4(),
-        instance: "projects/p/locations/local/instances/it".into(),
-        engine_version: "REDIS_7_0".into(),
-        role,
         address: address(n),
-        port: 6379,
-        endpoint_address: None,
-        primary_address: None,
-        maxmemory_bytes: 64 << 20,
-        redis_configs: BTreeMap::from([("maxmemory-policy".into(), "allkeys-lru".into())]),
-        read_endpoint: None,
         restart_in_place,
-        auth_string: Some("it-secret-pw".into()),
+        ..common::spec(n, role, None)
     }
 }
 
