@@ -151,19 +151,22 @@ mod tests {
 
     use super::*;
 
+    /// The required flags.
+    const BASE: [&str; 9] = [
+        "agent",
+        "--api-url",
+        "http://x",
+        "--token",
+        "t",
+        "--zone",
+        "z",
+        "--data-dir",
+        "/d",
+    ];
+
     #[test]
     fn other_network_modes_are_refused() {
-        let base = [
-            "agent",
-            "--api-url",
-            "http://x",
-            "--token",
-            "t",
-            "--zone",
-            "z",
-            "--data-dir",
-            "/d",
-        ];
+        let base = BASE;
         let c = Config::try_parse_from(base).expect("parses");
         assert!(c.check().is_ok());
         let c = Config::try_parse_from(base.iter().copied().chain(["--network-mode", "netns"]))
@@ -175,17 +178,7 @@ mod tests {
 
     #[test]
     fn the_primary_lease_outlasts_heartbeats() {
-        let base = [
-            "agent",
-            "--api-url",
-            "http://x",
-            "--token",
-            "t",
-            "--zone",
-            "z",
-            "--data-dir",
-            "/d",
-        ];
+        let base = BASE;
         let c = Config::try_parse_from(base).expect("parses");
         assert_eq!(c.primary_lease, Duration::from_secs(5));
         let c = Config::try_parse_from(base.iter().copied().chain(["--primary-lease", "1s"]))
