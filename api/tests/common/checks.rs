@@ -72,12 +72,5 @@ pub async fn raw_req(
         request = request.header(reqwest::header::AUTHORIZATION, value);
     }
     let response = request.send().await.expect("sending the request");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    let value = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
+    super::read_response(response).await
 }

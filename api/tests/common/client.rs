@@ -43,14 +43,7 @@ impl Caller {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        super::read_response(response).await
     }
 }
 

@@ -363,17 +363,7 @@ impl Api {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
-        let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"));
-        let value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        read_response(response).await
     }
 
     /// GET with the admin token.
@@ -447,4 +437,17 @@ fn log_tail_from(path: &Path, from: u64, max_bytes: u64) -> String {
         let _ = file.read_to_end(&mut buf);
     }
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// An answer as (status, JSON body); an empty body is `Null`, a body that is not JSON a
+/// string.
+pub async fn read_response(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
 }
