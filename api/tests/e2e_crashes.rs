@@ -11,11 +11,10 @@ use cacheplane_testkit::agent::Agent;
 use cacheplane_testkit::json::{port_field, string_field};
 use cacheplane_testkit::process::alive;
 use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
-use cacheplane_testkit::wait::ready_if;
+use cacheplane_testkit::TestDb;
 use cacheplane_testkit::GIB;
-use cacheplane_testkit::{wait_until, TestDb};
-use common::client::{instance, op_name, wait_op, PARENT};
-use common::stack::create_ready;
+use common::client::{op_name, wait_op, PARENT};
+use common::stack::{create_ready, until_instance};
 use serde_json::{json, Value};
 
 fn pids(agents: &[Agent]) -> BTreeMap<String, u32> {
@@ -115,15 +114,5 @@ async fn a_crashed_basic_node_restarts_in_place() {
     .await;
     // Restarted empty: BASIC has no replica to keep the data (as in Memorystore).
     assert_eq!(redis_cli(&host, port, Some(&auth), &["EXISTS", "k"]), "0");
-    let ready_again = || async {
-        let i = instance(&api, "solo").await;
-        ready_if::<String, _>(i["state"] == "READY", || format!("not READY again: {i}"))
-    };
-    wait_until(
-        "solo is READY again",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        ready_again,
-    )
-    .await;
+    until_instance(&api, "solo", "READY again", |i| i["state"] == "READY").await;
 }

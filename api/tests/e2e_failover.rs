@@ -14,10 +14,10 @@ use cacheplane_testkit::json::{port_field, str_field, string_field};
 use cacheplane_testkit::process::alive;
 use cacheplane_testkit::resp::{call_text, Client};
 use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
-use cacheplane_testkit::wait::ready_if;
 use cacheplane_testkit::GIB;
 use cacheplane_testkit::{wait_until, Api, Poll, TestDb};
 use common::client::{instance, op_name, wait_op, PARENT};
+use common::stack::until_instance;
 use serde_json::{json, Value};
 
 fn node_by<'a>(inst: &'a Value, key: &str, value: &str) -> &'a Value {
@@ -223,20 +223,11 @@ async fn a_killed_primary_fails_over_and_writes_resume_at_the_same_endpoint() {
         redis_cli(&host, port, Some(&auth), &["SET", "after", "1"]),
         "OK"
     );
-    let all_ready = || async {
-        let i = instance(&api, "ha").await;
+    until_instance(&api, "ha", "READY with every node", |i| {
         let all_ready = i["nodes"]
             .as_array()
             .is_some_and(|n| n.iter().all(|n| n["state"] == "READY"));
-        ready_if::<String, _>(i["state"] == "READY" && all_ready, || {
-            format!("not READY with every node: {i}")
-        })
-    };
-    wait_until(
-        "ha is READY with every node",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        all_ready,
-    )
+        i["state"] == "READY" && all_ready
+    })
     .await;
 }

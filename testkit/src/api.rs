@@ -69,14 +69,21 @@ impl Caller {
 
     /// One request with this handle's token; the status and the JSON body.
     pub async fn req(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let auth = format!("Bearer {}", self.token);
-        self.send(
-            method,
-            path,
-            Some(auth.as_bytes()),
-            body.map(|b| b.to_string().into()),
-        )
-        .await
+        self.req_as(Some(&self.token), method, path, body).await
+    }
+
+    /// One request with `token` (none: no `Authorization` header).
+    pub async fn req_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.send(method, path, auth.as_deref().map(str::as_bytes), body)
+            .await
     }
 
     /// One request with a raw body (sent as `application/json`) and an optional raw
@@ -495,15 +502,7 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        self.caller
-            .send(
-                method,
-                path,
-                auth.as_deref().map(str::as_bytes),
-                body.map(|b| b.to_string().into()),
-            )
-            .await
+        self.caller.req_as(token, method, path, body).await
     }
 
     /// One request with a raw body and an optional raw `Authorization` header value.

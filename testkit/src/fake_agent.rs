@@ -260,16 +260,20 @@ impl Fleet {
         self.agents.iter().find_map(|a| a.node(id).map(|n| (a, n)))
     }
 
-    /// Makes the agent holding node `id` (after a fresh fetch) report it failing.
-    pub async fn fail_node(&mut self, id: &str, reason: &str) {
+    /// The agent holding node `id` in its config, after a fresh fetch.
+    async fn holder_of(&mut self, id: &str) -> &mut FakeAgent {
         for agent in &mut self.agents {
             agent.fetch_config().await;
             if agent.node(id).is_some() {
-                agent.fail_node(id, reason);
-                return;
+                return agent;
             }
         }
         panic!("node {id} is in no host config");
+    }
+
+    /// Makes the agent holding node `id` (after a fresh fetch) report it failing.
+    pub async fn fail_node(&mut self, id: &str, reason: &str) {
+        self.holder_of(id).await.fail_node(id, reason);
     }
 
     /// Makes every agent report node `id` healthy again.
@@ -281,14 +285,7 @@ impl Fleet {
 
     /// Makes the agent holding node `id` report it lagging by `bytes`.
     pub async fn set_lag(&mut self, id: &str, bytes: i64) {
-        for agent in &mut self.agents {
-            agent.fetch_config().await;
-            if agent.node(id).is_some() {
-                agent.set_lag(id, bytes);
-                return;
-            }
-        }
-        panic!("node {id} is in no host config");
+        self.holder_of(id).await.set_lag(id, bytes);
     }
 
     /// Starts every agent fetching, applying and heartbeating in a loop, as real agents

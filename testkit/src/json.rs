@@ -25,12 +25,22 @@ pub fn field<'a>(doc: &'a Value, path: &str) -> &'a Value {
     at
 }
 
+/// The value at `path` read by `get`, which answers `None` when it is not `kind`.
+#[track_caller]
+fn typed<'a, T>(
+    doc: &'a Value,
+    path: &str,
+    kind: &str,
+    get: impl FnOnce(&'a Value) -> Option<T>,
+) -> T {
+    let v = field(doc, path);
+    get(v).unwrap_or_else(|| panic!("field `{path}` is not {kind} ({v}) in {doc}"))
+}
+
 /// The string at `path`.
 #[track_caller]
 pub fn str_field<'a>(doc: &'a Value, path: &str) -> &'a str {
-    let v = field(doc, path);
-    v.as_str()
-        .unwrap_or_else(|| panic!("field `{path}` is not a string ({v}) in {doc}"))
+    typed(doc, path, "a string", Value::as_str)
 }
 
 /// The string at `path`, owned.
@@ -42,26 +52,21 @@ pub fn string_field(doc: &Value, path: &str) -> String {
 /// The integer at `path`.
 #[track_caller]
 pub fn i64_field(doc: &Value, path: &str) -> i64 {
-    let v = field(doc, path);
-    v.as_i64()
-        .unwrap_or_else(|| panic!("field `{path}` is not an integer ({v}) in {doc}"))
+    typed(doc, path, "an integer", Value::as_i64)
 }
 
 /// The port number at `path`.
 #[track_caller]
 pub fn port_field(doc: &Value, path: &str) -> u16 {
-    let v = field(doc, path);
-    v.as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or_else(|| panic!("field `{path}` is not a port ({v}) in {doc}"))
+    typed(doc, path, "a port", |v| {
+        v.as_u64().and_then(|p| u16::try_from(p).ok())
+    })
 }
 
 /// The array at `path`.
 #[track_caller]
 pub fn array_field<'a>(doc: &'a Value, path: &str) -> &'a Vec<Value> {
-    let v = field(doc, path);
-    v.as_array()
-        .unwrap_or_else(|| panic!("field `{path}` is not an array ({v}) in {doc}"))
+    typed(doc, path, "an array", Value::as_array)
 }
 
 /// The last segment of the resource name at `path` (`…/instances/c1` → `c1`).
