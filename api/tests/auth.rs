@@ -1,7 +1,7 @@
-//! Authentication and authorisation in-process on the router: bearer tokens, admin/project/host
-//! scopes, revocation, and that a project's token can neither see nor touch another
-//! project (it gets NOT_FOUND, never PERMISSION_DENIED, so it cannot even learn that the
-//! other project exists).
+//! Authentication and authorisation, in-process on the router: bearer tokens,
+//! admin/project/host scopes, revocation, and that a project's token can neither see nor
+//! touch another project (it gets NOT_FOUND, never PERMISSION_DENIED, so it cannot even
+//! learn that the other project exists).
 
 mod common;
 

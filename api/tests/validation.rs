@@ -1,5 +1,6 @@
-//! Bad input to create and patch, in-process on the router: every refusal has the right HTTP status,
-//! `error.status` and the field at fault in `error.details[0].field`, and changes nothing.
+//! Bad input to create and patch, in-process on the router: every refusal has the right
+//! HTTP status, `error.status` and the field at fault in `error.details[0].field`, and
+//! changes nothing.
 //! (List, networks, hosts and operations: `validation_resources.rs`.)
 
 mod common;

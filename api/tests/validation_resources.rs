@@ -1,6 +1,6 @@
-//! Bad input to list, networks, hosts and operations, in-process on the router: the right HTTP
-//! status, `error.status` and `error.details[0].field`, and nothing changed. (Create and
-//! patch: `validation.rs`.)
+//! Bad input to list, networks, hosts and operations, in-process on the router: the right
+//! HTTP status, `error.status` and `error.details[0].field`, and nothing changed. (Create
+//! and patch: `validation.rs`.)
 
 mod common;
 
