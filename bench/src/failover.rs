@@ -263,7 +263,10 @@ async fn one_round(
     Ok(Round {
         old_primary,
         new_primary,
-        new_zone: new["zone"].as_str().unwrap_or("?").to_string(),
+        new_zone: new["zone"]
+            .as_str()
+            .with_context(|| format!("no zone in {new}"))?
+            .to_string(),
         killed_at,
         killed_wall,
         window,

@@ -274,7 +274,10 @@ impl Stack {
             .call(reqwest::Method::GET, &format!("{PARENT}/operations"), None)
             .await?;
         ensure!(status == 200, "list operations: {status} {body}");
-        Ok(body["operations"].as_array().cloned().unwrap_or_default())
+        body["operations"]
+            .as_array()
+            .cloned()
+            .with_context(|| format!("no operations array in {body}"))
     }
 
     /// Polls instance `id` every 50 ms until it is READY with `nodes` nodes, all READY;
