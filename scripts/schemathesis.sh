@@ -14,9 +14,10 @@
 #      no DATABASE_URL it starts a throwaway cluster (scripts/lib/pg.sh) around the run;
 #   3. cacheplane-api on a free port: target/debug/cacheplane-api, built with cargo when
 #      missing or older than the sources;
-#   4. seed data over HTTP, playing the node agents' part too: a project with a second
-#      network, three hosts, a READY BASIC and a READY STANDARD_HA instance, tokens; the
-#      generated requests draw ids from them (dictionaries in the generated config) so
+#   4. seed data over HTTP, the node agents' part played by the test kit's fake agent
+#      (target/debug/cacheplane-fake-agent): a project with a second network, three
+#      hosts, a READY BASIC and a READY STANDARD_HA instance, tokens; the generated
+#      requests draw ids from them (dictionaries in the generated config) so
 #      they reach existing resources and not only 404s;
 #   5. `schemathesis run openapi.yaml` with the admin token; then stops the API and drops
 #      the database.
@@ -155,6 +156,21 @@ ensure_api_bin() {
     cargo build -p cacheplane-api --bin cacheplane-api
 }
 
+# Sets FAKE_AGENT_BIN: the test kit's fake node agent (scripts/test.sh builds it with every
+# other binary), built with cargo when missing or older than its sources.
+ensure_fake_agent_bin() {
+    FAKE_AGENT_BIN=$TARGET_DIR/debug/cacheplane-fake-agent
+    local newer=
+    if [[ -x $FAKE_AGENT_BIN ]]; then
+        newer=$(find "$ROOT/testkit" "$ROOT/types" "$ROOT/Cargo.lock" -type f \
+            -newer "$FAKE_AGENT_BIN" \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) \
+            -print -quit 2>/dev/null || true)
+        [[ -z $newer ]] && return 0
+    fi
+    say "cargo build -p cacheplane-testkit --bin cacheplane-fake-agent"
+    cargo build -p cacheplane-testkit --bin cacheplane-fake-agent
+}
+
 API_PID=
 start_api() {
     local port attempt i
@@ -249,51 +265,22 @@ name_of() {
     printf '%s\n' "${name##*/}"
 }
 
-# agent_report HOST: does what a node agent would after applying its config: fetches it
-# and reports every node up in its role (replicas linked), at its generation.
-agent_report() {
-    local config body
-    config=$(call GET "/v1/hosts/$1/config")
-    body=$(python3 -c '
-import json, sys
-config = json.load(sys.stdin)
-nodes = []
-for spec in config["nodes"]:
-    node = {"nodeId": spec["nodeId"], "processUp": True, "role": spec["role"],
-            "engineVersion": "7.0.15", "usedMemoryBytes": 1048576, "connectedClients": 1,
-            "replicationOffset": 0, "fullSyncInProgress": False}
-    if spec["role"] == "REPLICA":
-        node.update(masterLinkUp=True, lagBytes=0)
-    nodes.append(node)
-print(json.dumps({"appliedGeneration": config["generation"],
-                  "freeMemoryBytes": 8 << 30, "nodes": nodes}))' <<<"$config")
-    call POST "/v1/hosts/$1/heartbeat" "$body" >/dev/null
-}
-
-# wait_done OPERATION_ID: reports for every host until the operation is done (and did not
-# fail).
+# wait_done OPERATION_ID: plays the node agents of the seeded hosts (the Rust fake agent
+# of the test kit: fetch the config, report every node up in its role, replicas linked)
+# until the operation is done, and fails if it failed.
 wait_done() {
-    local i out host
-    for ((i = 0; i < 20; i++)); do
-        for host in "${HOSTS[@]}"; do
-            agent_report "$host"
-        done
-        out=$(call POST "/v1/projects/$PROJECT/locations/$REGION/operations/$1/wait?timeout=500ms")
-        if [[ $(json_get "done" <<<"$out") == True ]]; then
-            if python3 -c 'import json, sys; sys.exit("error" in json.load(sys.stdin))' <<<"$out"; then
-                return 0
-            fi
-            printf '%s\n' "$out" >&2
-            die "seeding: operation $1 failed"
-        fi
+    local hosts=() host
+    for host in "${HOSTS[@]}"; do
+        hosts+=(--host "$host")
     done
-    printf '%s\n' "$out" >&2
-    die "seeding: operation $1 is not done after 20 rounds of agent reports"
+    CACHEPLANE_AGENT_TOKEN=$ADMIN_TOKEN "$FAKE_AGENT_BIN" --api-url "$API_URL" "${hosts[@]}" \
+        --until-done "projects/$PROJECT/locations/$REGION/operations/$1" ||
+        die "seeding: operation $1 failed or is not done"
 }
 
 # Creates what the generated requests can find: a project with a second network, three
 # hosts (one per zone) and two READY instances, a BASIC one and a STANDARD_HA one with
-# read replicas; the agents' part is played by agent_report. Ids start with `st-` so that
+# read replicas; the agents' part is played by the fake agent (wait_done). Ids start with `st-` so that
 # they are recognisable in the API log.
 seed() {
     local out host zone op_basic op_ha
@@ -469,6 +456,7 @@ main() {
     fi
     ensure_psql
     ensure_api_bin
+    ensure_fake_agent_bin
     create_database
     cp_on_exit stop_api # registered last, so it runs before the database is dropped
     start_api

@@ -1,13 +1,14 @@
-//! Authentication and authorisation over real HTTP: bearer tokens, admin/project/host
-//! scopes, revocation, and that a project's token can neither see nor touch another
-//! project (it gets NOT_FOUND, never PERMISSION_DENIED, so it cannot even learn that the
-//! other project exists).
+//! Authentication and authorisation, in-process on the router: bearer tokens,
+//! admin/project/host scopes, revocation, and that a project's token can neither see nor
+//! touch another project (it gets NOT_FOUND, never PERMISSION_DENIED, so it cannot even
+//! learn that the other project exists).
 
 mod common;
 
-use common::agent::{Fleet, GIB};
+use cacheplane_testkit::json::{array_field, name_id, str_field, string_field};
+use cacheplane_testkit::{Api, TestDb};
+use cacheplane_testkit::{Fleet, GIB};
 use common::checks::{expect_error, expect_invalid, expect_ok, raw_req};
-use common::{Api, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -50,16 +51,12 @@ async fn create_with(api: &Api, token: &str, parent: &str, id: &str) -> String {
         &call(api, token, Method::POST, &path, Some(basic())).await,
     );
     assert!(op["error"].is_null(), "{op}");
-    op["name"]
-        .as_str()
-        .and_then(|n| n.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string()
+    name_id(&op, "name")
 }
 
 async fn start() -> (TestDb, Api) {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     (db, api)
 }
 
@@ -149,7 +146,7 @@ async fn admin_creates_tokens_whose_secrets_are_shown_once() {
         )
         .await,
     );
-    let secret = t["token"].as_str().unwrap_or_default().to_string();
+    let secret = string_field(&t, "token");
     assert!(secret.starts_with("cp_") && secret.len() >= 32, "{t}");
     assert_eq!(
         (&t["kind"], &t["project"], &t["description"]),
@@ -164,7 +161,7 @@ async fn admin_creates_tokens_whose_secrets_are_shown_once() {
     assert_ne!(secret, host_secret);
 
     let list = expect_ok("list", &api.get("/v1/tokens").await);
-    let tokens = list["tokens"].as_array().cloned().unwrap_or_default();
+    let tokens = array_field(&list, "tokens").clone();
     assert_eq!(
         tokens.len(),
         3,
@@ -437,13 +434,12 @@ async fn revoked_tokens_are_refused_and_the_bootstrap_token_stays() {
     }
 
     let list = expect_ok("list", &api.get("/v1/tokens").await);
-    let tokens = list["tokens"].as_array().cloned().unwrap_or_default();
+    let tokens = array_field(&list, "tokens").clone();
     assert_eq!(tokens.len(), 1, "revoked tokens are not listed: {list}");
     assert_eq!(tokens[0]["kind"], "ADMIN", "{list}");
-    let boot = tokens[0]["name"]
-        .as_str()
-        .and_then(|n| n.strip_prefix("tokens/"))
-        .unwrap_or_default();
+    let boot = str_field(&tokens[0], "name")
+        .strip_prefix("tokens/")
+        .unwrap_or_else(|| panic!("not a token name: {}", tokens[0]));
     let got = api.delete(&format!("/v1/tokens/{boot}")).await;
     expect_error("revoke the bootstrap token", &got, 404, "NOT_FOUND", None);
     let list = expect_ok("admin still works", &api.get("/v1/tokens").await);

@@ -7,9 +7,11 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use common::agent::*;
+use cacheplane_testkit::fake_agent::*;
+use cacheplane_testkit::json::string_field;
+use cacheplane_testkit::GIB;
+use cacheplane_testkit::{Api, TestDb};
 use common::client::*;
-use common::{Api, TestDb};
 use ipnet::Ipv4Net;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -23,7 +25,7 @@ async fn concurrent_creates(
 ) -> Vec<(u16, Value)> {
     let mut tasks = JoinSet::new();
     for i in 0..count {
-        let caller = Caller::of(api);
+        let caller = api.caller();
         let (path, body) = request(i);
         tasks.spawn(async move { caller.req(Method::POST, &path, Some(body)).await });
     }
@@ -198,10 +200,7 @@ async fn paging_through_ten_thousand_instances() {
 
     for page_size in [1000, 333] {
         let (instances, pages) = list_all(&api, page_size).await;
-        let names: Vec<String> = instances
-            .iter()
-            .map(|i| i["name"].as_str().unwrap_or_default().to_string())
-            .collect();
+        let names: Vec<String> = instances.iter().map(|i| string_field(i, "name")).collect();
         let distinct: BTreeSet<&String> = names.iter().collect();
         assert_eq!(
             names.len(),
@@ -250,7 +249,7 @@ async fn deletes_racing_heartbeats(ready: bool) {
     let loops = fleet.heartbeat_loops(&stop);
     let mut deletes = JoinSet::new();
     for i in 0..count {
-        let caller = Caller::of(&api);
+        let caller = api.caller();
         let path = instance_path(&format!("d{i:02}"));
         deletes.spawn(async move { caller.req(Method::DELETE, &path, None).await });
     }

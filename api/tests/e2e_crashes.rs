@@ -7,11 +7,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::client::{instance, op_name, wait_op, PARENT};
-use common::stack::{
-    alive, create_ready, eventually, redis_cli, start_api, three_agents, Agent, GIB,
-};
-use common::TestDb;
+use cacheplane_testkit::agent::Agent;
+use cacheplane_testkit::json::{port_field, string_field};
+use cacheplane_testkit::process::alive;
+use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
+use cacheplane_testkit::TestDb;
+use cacheplane_testkit::GIB;
+use common::client::{op_name, wait_op, PARENT};
+use common::stack::{create_ready, until_instance};
 use serde_json::{json, Value};
 
 fn pids(agents: &[Agent]) -> BTreeMap<String, u32> {
@@ -46,8 +49,8 @@ async fn a_crashed_replica_restarts_and_resyncs() {
                "readReplicasMode": "READ_REPLICAS_ENABLED"}),
     )
     .await;
-    let host = inst["host"].as_str().unwrap_or_default().to_string();
-    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    let host = string_field(&inst, "host");
+    let port = port_field(&inst, "port");
     assert_eq!(
         redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
         "OK"
@@ -55,8 +58,8 @@ async fn a_crashed_replica_restarts_and_resyncs() {
 
     // A replica crashes: its agent starts it again and it copies the data back.
     let replica = node(&inst, "REPLICA");
-    let replica_id = replica["id"].as_str().unwrap_or_default().to_string();
-    let replica_addr = replica["address"].as_str().unwrap_or_default().to_string();
+    let replica_id = string_field(replica, "id");
+    let replica_addr = string_field(replica, "address");
     let old = pids(&agents)[&replica_id];
     kill9(old);
     let agents_ref = &agents;
@@ -88,8 +91,8 @@ async fn a_crashed_basic_node_restarts_in_place() {
     let agents = three_agents(&api, 8 * GIB).await;
     let (inst, auth) =
         create_ready(&api, "solo", json!({"tier": "BASIC", "memorySizeGb": 1})).await;
-    let host = inst["host"].as_str().unwrap_or_default().to_string();
-    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    let host = string_field(&inst, "host");
+    let port = port_field(&inst, "port");
     assert_eq!(
         redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
         "OK"
@@ -111,9 +114,5 @@ async fn a_crashed_basic_node_restarts_in_place() {
     .await;
     // Restarted empty: BASIC has no replica to keep the data (as in Memorystore).
     assert_eq!(redis_cli(&host, port, Some(&auth), &["EXISTS", "k"]), "0");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while instance(&api, "solo").await["state"] != "READY" {
-        assert!(tokio::time::Instant::now() < deadline, "not READY again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_instance(&api, "solo", "READY again", |i| i["state"] == "READY").await;
 }

@@ -9,10 +9,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cacheplane_testkit::agent::Agent;
+use cacheplane_testkit::json::{port_field, str_field, string_field};
+use cacheplane_testkit::process::alive;
+use cacheplane_testkit::resp::{call_text, Client};
+use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
+use cacheplane_testkit::GIB;
+use cacheplane_testkit::{wait_until, Api, Poll, TestDb};
 use common::client::{instance, op_name, wait_op, PARENT};
-use common::resp::Resp;
-use common::stack::{alive, eventually, redis_cli, start_api, three_agents, Agent, GIB};
-use common::{Api, TestDb};
+use common::stack::until_instance;
 use serde_json::{json, Value};
 
 fn node_by<'a>(inst: &'a Value, key: &str, value: &str) -> &'a Value {
@@ -46,15 +51,17 @@ fn writer(
     let log = Arc::new(Mutex::new(Writes::default()));
     let out = log.clone();
     let handle = tokio::spawn(async move {
-        let mut conn: Option<Resp> = None;
+        let mut conn: Option<Client> = None;
         let mut i = 0u64;
         while !stop.load(Ordering::Relaxed) {
             i += 1;
             if conn.is_none() {
-                conn = Resp::connect(&host, port, Some(&auth)).await.ok();
+                conn = Client::connect(&host, port, Some(&auth)).await.ok();
             }
             let result = match conn.as_mut() {
-                Some(c) => c.cmd(&["SET", &format!("w:{i}"), &i.to_string()]).await,
+                Some(c) => call_text(c, &["SET", &format!("w:{i}"), &i.to_string()])
+                    .await
+                    .map_err(|e| e.to_string()),
                 None => Err("cannot connect".into()),
             };
             let now = Instant::now();
@@ -108,14 +115,11 @@ async fn a_killed_primary_fails_over_and_writes_resume_at_the_same_endpoint() {
     let done = wait_op(&api, &op_name(&op), "60s").await;
     assert!(done["done"] == true && done["error"].is_null(), "{done}");
     let inst = instance(&api, "ha").await;
-    let host = inst["host"].as_str().unwrap_or_default().to_string();
-    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    let host = string_field(&inst, "host");
+    let port = port_field(&inst, "port");
     let (_, auth) = api.get(&format!("{PARENT}/instances/ha/authString")).await;
-    let auth = auth["authString"].as_str().unwrap_or_default().to_string();
-    let old_primary = node_by(&inst, "role", "PRIMARY")["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let auth = string_field(&auth, "authString");
+    let old_primary = string_field(node_by(&inst, "role", "PRIMARY"), "id");
 
     let stop = Arc::new(AtomicBool::new(false));
     let (writes, handle) = writer(host.clone(), port, auth.clone(), stop.clone());
@@ -128,12 +132,12 @@ async fn a_killed_primary_fails_over_and_writes_resume_at_the_same_endpoint() {
         .flatten()
         .filter(|n| n["role"] == "REPLICA")
         .map(|n| {
-            let addr = n["address"].as_str().unwrap_or_default();
+            let addr = str_field(n, "address");
             let info = redis_cli(addr, port, Some(&auth), &["INFO", "replication"]);
             let off = info_field(&info, "slave_repl_offset")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            (n["id"].as_str().unwrap_or_default().to_string(), off)
+            (string_field(n, "id"), off)
         })
         .collect();
 
@@ -146,17 +150,18 @@ async fn a_killed_primary_fails_over_and_writes_resume_at_the_same_endpoint() {
         .unwrap_or(false));
 
     // The failover operation appears and completes.
-    let mut op = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while op.is_none() {
-        op = failover_op(&api).await;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no failover operation"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let done = wait_op(&api, &op_name(&op.unwrap_or_default()), "60s").await;
+    let op = wait_until(
+        "a failover operation appears",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            failover_op(&api)
+                .await
+                .ok_or_else(|| Poll::<String>::NotYet("none".into()))
+        },
+    )
+    .await;
+    let done = wait_op(&api, &op_name(&op), "60s").await;
     assert!(done["done"] == true && done["error"].is_null(), "{done}");
     let completed_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -165,10 +170,7 @@ async fn a_killed_primary_fails_over_and_writes_resume_at_the_same_endpoint() {
 
     let after = instance(&api, "ha").await;
     assert_eq!(after["host"], inst["host"], "the endpoint address stays");
-    let new_primary = node_by(&after, "role", "PRIMARY")["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let new_primary = string_field(node_by(&after, "role", "PRIMARY"), "id");
     assert_ne!(new_primary, old_primary);
     let best = offsets.iter().map(|(_, o)| *o).max().unwrap_or(0);
     let chosen = offsets
@@ -204,10 +206,7 @@ async fn a_killed_primary_fails_over_and_writes_resume_at_the_same_endpoint() {
     );
 
     // The old primary rejoins as a replica of the new one, with the data.
-    let old_addr = node_by(&after, "id", &old_primary)["address"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let old_addr = string_field(node_by(&after, "id", &old_primary), "address");
     let (a, p) = (old_addr.clone(), auth.clone());
     eventually(
         "the old primary runs as a replica",
@@ -224,19 +223,11 @@ async fn a_killed_primary_fails_over_and_writes_resume_at_the_same_endpoint() {
         redis_cli(&host, port, Some(&auth), &["SET", "after", "1"]),
         "OK"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let i = instance(&api, "ha").await;
+    until_instance(&api, "ha", "READY with every node", |i| {
         let all_ready = i["nodes"]
             .as_array()
             .is_some_and(|n| n.iter().all(|n| n["state"] == "READY"));
-        if i["state"] == "READY" && all_ready {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not READY with every node: {i}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        i["state"] == "READY" && all_ready
+    })
+    .await;
 }

@@ -7,9 +7,13 @@ mod common;
 
 use std::time::Duration;
 
+use cacheplane_testkit::json::{port_field, str_field, string_field};
+use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
+use cacheplane_testkit::wait::not_yet;
+use cacheplane_testkit::GIB;
+use cacheplane_testkit::{wait_until, Api, TestDb};
 use common::client::{instance, op_name, wait_op, PARENT};
-use common::stack::{create_ready, eventually, redis_cli, start_api, three_agents, GIB};
-use common::{Api, TestDb};
+use common::stack::create_ready;
 use serde_json::{json, Value};
 
 async fn ha_ready(api: &Api, name: &str) -> (Value, String) {
@@ -23,7 +27,7 @@ async fn ha_ready(api: &Api, name: &str) -> (Value, String) {
 /// failover right after cannot lose it.
 async fn replicated(inst: &Value, port: u16, auth: &str, key: &str, value: &str) {
     for n in inst["nodes"].as_array().into_iter().flatten() {
-        let addr = n["address"].as_str().unwrap_or_default().to_string();
+        let addr = string_field(n, "address");
         let a = auth.to_string();
         eventually(
             &format!("{addr} has {key}"),
@@ -38,7 +42,7 @@ fn role_of(inst: &Value, id: &str) -> String {
     inst["nodes"]
         .as_array()
         .and_then(|n| n.iter().find(|n| n["id"] == id))
-        .map(|n| n["role"].as_str().unwrap_or_default().to_string())
+        .map(|n| string_field(n, "role"))
         .unwrap_or_default()
 }
 
@@ -51,15 +55,16 @@ fn primary(inst: &Value) -> Value {
 }
 
 async fn until_state(api: &Api, name: &str, want: &str, limit: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
+    let what = format!("{name} is {want}");
+    wait_until(&what, limit, Duration::from_millis(100), || async {
         let i = instance(api, name).await;
         if i["state"] == want {
-            return i;
+            Ok(i)
+        } else {
+            not_yet::<_, String>(format!("not {want}: {i}"))
         }
-        assert!(tokio::time::Instant::now() < deadline, "not {want}: {i}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -68,8 +73,8 @@ async fn losing_the_primarys_host_and_zone_fails_over_and_the_host_rejoins() {
     let (api, _net) = start_api(&db, &["--host-timeout", "2s", "--worker-interval", "250ms"]).await;
     let mut agents = three_agents(&api, 8 * GIB).await;
     let (inst, auth) = ha_ready(&api, "zonal").await;
-    let host = inst["host"].as_str().unwrap_or_default().to_string();
-    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    let host = string_field(&inst, "host");
+    let port = port_field(&inst, "port");
     assert_eq!(
         redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
         "OK"
@@ -77,7 +82,7 @@ async fn losing_the_primarys_host_and_zone_fails_over_and_the_host_rejoins() {
     replicated(&inst, port, &auth, "k", "v").await;
     let old = primary(&inst);
     assert_eq!(old["zone"], "local-a");
-    let old_id = old["id"].as_str().unwrap_or_default().to_string();
+    let old_id = string_field(&old, "id");
 
     // local-a's only host goes away: agent and engines.
     agents[0].kill_host();
@@ -100,10 +105,7 @@ async fn losing_the_primarys_host_and_zone_fails_over_and_the_host_rejoins() {
     // With a node on a lost host the instance is REPAIRING, not READY.
     let repairing = until_state(&api, "zonal", "REPAIRING", Duration::from_secs(30)).await;
     assert!(
-        repairing["statusMessage"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("local-a"),
+        str_field(&repairing, "statusMessage").contains("local-a"),
         "{repairing}"
     );
 
@@ -111,7 +113,7 @@ async fn losing_the_primarys_host_and_zone_fails_over_and_the_host_rejoins() {
     agents[0].restart();
     let back = until_state(&api, "zonal", "READY", Duration::from_secs(60)).await;
     assert_eq!(role_of(&back, &old_id), "REPLICA", "{back}");
-    let old_addr = old["address"].as_str().unwrap_or_default().to_string();
+    let old_addr = string_field(&old, "address");
     let a = auth.clone();
     eventually(
         "the old primary has the new writes",
@@ -129,46 +131,44 @@ async fn manual_failover_in_both_modes_keeps_the_endpoint() {
     let (api, _net) = start_api(&db, &[]).await;
     let _agents = three_agents(&api, 8 * GIB).await;
     let (inst, auth) = ha_ready(&api, "manual").await;
-    let host = inst["host"].as_str().unwrap_or_default().to_string();
-    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    let host = string_field(&inst, "host");
+    let port = port_field(&inst, "port");
     assert_eq!(
         redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
         "OK"
     );
     replicated(&inst, port, &auth, "k", "v").await;
 
-    let mut previous = primary(&inst)["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let mut previous = string_field(&primary(&inst), "id");
     for mode in ["LIMITED_DATA_LOSS", "FORCE_DATA_LOSS"] {
         // Replicas report their link a moment after a previous failover.
-        let op: Value;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = api
-                .post(
-                    &format!("{PARENT}/instances/manual/failover"),
-                    json!({"dataProtectionMode": mode}),
-                )
-                .await;
-            if status == 200 {
-                op = body;
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{mode}: {status} {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let what = format!("a {mode} failover is accepted");
+        let op = wait_until(
+            &what,
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || {
+                let body = json!({"dataProtectionMode": mode});
+                let api = &api;
+                async move {
+                    match api
+                        .post(&format!("{PARENT}/instances/manual/failover"), body)
+                        .await
+                    {
+                        (200, op) => Ok(op),
+                        (status, body) => not_yet::<_, String>(format!("{mode}: {status} {body}")),
+                    }
+                }
+            },
+        )
+        .await;
         let done = wait_op(&api, &op_name(&op), "60s").await;
         assert!(
             done["done"] == true && done["error"].is_null(),
             "{mode}: {done}"
         );
         let now = instance(&api, "manual").await;
-        let current = primary(&now)["id"].as_str().unwrap_or_default().to_string();
+        let current = string_field(&primary(&now), "id");
         assert_ne!(current, previous, "{mode}: the primary changed");
         assert_eq!(now["host"], inst["host"]);
         let key = format!("after-{mode}");

@@ -7,14 +7,18 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cacheplane_testkit::agent::Agent;
+use cacheplane_testkit::json::{array_field, port_field, str_field, string_field};
+use cacheplane_testkit::process::alive;
+use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
+use cacheplane_testkit::TestDb;
+use cacheplane_testkit::GIB;
 use common::client::{instance, op_name, wait_op, PARENT};
-use common::stack::{alive, eventually, redis_cli, start_api, three_agents, Agent, GIB};
-use common::TestDb;
 use serde_json::{json, Value};
 
 const READY_LIMIT: &str = "60s";
 
-async fn create_and_wait(api: &common::Api, name: &str, body: Value) -> Value {
+async fn create_and_wait(api: &cacheplane_testkit::Api, name: &str, body: Value) -> Value {
     let (status, op) = api
         .post(&format!("{PARENT}/instances?instanceId={name}"), body)
         .await;
@@ -24,7 +28,12 @@ async fn create_and_wait(api: &common::Api, name: &str, body: Value) -> Value {
     done
 }
 
-async fn patch_and_wait(api: &common::Api, name: &str, mask: &str, body: Value) -> Value {
+async fn patch_and_wait(
+    api: &cacheplane_testkit::Api,
+    name: &str,
+    mask: &str,
+    body: Value,
+) -> Value {
     let (status, op) = api
         .patch(
             &format!("{PARENT}/instances/{name}?updateMask={mask}"),
@@ -38,16 +47,16 @@ async fn patch_and_wait(api: &common::Api, name: &str, mask: &str, body: Value) 
     done
 }
 
-async fn auth_string(api: &common::Api, name: &str) -> String {
+async fn auth_string(api: &cacheplane_testkit::Api, name: &str) -> String {
     let (status, body) = api
         .get(&format!("{PARENT}/instances/{name}/authString"))
         .await;
     assert_eq!(status, 200, "{body}");
-    body["authString"].as_str().unwrap_or_default().to_string()
+    string_field(&body, "authString")
 }
 
 fn nodes(inst: &Value) -> Vec<Value> {
-    inst["nodes"].as_array().cloned().unwrap_or_default()
+    array_field(inst, "nodes").clone()
 }
 
 fn info_field(info: &str, key: &str) -> Option<String> {
@@ -82,19 +91,19 @@ async fn standard_ha_lifecycle_on_real_redis() {
     assert_eq!(inst["state"], "READY", "{inst}");
     let mut zones: Vec<String> = nodes(&inst)
         .iter()
-        .map(|n| n["zone"].as_str().unwrap_or_default().to_string())
+        .map(|n| string_field(n, "zone"))
         .collect();
     zones.sort();
     assert_eq!(zones, ["local-a", "local-b", "local-c"], "{inst}");
 
-    let host = inst["host"].as_str().unwrap_or_default().to_string();
-    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    let host = string_field(&inst, "host");
+    let port = port_field(&inst, "port");
     let auth = auth_string(&api, "cache").await;
     assert!(!auth.is_empty());
 
     // maxmemory is the instance size on every node.
     for n in nodes(&inst) {
-        let addr = n["address"].as_str().unwrap_or_default();
+        let addr = str_field(&n, "address");
         let got = redis_cli(addr, port, Some(&auth), &["CONFIG", "GET", "maxmemory"]);
         assert!(got.ends_with("1073741824"), "node {addr}: {got}");
     }
@@ -105,7 +114,7 @@ async fn standard_ha_lifecycle_on_real_redis() {
         "OK"
     );
     for n in nodes(&inst).iter().filter(|n| n["role"] == "REPLICA") {
-        let addr = n["address"].as_str().unwrap_or_default().to_string();
+        let addr = string_field(n, "address");
         let auth = auth.clone();
         eventually("replica has the key", Duration::from_secs(10), || {
             redis_cli(&addr, port, Some(&auth), &["GET", "greeting"]) == "hello"
@@ -138,7 +147,7 @@ async fn standard_ha_lifecycle_on_real_redis() {
         "hello"
     );
     for n in nodes(&instance(&api, "cache").await) {
-        let addr = n["address"].as_str().unwrap_or_default();
+        let addr = str_field(&n, "address");
         let got = redis_cli(addr, port, Some(&auth), &["CONFIG", "GET", "maxmemory"]);
         assert!(got.ends_with("2147483648"), "node {addr}: {got}");
     }
@@ -188,10 +197,7 @@ async fn standard_ha_lifecycle_on_real_redis() {
     assert_eq!(instance(&api, "cache").await["state"], "READY");
 
     // Delete: no process, no data dir, the range can be used again.
-    let range = instance(&api, "cache").await["reservedIpRange"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let range = string_field(&instance(&api, "cache").await, "reservedIpRange");
     let (status, op) = api.delete(&format!("{PARENT}/instances/cache")).await;
     assert_eq!(status, 200, "{op}");
     let done = wait_op(&api, &op_name(&op), READY_LIMIT).await;
@@ -221,8 +227,8 @@ async fn basic_instance_serves_and_a_create_that_cannot_fit_leaves_nothing() {
     let done = create_and_wait(&api, "small", json!({"tier": "BASIC", "memorySizeGb": 1})).await;
     assert!(done["error"].is_null(), "{done}");
     let inst = instance(&api, "small").await;
-    let host = inst["host"].as_str().unwrap_or_default();
-    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    let host = str_field(&inst, "host");
+    let port = port_field(&inst, "port");
     let auth = auth_string(&api, "small").await;
     for cmd in [
         vec!["SET", "k", "1"],
@@ -252,13 +258,7 @@ async fn basic_instance_serves_and_a_create_that_cannot_fit_leaves_nothing() {
     assert_eq!(status, 200, "{op}");
     assert_eq!(op["done"], true, "{op}");
     assert_eq!(op["error"]["status"], "RESOURCE_EXHAUSTED", "{op}");
-    assert!(
-        op["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("local-b"),
-        "{op}"
-    );
+    assert!(str_field(&op, "error.message").contains("local-b"), "{op}");
     let (status, _) = api.get(&format!("{PARENT}/instances/huge")).await;
     assert_eq!(status, 404);
     let engines: usize = agents.iter().map(|a| a.engine_pids().len()).sum();

@@ -7,10 +7,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cacheplane_testkit::json::{port_field, str_field, string_field};
+use cacheplane_testkit::resp::{call_text, Client};
+use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
+use cacheplane_testkit::TestDb;
+use cacheplane_testkit::GIB;
 use common::client::{instance, op_name, wait_op, PARENT};
-use common::resp::Resp;
-use common::stack::{create_ready, eventually, redis_cli, start_api, three_agents, GIB};
-use common::TestDb;
+use common::stack::create_ready;
 use serde_json::{json, Value};
 
 fn field(info: &str, key: &str) -> String {
@@ -28,12 +31,9 @@ fn run_ids(inst: &Value, port: u16, auth: &str) -> BTreeMap<String, (String, Str
         .into_iter()
         .flatten()
         .map(|n| {
-            let addr = n["address"].as_str().unwrap_or_default().to_string();
+            let addr = string_field(n, "address");
             let info = redis_cli(&addr, port, Some(auth), &["INFO", "server"]);
-            (
-                field(&info, "run_id"),
-                (n["role"].as_str().unwrap_or_default().to_string(), addr),
-            )
+            (field(&info, "run_id"), (string_field(n, "role"), addr))
         })
         .collect()
 }
@@ -50,16 +50,13 @@ async fn connections_spread_over_the_replicas_and_never_reach_the_primary() {
                "readReplicasMode": "READ_REPLICAS_ENABLED"}),
     )
     .await;
-    let read_host = inst["readEndpoint"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let port = inst["readEndpointPort"].as_u64().unwrap_or(0) as u16;
+    let read_host = string_field(&inst, "readEndpoint");
+    let port = port_field(&inst, "readEndpointPort");
     assert!(!read_host.is_empty() && read_host != inst["host"], "{inst}");
     let nodes = run_ids(&inst, port, &auth);
     assert_eq!(
         redis_cli(
-            inst["host"].as_str().unwrap_or_default(),
+            str_field(&inst, "host"),
             port,
             Some(&auth),
             &["SET", "k", "v"]
@@ -88,10 +85,10 @@ async fn connections_spread_over_the_replicas_and_never_reach_the_primary() {
     let mut conns = Vec::new();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..30 {
-        let mut c = Resp::connect(&read_host, port, Some(&auth))
+        let mut c = Client::connect(&read_host, port, Some(&auth))
             .await
             .expect("connect to the read endpoint");
-        let info = c.cmd(&["INFO", "server"]).await.expect("INFO");
+        let info = call_text(&mut c, &["INFO", "server"]).await.expect("INFO");
         let id = field(&info, "run_id");
         let (role, addr) = nodes
             .get(&id)
@@ -109,13 +106,13 @@ async fn connections_spread_over_the_replicas_and_never_reach_the_primary() {
     assert!(per_node.values().all(|n| *n >= 5), "spread: {per_node:?}");
     // A connection stays on its replica, and reads see the primary's writes.
     for (c, id) in conns.iter_mut() {
-        let info = c.cmd(&["INFO", "server"]).await.expect("INFO");
+        let info = call_text(c, &["INFO", "server"]).await.expect("INFO");
         assert_eq!(field(&info, "run_id"), *id);
-        let got = c.cmd(&["GET", "k"]).await.expect("GET");
+        let got = call_text(c, &["GET", "k"]).await.expect("GET");
         assert_eq!(got, "v");
-        let write = c.cmd(&["SET", "x", "1"]).await;
+        let write = call_text(c, &["SET", "x", "1"]).await;
         assert!(
-            write.is_err_and(|e| e.contains("READONLY")),
+            write.is_err_and(|e| e.to_string().contains("READONLY")),
             "replicas refuse writes"
         );
     }
@@ -133,8 +130,8 @@ async fn enabling_read_replicas_later_keeps_the_primary_endpoint() {
     )
     .await;
     assert!(inst["readEndpoint"].is_null(), "{inst}");
-    let host = inst["host"].as_str().unwrap_or_default().to_string();
-    let port = inst["port"].as_u64().unwrap_or(0) as u16;
+    let host = string_field(&inst, "host");
+    let port = port_field(&inst, "port");
     assert_eq!(
         redis_cli(&host, port, Some(&auth), &["SET", "k", "v"]),
         "OK"
@@ -162,15 +159,8 @@ async fn enabling_read_replicas_later_keeps_the_primary_endpoint() {
     assert_eq!(after["readReplicasMode"], "READ_REPLICAS_ENABLED");
     assert_eq!(after["host"], inst["host"], "the primary endpoint stays");
     assert!(after["secondaryIpRange"].is_string(), "{after}");
-    let read_host = after["readEndpoint"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let range: ipnet::Ipv4Net = inst["reservedIpRange"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .expect("range");
+    let read_host = string_field(&after, "readEndpoint");
+    let range: ipnet::Ipv4Net = str_field(&inst, "reservedIpRange").parse().expect("range");
     let read_ip: std::net::Ipv4Addr = read_host.parse().expect("read endpoint address");
     assert!(
         range.contains(&read_ip),

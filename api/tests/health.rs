@@ -6,9 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::agent::{Fleet, GIB};
+use cacheplane_testkit::json::{str_field, string_field};
+use cacheplane_testkit::wait::ready_if;
+use cacheplane_testkit::{wait_until, Fleet, GIB};
+use cacheplane_testkit::{Api, TestDb};
 use common::client::{create, create_ok, instance, standard_ha, PARENT};
-use common::{Api, TestDb};
 use serde_json::Value;
 
 async fn ready_instance(api: &Api, fleet: &mut Fleet, name: &str) -> Value {
@@ -32,7 +34,7 @@ fn node_id(inst: &Value, role: &str) -> String {
 #[tokio::test]
 async fn a_replica_that_goes_down_makes_the_instance_repairing_until_it_is_back() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
     let inst = ready_instance(&api, &mut fleet, "sick").await;
     let replica = node_id(&inst, "REPLICA");
@@ -44,7 +46,7 @@ async fn a_replica_that_goes_down_makes_the_instance_repairing_until_it_is_back(
         })
         .await;
     let seen = instance(&api, "sick").await;
-    let message = seen["statusMessage"].as_str().unwrap_or_default();
+    let message = str_field(&seen, "statusMessage");
     assert!(message.contains(&replica), "status names the node: {seen}");
 
     fleet.recover_node(&replica);
@@ -59,7 +61,7 @@ async fn a_replica_that_goes_down_makes_the_instance_repairing_until_it_is_back(
 #[tokio::test]
 async fn a_primary_that_goes_down_is_replaced_by_the_replica_with_the_most_data() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
     let inst = ready_instance(&api, &mut fleet, "lost").await;
     let primary = node_id(&inst, "PRIMARY");
@@ -67,9 +69,8 @@ async fn a_primary_that_goes_down_is_replaced_by_the_replica_with_the_most_data(
     let behind = inst["nodes"]
         .as_array()
         .and_then(|n| n.iter().find(|n| n["zone"] == "local-c"))
-        .and_then(|n| n["id"].as_str())
-        .unwrap_or_default()
-        .to_string();
+        .map(|n| string_field(n, "id"))
+        .unwrap_or_else(|| panic!("no node in local-c: {inst}"));
     fleet.set_lag(&behind, 5_000).await;
     fleet.fail_node(&primary, "the process exited").await;
     fleet
@@ -90,10 +91,7 @@ async fn a_primary_that_goes_down_is_replaced_by_the_replica_with_the_most_data(
     );
     assert_eq!(after["host"], inst["host"], "the endpoint stays");
     assert!(
-        after["statusMessage"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("automatic failover")
+        str_field(&after, "statusMessage").contains("automatic failover")
             || after["state"] == "READY",
         "{after}"
     );
@@ -103,30 +101,34 @@ async fn a_primary_that_goes_down_is_replaced_by_the_replica_with_the_most_data(
 async fn a_silent_host_makes_its_instances_repairing() {
     let db = TestDb::new().await;
     let api =
-        Api::start_with_args(&db, &["--host-timeout", "1s", "--worker-interval", "200ms"]).await;
+        Api::in_process_with_args(&db, &["--host-timeout", "1s", "--worker-interval", "200ms"])
+            .await;
     let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
     ready_instance(&api, &mut fleet, "quiet").await;
 
     // host-a (the primary's) stops heartbeating; the others go on.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        for a in fleet.agents.iter_mut().filter(|a| a.host != "host-a") {
+    let shared = tokio::sync::Mutex::new(&mut fleet);
+    let repairing = || async {
+        for a in shared
+            .lock()
+            .await
+            .agents
+            .iter_mut()
+            .filter(|a| a.host != "host-a")
+        {
             a.sync().await;
         }
         let i = instance(&api, "quiet").await;
-        if i["state"] == "REPAIRING" {
-            assert!(
-                i["statusMessage"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("local-a"),
-                "{i}"
-            );
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still {i}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        ready_if::<String, _>(i["state"] == "REPAIRING", || format!("still {i}")).map(|()| i)
+    };
+    let i = wait_until(
+        "quiet is REPAIRING",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        repairing,
+    )
+    .await;
+    assert!(str_field(&i, "statusMessage").contains("local-a"), "{i}");
     fleet
         .sync_until("instance READY once host-a is back", || async {
             instance(&api, "quiet").await["state"] == "READY"
@@ -137,7 +139,7 @@ async fn a_silent_host_makes_its_instances_repairing() {
 #[tokio::test]
 async fn a_redis_version_no_host_runs_is_refused() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let _fleet = Fleet::three_zones(&api, 16 * GIB).await;
     let mut body = standard_ha(1, 2);
     body["redisVersion"] = "REDIS_7_2".into();
@@ -145,10 +147,7 @@ async fn a_redis_version_no_host_runs_is_refused() {
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["error"]["details"][0]["field"], "redisVersion", "{err}");
     assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("REDIS_7_0"),
+        str_field(&err, "error.message").contains("REDIS_7_0"),
         "{err}"
     );
 }

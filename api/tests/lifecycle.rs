@@ -4,9 +4,11 @@
 
 mod common;
 
-use common::agent::*;
+use cacheplane_testkit::fake_agent::*;
+use cacheplane_testkit::json::{str_field, string_field};
+use cacheplane_testkit::GIB;
+use cacheplane_testkit::{Api, TestDb};
 use common::client::*;
-use common::{Api, TestDb};
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
@@ -52,7 +54,7 @@ fn node_summary(inst: &Value) -> Vec<(String, String, String)> {
         .unwrap_or_else(|| panic!("no nodes in {inst}"))
         .iter()
         .map(|n| {
-            let s = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+            let s = |k: &str| string_field(n, k);
             (s("zone"), s("role"), s("state"))
         })
         .collect()
@@ -65,7 +67,7 @@ fn all_nodes_ready(inst: &Value) -> bool {
 #[tokio::test]
 async fn basic_and_standard_ha_become_ready_once_agents_report() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
 
     // An agent long-polling with its current generation wakes up when a node lands on it.
@@ -185,7 +187,7 @@ async fn basic_and_standard_ha_become_ready_once_agents_report() {
 #[tokio::test]
 async fn placement_prefers_free_memory_and_exhaustion_leaves_nothing() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let big = FakeAgent::register(&api, "big-a", "local-a", 16 * GIB).await;
     let small = FakeAgent::register(&api, "small-a", "local-a", 8 * GIB).await;
     let mut fleet = Fleet {
@@ -217,7 +219,7 @@ async fn placement_prefers_free_memory_and_exhaustion_leaves_nothing() {
     let op = create_ok(&api, "too-big", basic(10)).await;
     assert_eq!(op["done"], true, "{op}");
     assert_eq!(op["error"]["status"], "RESOURCE_EXHAUSTED", "{op}");
-    let message = op["error"]["message"].as_str().unwrap_or_default();
+    let message = str_field(&op, "error.message");
     assert!(
         message.contains("local-a"),
         "message does not name the zone: {op}"
@@ -233,13 +235,7 @@ async fn placement_prefers_free_memory_and_exhaustion_leaves_nothing() {
     // primary's placement must not stick.
     let op = create_ok(&api, "ha-nowhere", standard_ha(1, 1)).await;
     assert_eq!(op["error"]["status"], "RESOURCE_EXHAUSTED", "{op}");
-    assert!(
-        op["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("local-b"),
-        "{op}"
-    );
+    assert!(str_field(&op, "error.message").contains("local-b"), "{op}");
     assert_eq!(get_instance(&api, "ha-nowhere").await.0, 404);
     assert_eq!(allocations(&api).await, before);
 
@@ -255,7 +251,7 @@ async fn placement_prefers_free_memory_and_exhaustion_leaves_nothing() {
 #[tokio::test]
 async fn node_that_cannot_start_fails_create_and_frees_everything() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
 
     let op = create_ok(&api, "doomed", standard_ha(1, 2)).await;
@@ -267,7 +263,7 @@ async fn node_that_cannot_start_fails_create_and_frees_everything() {
 
     let done = fleet.converge(&api, &op).await;
     assert!(done["response"].is_null(), "{done}");
-    let message = done["error"]["message"].as_str().unwrap_or_default();
+    let message = str_field(&done, "error.message");
     assert!(
         message.contains(reason),
         "error lacks the engine's reason: {done}"
@@ -307,7 +303,7 @@ async fn delete(api: &Api, name: &str) -> (u16, Value) {
 #[tokio::test]
 async fn delete_ready_instance_frees_its_range() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
 
     let op = create_ok(&api, "gone-soon", standard_ha(1, 2)).await;
@@ -364,7 +360,7 @@ async fn delete_ready_instance_frees_its_range() {
 #[tokio::test]
 async fn delete_while_creating_aborts_the_create() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
 
     let create_op = create_ok(&api, "hasty", standard_ha(2, 2)).await;

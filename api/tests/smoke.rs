@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Api, TestDb};
+use cacheplane_testkit::{Api, TestDb};
 use reqwest::Method;
 
 #[tokio::test]

@@ -3,10 +3,12 @@
 
 mod common;
 
+use cacheplane_testkit::fake_agent::*;
+use cacheplane_testkit::json::{str_field, string_field};
+use cacheplane_testkit::GIB;
+use cacheplane_testkit::{Api, TestDb};
 use cacheplane_types::NodeRole;
-use common::agent::*;
 use common::client::*;
-use common::{Api, TestDb};
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ fn node_ids(inst: &Value) -> Vec<String> {
         .as_array()
         .unwrap_or_else(|| panic!("no nodes in {inst}"))
         .iter()
-        .map(|n| n["id"].as_str().unwrap_or_default().to_string())
+        .map(|n| string_field(n, "id"))
         .collect()
 }
 
@@ -51,7 +53,7 @@ async fn ready_ha(api: &Api, fleet: &mut Fleet, name: &str) -> Value {
 #[tokio::test]
 async fn patch_memory_size_applies_online_or_is_refused_whole() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
     let inst = ready_ha(&api, &mut fleet, "grow").await;
 
@@ -98,7 +100,7 @@ async fn patch_memory_size_applies_online_or_is_refused_whole() {
 #[tokio::test]
 async fn patch_replica_count_adds_and_removes_the_newest() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
     let inst = ready_ha(&api, &mut fleet, "scale").await;
     let original = node_ids(&inst);
@@ -162,7 +164,7 @@ async fn patch_replica_count_adds_and_removes_the_newest() {
 #[tokio::test]
 async fn patch_with_etag_is_optimistic() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
     let op = create_ok(&api, "tagged", basic(1)).await;
     fleet.converge(&api, &op).await;
@@ -186,7 +188,7 @@ async fn patch_with_etag_is_optimistic() {
 #[tokio::test]
 async fn failover_checks_lag_and_moves_the_primary() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
 
     let op = create_ok(&api, "solo", basic(1)).await;
@@ -293,7 +295,7 @@ async fn failover_checks_lag_and_moves_the_primary() {
 #[tokio::test]
 async fn failed_update_leaves_a_deletable_failed_instance() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
     ready_ha(&api, &mut fleet, "brittle").await;
 
@@ -304,7 +306,7 @@ async fn failed_update_leaves_a_deletable_failed_instance() {
     let reason = "Fatal error loading the DB: Cannot allocate memory";
     fleet.fail_node(&added, reason).await;
     let done = fleet.converge(&api, &op).await;
-    let message = done["error"]["message"].as_str().unwrap_or_default();
+    let message = str_field(&done, "error.message");
     assert!(message.contains(reason), "{done}");
     let failed = instance(&api, "brittle").await;
     assert_eq!(failed["state"], "FAILED", "{failed}");
@@ -322,7 +324,7 @@ async fn failed_update_leaves_a_deletable_failed_instance() {
 #[tokio::test]
 async fn node_changes_racing_heartbeats() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 64 * GIB).await;
     let names: Vec<String> = (0..10).map(|i| format!("busy{i}")).collect();
     let mut creates = Vec::new();
@@ -338,7 +340,7 @@ async fn node_changes_racing_heartbeats() {
     let loops = fleet.heartbeat_loops(&stop);
     let mut changes = JoinSet::new();
     for (i, name) in names.iter().enumerate() {
-        let caller = Caller::of(&api);
+        let caller = api.caller();
         let path = instance_path(name);
         changes.spawn(async move {
             if i % 2 == 0 {

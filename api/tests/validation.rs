@@ -1,14 +1,16 @@
-//! Bad input to create and patch, over real HTTP: every refusal has the right HTTP status,
-//! `error.status` and the field at fault in `error.details[0].field`, and changes nothing.
+//! Bad input to create and patch, in-process on the router: every refusal has the right
+//! HTTP status, `error.status` and the field at fault in `error.details[0].field`, and
+//! changes nothing.
 //! (List, networks, hosts and operations: `validation_resources.rs`.)
 
 mod common;
 
 use std::net::Ipv4Addr;
 
-use common::agent::{Fleet, GIB};
+use cacheplane_testkit::json::{name_id, str_field, string_field};
+use cacheplane_testkit::{Api, TestDb};
+use cacheplane_testkit::{Fleet, GIB};
 use common::checks::{expect_error, expect_invalid, expect_ok, merge, raw_req};
-use common::{Api, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -29,7 +31,7 @@ fn ha(over: Value) -> Value {
 /// An API with three 64 GiB fake hosts, one per zone of region `local`.
 async fn start() -> (TestDb, Api, Fleet) {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let fleet = Fleet::three_zones(&api, 64 * GIB).await;
     (db, api, fleet)
 }
@@ -63,11 +65,7 @@ async fn create_ready(api: &Api, fleet: &mut Fleet, id: &str, body: Value) -> Va
 async fn instance_ids(api: &Api) -> Vec<String> {
     let list = expect_ok("list", &api.get(INSTANCES).await);
     let items = list["instances"].as_array().expect("an instances array");
-    let name = |i: &Value| i["name"].as_str().unwrap_or_default().to_string();
-    items
-        .iter()
-        .map(|i| name(i).rsplit('/').next().unwrap_or_default().to_string())
-        .collect()
+    items.iter().map(|i| name_id(i, "name")).collect()
 }
 
 fn ip_plus(base: Ipv4Addr, n: u32) -> Ipv4Addr {
@@ -181,7 +179,7 @@ async fn create_refuses_bad_fields_and_names_them() {
     let policy = basic(json!({"redisConfigs": {"maxmemory-policy": "most-lru"}}));
     let got = post_create(&api, "c1", policy).await;
     expect_invalid("maxmemory-policy", &got, "redisConfigs.maxmemory-policy");
-    let message = got.1["error"]["message"].as_str().unwrap_or_default();
+    let message = str_field(&got.1, "error.message");
     assert!(message.contains("most-lru"), "{}", got.1);
 
     let rid = uuid::Uuid::new_v4();
@@ -210,13 +208,10 @@ async fn create_checks_the_reserved_range_and_the_name() {
         "default network",
         &api.get("/v1/projects/proj-v/networks/default").await,
     );
-    let pool = net["ipRange"].as_str().unwrap_or_default().to_string();
+    let pool = string_field(&net, "ipRange");
     let base: Ipv4Addr = pool.split('/').next().unwrap().parse().unwrap();
     let first = expect_ok("get", &api.get(&format!("{INSTANCES}/first")).await);
-    let taken = first["reservedIpRange"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let taken = string_field(&first, "reservedIpRange");
     let taken_base: Ipv4Addr = taken.split('/').next().unwrap().parse().unwrap();
     let cases = [
         ("not a CIDR", "banana".to_string()),
@@ -408,10 +403,7 @@ async fn read_replicas_cannot_be_disabled_and_counts_are_checked() {
     assert_eq!(got["replicaCount"], 1, "{got}");
 
     // Enabling read replicas needs a further, free /28 of the instance's network.
-    let own = got["reservedIpRange"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let own = string_field(&got, "reservedIpRange");
     let net = api.get("/v1/projects/proj-v/networks/default").await;
     let pool = expect_ok("default network", &net)["ipRange"].clone();
     let base: Ipv4Addr = pool

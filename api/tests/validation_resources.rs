@@ -1,12 +1,13 @@
-//! Bad input to list, networks, hosts and operations, over real HTTP: the right HTTP
-//! status, `error.status` and `error.details[0].field`, and nothing changed. (Create and
-//! patch: `validation.rs`.)
+//! Bad input to list, networks, hosts and operations, in-process on the router: the right
+//! HTTP status, `error.status` and `error.details[0].field`, and nothing changed. (Create
+//! and patch: `validation.rs`.)
 
 mod common;
 
-use common::agent::{Fleet, GIB};
+use cacheplane_testkit::json::{array_field, name_id, str_field};
+use cacheplane_testkit::{Api, TestDb};
+use cacheplane_testkit::{Fleet, GIB};
 use common::checks::{expect_error, expect_invalid, expect_ok, merge};
-use common::{Api, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -16,7 +17,7 @@ const NETWORKS: &str = "/v1/projects/proj-v/networks";
 
 async fn start() -> (TestDb, Api, Fleet) {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let fleet = Fleet::three_zones(&api, 64 * GIB).await;
     (db, api, fleet)
 }
@@ -37,11 +38,7 @@ fn ids(list: &Value) -> Vec<String> {
     let items = list["instances"]
         .as_array()
         .unwrap_or_else(|| panic!("no instances in {list}"));
-    let name = |i: &Value| i["name"].as_str().unwrap_or_default().to_string();
-    items
-        .iter()
-        .map(|i| name(i).rsplit('/').next().unwrap_or_default().to_string())
-        .collect()
+    items.iter().map(|i| name_id(i, "name")).collect()
 }
 
 /// Percent-encodes what filters contain.
@@ -167,8 +164,8 @@ async fn networks_check_ids_pools_and_use() {
     );
     assert_eq!(other["project"], "other", "{other}");
     let other_net = api.get("/v1/projects/other/networks/default").await;
-    let other_pool = expect_ok("other default", &other_net)["ipRange"].clone();
-    let got = create_net(&api, "n2", other_pool.as_str().unwrap_or_default()).await;
+    let other_net = expect_ok("other default", &other_net);
+    let got = create_net(&api, "n2", str_field(&other_net, "ipRange")).await;
     expect_invalid("overlaps the other project's pool", &got, "ipRange");
 
     create(&api, "in-n1", json!({"authorizedNetwork": "n1"})).await;
@@ -183,10 +180,10 @@ async fn networks_check_ids_pools_and_use() {
     let got = api.get(&format!("{NETWORKS}/n3")).await;
     expect_error("get deleted", &got, 404, "NOT_FOUND", None);
     let list = expect_ok("list", &api.get(NETWORKS).await);
-    let names: Vec<&str> = list["networks"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|n| n["name"].as_str()).collect())
-        .unwrap_or_default();
+    let names: Vec<&str> = array_field(&list, "networks")
+        .iter()
+        .map(|n| str_field(n, "name"))
+        .collect();
     let want = [
         "projects/proj-v/networks/default",
         "projects/proj-v/networks/n1",
@@ -197,7 +194,7 @@ async fn networks_check_ids_pools_and_use() {
 #[tokio::test]
 async fn hosts_check_zone_address_and_memory() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let good = json!({"zone": "local-a", "address": "127.0.0.1",
         "memoryBytes": GIB, "engines": ["REDIS_7_0"]});
     let with = |over: Value| merge(good.clone(), over);
@@ -243,7 +240,7 @@ async fn operations_answer_not_found_and_check_the_timeout() {
         let got = api.req(Method::POST, &path, admin, None).await;
         expect_error(&format!("wait {id}"), &got, 404, "NOT_FOUND", None);
     }
-    let name = op["name"].as_str().unwrap_or_default();
+    let name = str_field(&op, "name");
     let got = expect_ok("get operation", &api.get(&format!("/v1/{name}")).await);
     assert_eq!(got["name"], name, "{got}");
     for timeout in ["abc", "25h", "-1s", "1d", "1e9s"] {
@@ -256,7 +253,7 @@ async fn operations_answer_not_found_and_check_the_timeout() {
 #[tokio::test]
 async fn unknown_paths_and_methods_answer_with_the_error_shape() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let got = api.get("/v1/nope").await;
     expect_error("unknown path", &got, 404, "NOT_FOUND", None);
     let admin = Some(api.admin_token.as_str());
@@ -281,7 +278,7 @@ async fn unknown_paths_and_methods_answer_with_the_error_shape() {
 #[tokio::test]
 async fn request_ids_on_a_missing_project_answer_not_found() {
     let db = TestDb::new().await;
-    let api = Api::start(&db).await;
+    let api = Api::in_process(&db).await;
     let rid = "6f1d3c3e-9d8a-4c43-9a51-0f5b8f0c2a11";
     let base = "/v1/projects/nope/locations/local/instances/x";
     let got = api.delete(&format!("{base}?requestId={rid}")).await;

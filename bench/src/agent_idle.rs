@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::create_latency::redis_version;
 use crate::report::{Row, Section};
 use crate::server;
-use crate::stack::{rss_bytes, Stack, StackConfig, SUPERNET};
+use crate::stack::{rss_bytes, Agent, Stack, StackConfig, SUPERNET};
 use crate::stats::ms;
 
 /// Knobs (flags of `cacheplane-bench`).
@@ -97,7 +97,7 @@ async fn measure(cfg: &Config, stack: &Stack) -> anyhow::Result<Section> {
     let stat = |pid: u32| format!("/proc/{pid}/stat");
     let cpu_start: Vec<Option<Duration>> = agents
         .iter()
-        .map(|a| server::cpu_time(&stat(a.pid())))
+        .map(|a| server::cpu_time(&stat(agent_pid(a))))
         .collect();
     let api_start = stack.server().cpu_time();
     let mut rss: Vec<Vec<u64>> = vec![Vec::new(); agents.len()];
@@ -107,8 +107,8 @@ async fn measure(cfg: &Config, stack: &Stack) -> anyhow::Result<Section> {
     loop {
         tick.tick().await;
         for (a, samples) in agents.iter().zip(&mut rss) {
-            samples.push(rss_bytes(a.pid()).with_context(|| {
-                format!("reading /proc/{}/status of agent {}", a.pid(), a.host)
+            samples.push(rss_bytes(agent_pid(a)).with_context(|| {
+                format!("reading /proc/{}/status of agent {}", agent_pid(a), a.host)
             })?);
         }
         if start.elapsed() >= window {
@@ -117,7 +117,7 @@ async fn measure(cfg: &Config, stack: &Stack) -> anyhow::Result<Section> {
     }
     let cpu_end: Vec<Option<Duration>> = agents
         .iter()
-        .map(|a| server::cpu_time(&stat(a.pid())))
+        .map(|a| server::cpu_time(&stat(agent_pid(a))))
         .collect();
     let api_end = stack.server().cpu_time();
     let elapsed = start.elapsed();
@@ -125,7 +125,11 @@ async fn measure(cfg: &Config, stack: &Stack) -> anyhow::Result<Section> {
     let mut measured = Vec::new();
     for (i, a) in agents.iter().enumerate() {
         let (Some(c0), Some(c1)) = (cpu_start[i], cpu_end[i]) else {
-            anyhow::bail!("cannot read /proc/{}/stat of agent {}", a.pid(), a.host);
+            anyhow::bail!(
+                "cannot read /proc/{}/stat of agent {}",
+                agent_pid(a),
+                a.host
+            );
         };
         measured.push(AgentIdle {
             host: a.host.clone(),
@@ -214,4 +218,9 @@ async fn measure(cfg: &Config, stack: &Stack) -> anyhow::Result<Section> {
         rows,
         notes,
     })
+}
+
+/// The pid of an agent of the stack (which never stops one while it measures).
+fn agent_pid(a: &Agent) -> u32 {
+    a.pid().expect("the agents of the stack run")
 }

@@ -25,9 +25,9 @@ use serde_json::Value;
 
 use crate::create_latency::redis_version;
 use crate::report::{Row, Section};
-use crate::resp::Resp;
 use crate::stack::{self, Stack, StackConfig, PARENT, SUPERNET};
 use crate::stats::{ms, Samples};
+use cacheplane_testkit::resp::{is_readonly, Client};
 
 /// Knobs (flags of `cacheplane-bench`).
 #[derive(Debug, Clone)]
@@ -263,7 +263,10 @@ async fn one_round(
     Ok(Round {
         old_primary,
         new_primary,
-        new_zone: new["zone"].as_str().unwrap_or("?").to_string(),
+        new_zone: new["zone"]
+            .as_str()
+            .with_context(|| format!("no zone in {new}"))?
+            .to_string(),
         killed_at,
         killed_wall,
         window,
@@ -352,7 +355,7 @@ async fn write_loop(
     log: Log,
     stop: Arc<AtomicBool>,
 ) {
-    let mut conn: Option<Resp> = None;
+    let mut conn: Option<Client> = None;
     let mut n: u64 = 0;
     let record = |sent: Instant, outcome: Outcome| {
         events(&log).push(Event {
@@ -367,7 +370,7 @@ async fn write_loop(
             Some(c) => c,
             None => {
                 let sent = Instant::now();
-                match Resp::connect(&host, port, Some(&auth)).await {
+                match Client::connect(&host, port, Some(&auth)).await {
                     Ok(c) => conn.insert(c),
                     Err(_) => {
                         record(sent, Outcome::NoConnection);
@@ -380,13 +383,13 @@ async fn write_loop(
         n += 1;
         let sent = Instant::now();
         let value = n.to_string();
-        match c.cmd(&["SET", "bench:failover:writer", &value]).await {
+        match c.call(&["SET", "bench:failover:writer", &value]).await {
             Ok(_) => {
                 record(sent, Outcome::Ok);
                 tokio::time::sleep(interval).await;
             }
             Err(e) => {
-                let outcome = if e.is_readonly() {
+                let outcome = if is_readonly(&e) {
                     Outcome::Readonly
                 } else {
                     Outcome::Error

@@ -12,7 +12,6 @@ mod db;
 mod failover;
 mod get_latency;
 mod report;
-mod resp;
 mod server;
 mod stack;
 mod stats;

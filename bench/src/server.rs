@@ -2,9 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use cacheplane_testkit::process::log_tail;
+use cacheplane_testkit::wait::{try_wait_until, Poll};
 use tokio::process::{Child, Command};
 
 /// A running `cacheplane-api`.
@@ -76,22 +78,35 @@ impl ApiServer {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                let tail = log_tail(&log_path);
-                bail!("API server exited with {status} before it was ready:\n{tail}");
-            }
-            if let Ok(resp) = client.get(format!("{base_url}/readyz")).send().await {
-                if resp.status().is_success() {
-                    break;
+        let ready = try_wait_until(
+            "the API server is ready",
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || {
+                let exited = child.try_wait();
+                let probe = client.get(format!("{base_url}/readyz")).send();
+                async move {
+                    match exited {
+                        Ok(Some(status)) => {
+                            return Err(Poll::Permanent(format!("exited with {status}")))
+                        }
+                        Err(e) => return Err(Poll::Permanent(e.to_string())),
+                        Ok(None) => {}
+                    }
+                    match probe.await {
+                        Ok(resp) if resp.status().is_success() => Ok(()),
+                        Ok(resp) => {
+                            Err(Poll::NotYet(format!("/readyz answered {}", resp.status())))
+                        }
+                        Err(e) => Err(Poll::NotYet(format!("/readyz: {e}"))),
+                    }
                 }
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill().await;
-                bail!("API server not ready after 60 s:\n{}", log_tail(&log_path));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            },
+        )
+        .await;
+        if let Err(e) = ready {
+            let _ = child.kill().await;
+            bail!("{e}:\n{}", log_tail(&log_path, 4096));
         }
         Ok(ApiServer {
             child,
@@ -171,10 +186,4 @@ fn clock_ticks() -> f64 {
             .filter(|t: &f64| *t > 0.0)
             .unwrap_or(100.0)
     })
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }

@@ -5,8 +5,15 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+pub use cacheplane_testkit::agent::Agent;
+use cacheplane_testkit::agent::AgentOptions;
+use cacheplane_testkit::net::{hold_supernet, supernet_guard_port};
+use cacheplane_testkit::stack::wait_hosts_up;
+use cacheplane_testkit::wait::{try_wait_until, Poll};
+use cacheplane_testkit::Caller;
 
 use anyhow::{bail, ensure, Context};
 use serde_json::{json, Value};
@@ -18,9 +25,9 @@ use crate::server::ApiServer;
 /// else on the machine's loopback.
 pub const SUPERNET: &str = "127.200.0.0/16";
 
-/// The e2e tests of `api/tests` mark a 127.X.0.0/16 as theirs by binding port 41000 + X;
-/// holding 41200 keeps them off 127.200.0.0/16 while the stack runs.
-const SUPERNET_GUARD_PORT: u16 = 41_200;
+/// The X of [`SUPERNET`]: tests mark a 127.X.0.0/16 as theirs by binding port 41000 + X
+/// (`cacheplane_testkit::net`); holding it keeps them off while the stack runs.
+const SUPERNET_X: u8 = 200;
 
 /// Where the instances are created: project `bench` (made by the first create).
 pub const PARENT: &str = "/v1/projects/bench/locations/local";
@@ -74,10 +81,11 @@ impl Stack {
             .output()
             .context("running redis-server --version: install redis-server (the agents run it)")?;
         ensure!(redis.status.success(), "redis-server --version failed");
-        let guard = TcpListener::bind(("127.0.0.1", SUPERNET_GUARD_PORT)).with_context(|| {
+        let guard = hold_supernet(SUPERNET_X).with_context(|| {
             format!(
-                "port {SUPERNET_GUARD_PORT} is taken: another process (an e2e test?) uses \
-                 {SUPERNET}, which the benchmark's instances need"
+                "port {} is taken: another process (an e2e test?) uses \
+                 {SUPERNET}, which the benchmark's instances need",
+                supernet_guard_port(SUPERNET_X)
             )
         })?;
         let db = FreshDb::create(&cfg.database_url, cfg.db_prefix, cfg.keep_db).await?;
@@ -115,22 +123,27 @@ impl Stack {
             .build()?;
         let mut agents = Vec::new();
         for z in ["a", "b", "c"] {
-            agents.push(Agent::start(
-                &cfg.agent_bin,
-                server.base_url(),
-                &token,
-                &format!("host-{z}"),
-                &format!("local-{z}"),
-            )?);
+            agents.push(Agent::spawn(AgentOptions {
+                bin: cfg.agent_bin.clone(),
+                api_url: server.base_url().to_string(),
+                token: token.clone(),
+                host: format!("host-{z}"),
+                zone: format!("local-{z}"),
+                memory_bytes: AGENT_MEMORY_BYTES,
+                heartbeat_interval: None,
+                // The agent's own default; the environment of the bench must not change it.
+                rust_log: None,
+            })?);
         }
-        let up = wait_hosts_up(&client, server.base_url(), &token, &mut agents, 3).await;
+        let api = Caller::http(server.base_url(), &token);
+        let up = wait_hosts_up(&api, &mut agents, 3).await;
         if let Err(e) = up {
             for a in &mut agents {
                 a.keep_log();
             }
             drop(agents);
             server.stop().await.ok();
-            return Err(e);
+            return Err(e.into());
         }
         Ok((server, agents, client, token))
     }
@@ -261,7 +274,10 @@ impl Stack {
             .call(reqwest::Method::GET, &format!("{PARENT}/operations"), None)
             .await?;
         ensure!(status == 200, "list operations: {status} {body}");
-        Ok(body["operations"].as_array().cloned().unwrap_or_default())
+        body["operations"]
+            .as_array()
+            .cloned()
+            .with_context(|| format!("no operations array in {body}"))
     }
 
     /// Polls instance `id` every 50 ms until it is READY with `nodes` nodes, all READY;
@@ -272,20 +288,16 @@ impl Stack {
         nodes: usize,
         limit: Duration,
     ) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let inst = self.instance(id).await?;
-            if is_ready(&inst, nodes) {
-                return Ok(inst);
+        let what = format!("{id} is READY with {nodes} READY nodes");
+        let inst = try_wait_until(&what, limit, Duration::from_millis(50), || async {
+            match self.instance(id).await {
+                Ok(inst) if is_ready(&inst, nodes) => Ok(inst),
+                Ok(inst) => Err(Poll::NotYet(inst.to_string())),
+                Err(e) => Err(Poll::Permanent(format!("{e:#}"))),
             }
-            if Instant::now() > deadline {
-                bail!(
-                    "{id} not READY with {nodes} READY nodes after {:.0} s: {inst}",
-                    limit.as_secs_f64()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await?;
+        Ok(inst)
     }
 
     /// The agent that runs node `node_id` (whose data directory has the node's).
@@ -362,203 +374,6 @@ fn op_name(op: &Value) -> anyhow::Result<String> {
         .with_context(|| format!("no operation name in {op}"))
 }
 
-/// Polls `GET /v1/hosts` until `n` hosts are UP (30 s at most).
-async fn wait_hosts_up(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    agents: &mut [Agent],
-    n: usize,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for a in agents.iter_mut() {
-            if let Some(status) = a.child.try_wait()? {
-                bail!(
-                    "agent {} exited with {status}; its log: {}",
-                    a.host,
-                    a.log_path.display()
-                );
-            }
-        }
-        let body: Value = client
-            .get(format!("{base}/v1/hosts"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let up = body["hosts"]
-            .as_array()
-            .map_or(0, |h| h.iter().filter(|h| h["state"] == "UP").count());
-        if up >= n {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{up} of {n} hosts UP after 30 s: {body}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A real node agent process; killed, with the engines it started, when dropped.
-pub struct Agent {
-    /// Host id.
-    pub host: String,
-    /// Its data directory.
-    pub data_dir: PathBuf,
-    log_path: PathBuf,
-    keep_log: bool,
-    child: Child,
-}
-
-impl Agent {
-    fn start(
-        bin: &Path,
-        api_url: &str,
-        token: &str,
-        host: &str,
-        zone: &str,
-    ) -> anyhow::Result<Agent> {
-        let data_dir = std::env::temp_dir().join(format!(
-            "cacheplane-bench-agent-{host}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        ));
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
-        let log_path = data_dir.with_extension("log");
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
-        let child = Command::new(bin)
-            .args(["--api-url", api_url])
-            .args(["--host-id", host])
-            .args(["--zone", zone])
-            .args(["--address", "127.0.0.1"])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--memory-bytes", &AGENT_MEMORY_BYTES.to_string()])
-            .env("CACHEPLANE_AGENT_TOKEN", token)
-            // The agent's own default; the environment of the bench must not change it.
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Agent {
-            host: host.to_string(),
-            data_dir,
-            log_path,
-            keep_log: false,
-            child,
-        })
-    }
-
-    /// The agent's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Keeps the agent's log file after teardown (and says where it is).
-    fn keep_log(&mut self) {
-        self.keep_log = true;
-    }
-
-    /// The directory of node `node_id` in the agent's data directory.
-    pub fn node_dir(&self, node_id: &str) -> PathBuf {
-        self.data_dir.join("nodes").join(node_id)
-    }
-
-    /// The pid of node `node_id`'s running `redis-server`, from its pid file.
-    pub fn engine_pid(&self, node_id: &str) -> Option<u32> {
-        std::fs::read_to_string(self.node_dir(node_id).join("redis.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .filter(|pid| is_redis(*pid))
-    }
-
-    /// The pids of the running `redis-server`s this agent started (from the pid files).
-    pub fn engine_pids(&self) -> Vec<u32> {
-        let Ok(entries) = std::fs::read_dir(self.data_dir.join("nodes")) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("redis.pid")).ok())
-            .filter_map(|s| s.trim().parse().ok())
-            .filter(|pid| is_redis(*pid))
-            .collect()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Engines outlive their agent by design; the benchmark leaves none behind: those
-        // of the pid files, and any whose pid file is not written yet or was replaced
-        // (an engine starts in its node's directory, under the data directory).
-        let mut engines = self.engine_pids();
-        for pid in redis_under(&self.data_dir) {
-            if !engines.contains(&pid) {
-                engines.push(pid);
-            }
-        }
-        for pid in &engines {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-        // Gone before the next stack binds the same addresses.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while engines.iter().any(|p| is_redis(*p)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-        if self.keep_log {
-            eprintln!(
-                "[bench] agent {} log kept: {}",
-                self.host,
-                self.log_path.display()
-            );
-        } else {
-            let _ = std::fs::remove_file(&self.log_path);
-        }
-    }
-}
-
-/// Whether `pid` is a live `redis-server` (not a zombie, not a reused pid).
-fn is_redis(pid: u32) -> bool {
-    let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let state = s.rsplit_once(')')?.1.split_whitespace().next()?.to_string();
-            Some(state != "Z" && state != "X")
-        })
-        .unwrap_or(false);
-    running
-        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-            c.split(|b| *b == 0 || *b == b' ')
-                .next()
-                .is_some_and(|prog| prog.ends_with(b"redis-server"))
-        })
-}
-
-/// The running `redis-server`s whose working directory is under `dir`.
-fn redis_under(dir: &Path) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
-        })
-        .filter(|pid| is_redis(*pid))
-        .collect()
-}
-
 /// `VmRSS` of a process in bytes, from `/proc/PID/status`.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -580,7 +395,7 @@ mod tests {
     fn own_rss_is_read_and_this_is_no_redis() {
         let rss = rss_bytes(std::process::id()).expect("VmRSS of this process");
         assert!(rss > 1 << 20, "{rss}");
-        assert!(!is_redis(std::process::id()));
+        assert!(!cacheplane_testkit::process::is_redis(std::process::id()));
         assert!(rss_bytes(u32::MAX).is_none());
     }
 
@@ -597,7 +412,7 @@ mod tests {
         // No engine runs in a fresh directory.
         let dir = std::env::temp_dir().join(format!("cacheplane-bench-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        assert!(redis_under(&dir).is_empty());
+        assert!(cacheplane_testkit::process::redis_under(&dir).is_empty());
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

@@ -13,14 +13,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 
 use crate::create_latency::redis_version;
 use crate::report::{Row, Section};
-use crate::resp::{info_field, Resp};
 use crate::server;
 use crate::stack::{self, Stack, StackConfig, SUPERNET};
 use crate::stats::count;
+use cacheplane_testkit::resp::{call_text, info_field, Client};
+use cacheplane_testkit::wait::{try_wait_until, Poll};
 
 /// Knobs (flags of `cacheplane-bench`).
 #[derive(Debug, Clone)]
@@ -186,7 +187,10 @@ async fn measure(cfg: &Config, stack: &Stack, rb_version: &str) -> anyhow::Resul
     let proxy_agent = stack
         .agent_of(primary_id)
         .with_context(|| format!("no agent runs the primary {primary_id}"))?;
-    let (proxy_host, proxy_pid) = (proxy_agent.host.clone(), proxy_agent.pid());
+    let (proxy_host, proxy_pid) = (
+        proxy_agent.host.clone(),
+        proxy_agent.pid().context("the agent runs")?,
+    );
     prepare(&targets, &auth).await?;
     eprintln!(
         "[throughput] {ID} READY: primary {}:{}, endpoint {}:{}, replica {}:{}, read endpoint {}:{} (agent {proxy_host})",
@@ -284,43 +288,38 @@ async fn measure(cfg: &Config, stack: &Stack, rb_version: &str) -> anyhow::Resul
 /// serve it: the replica's own address, and the read endpoint, which must lead to a
 /// replica.
 async fn prepare(t: &Targets, auth: &str) -> anyhow::Result<()> {
-    let mut c = Resp::connect(&t.endpoint.0, t.endpoint.1, Some(auth))
+    let mut c = Client::connect(&t.endpoint.0, t.endpoint.1, Some(auth))
         .await
         .context("connecting to the primary endpoint")?;
-    c.cmd(&["SET", KEY, VALUE]).await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    loop {
-        let mut ready = true;
-        for (h, p) in [&t.replica, &t.read] {
-            match replica_serves(h, *p, auth).await {
-                Ok(()) => {}
-                Err(e) => {
-                    ready = false;
-                    last = format!("{h}:{p}: {e:#}");
+    c.call(&["SET", KEY, VALUE]).await?;
+    let what = format!("the replicas serve {KEY}");
+    try_wait_until(
+        &what,
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            for (h, p) in [&t.replica, &t.read] {
+                if let Err(e) = replica_serves(h, *p, auth).await {
+                    return Err(Poll::<String>::NotYet(format!("{h}:{p}: {e:#}")));
                 }
             }
-        }
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the replicas do not serve {KEY} after 30 s; last: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// `host:port` leads to a replica that has the key.
 async fn replica_serves(host: &str, port: u16, auth: &str) -> anyhow::Result<()> {
-    let mut c = Resp::connect(host, port, Some(auth)).await?;
-    let info = c.cmd(&["INFO", "replication"]).await?.text();
+    let mut c = Client::connect(host, port, Some(auth)).await?;
+    let info = call_text(&mut c, &["INFO", "replication"]).await?;
     ensure!(
         info_field(&info, "role") == Some("slave"),
         "not a replica: role {:?}",
         info_field(&info, "role")
     );
-    let v = c.cmd(&["GET", KEY]).await?.text();
+    let v = call_text(&mut c, &["GET", KEY]).await?;
     ensure!(v == VALUE, "{KEY} is {v:?}");
     Ok(())
 }

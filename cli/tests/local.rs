@@ -27,7 +27,7 @@ impl LocalStack {
         // The binaries `local up` finds next to cachectl.
         common::sibling_binary("cacheplane-api");
         common::sibling_binary("cacheplane-node-agent");
-        let (supernet, guard) = common::private_supernet();
+        let (supernet, guard) = cacheplane_testkit::net::private_supernet();
         let dir =
             std::env::temp_dir().join(format!("cachectl-local-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("data")).expect("creating the test directory");
@@ -55,8 +55,8 @@ impl LocalStack {
         }
         LocalStack {
             dir,
-            pg_port: common::free_port(),
-            api_port: common::free_port(),
+            pg_port: cacheplane_testkit::net::free_port(),
+            api_port: cacheplane_testkit::net::free_port(),
             supernet,
             _supernet_guard: guard,
         }
@@ -84,24 +84,7 @@ impl LocalStack {
 
     /// Runs `cachectl ARGS --format json`, which must succeed, and parses its output.
     fn json(&self, args: &[&str]) -> Value {
-        let out = self
-            .cachectl()
-            .args(args)
-            .args(["--format", "json"])
-            .output()
-            .unwrap_or_else(|e| panic!("running cachectl {args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "cachectl {args:?} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "cachectl {args:?}: not JSON ({e}):\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        common::run_json(self.cachectl(), args)
     }
 
     fn up(&self) -> Value {

@@ -1,6 +1,5 @@
 //! Drives a real `redis-server` through the agent's process, client and supervisor
-//! modules on 127.77.x.y addresses. Skipped (with a message) only when `redis-server` is
-//! not installed.
+//! modules on 127.77.x.y addresses. Fails when `redis-server` is not installed.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -17,7 +16,7 @@ use nix::unistd::Pid;
 
 mod common;
 
-use common::{redis_server, DataDir};
+use common::DataDir;
 
 /// An address in 127.77.0.0/16 that concurrent test runs are unlikely to share.
 fn address(n: u8) -> String {
@@ -41,22 +40,6 @@ async fn config_get(c: &mut Client, key: &str) -> String {
         },
         other => panic!("unexpected CONFIG GET reply {other:?}"),
     }
-}
-
-macro_rules! require_redis {
-    () => {{
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("info")
-            .try_init();
-        match redis_server() {
-            Some(p) => p,
-            None => {
-                println!("skipped: redis-server is not installed");
-                return;
-            }
-        }
-    }};
 }
 
 #[tokio::test]

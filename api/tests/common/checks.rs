@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use super::Api;
+use cacheplane_testkit::Api;
 
 /// Asserts an error answer: HTTP `code`, the error shape (`error.code`, `error.status`, a
 /// message) and, if given, `error.details[0].field`.
@@ -62,15 +62,5 @@ pub async fn raw_req(
     authorization: Option<&[u8]>,
     body: &'static str,
 ) -> (u16, Value) {
-    let mut request = api
-        .client
-        .request(method, format!("{}{path}", api.base))
-        .header("content-type", "application/json")
-        .body(body);
-    if let Some(value) = authorization {
-        let value = reqwest::header::HeaderValue::from_bytes(value).expect("a header value");
-        request = request.header(reqwest::header::AUTHORIZATION, value);
-    }
-    let response = request.send().await.expect("sending the request");
-    super::read_response(response).await
+    api.raw(method, path, authorization, body).await
 }

@@ -3,49 +3,11 @@
 
 use std::collections::HashMap;
 
-use reqwest::Method;
+use cacheplane_testkit::json::{array_field, i64_field, str_field};
+use cacheplane_testkit::{Api, Fleet};
 use serde_json::{json, Value};
 
-use super::agent::Fleet;
-use super::Api;
-
-/// A cheap, cloneable handle on a running API (admin token) for spawned tasks. Keeps
-/// working across `api.restart()` (same port and token).
-#[derive(Clone)]
-pub struct Caller {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Caller {
-    /// A handle on `api`.
-    pub fn of(api: &Api) -> Caller {
-        Caller {
-            client: api.client.clone(),
-            base: api.base.clone(),
-            token: api.admin_token.clone(),
-        }
-    }
-
-    /// One request with the admin token; the status and the JSON body (`Value::String`
-    /// when the body is not JSON).
-    pub async fn req(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut request = self
-            .client
-            .request(method.clone(), &url)
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
-        super::read_response(response).await
-    }
-}
+pub use cacheplane_testkit::api::{op_name, wait_op};
 
 /// The project the lifecycle tests use.
 pub const PROJECT: &str = "proj";
@@ -94,26 +56,6 @@ pub async fn create_ok(api: &Api, name: &str, body: Value) -> Value {
     op
 }
 
-/// An operation's name, from the Operation JSON or the name itself.
-pub fn op_name(op: &Value) -> String {
-    match op {
-        Value::String(s) => s.clone(),
-        _ => op["name"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no operation name in {op}"))
-            .to_string(),
-    }
-}
-
-/// `POST /v1/{op}/wait?timeout=T`: the operation once done, or as it stands after `timeout`.
-pub async fn wait_op(api: &Api, op: &str, timeout: &str) -> Value {
-    let (status, body) = api
-        .post(&format!("/v1/{op}/wait?timeout={timeout}"), json!({}))
-        .await;
-    assert_eq!(status, 200, "wait {op}: {body}");
-    body
-}
-
 /// Waits (server side, up to 10 s) and asserts the operation is done.
 pub async fn wait_done(api: &Api, op: &Value) -> Value {
     let name = op_name(op);
@@ -147,14 +89,12 @@ pub async fn sync_until_gone(api: &Api, fleet: &mut Fleet, name: &str) {
 pub async fn allocations(api: &Api) -> HashMap<String, i64> {
     let (status, body) = api.get("/v1/hosts").await;
     assert_eq!(status, 200, "GET /v1/hosts: {body}");
-    body["hosts"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no hosts in {body}"))
+    array_field(&body, "hosts")
         .iter()
         .map(|h| {
-            let name = h["name"].as_str().unwrap_or_default();
+            let name = str_field(h, "name");
             let id = name.strip_prefix("hosts/").unwrap_or(name).to_string();
-            (id, h["allocatedMemoryBytes"].as_i64().unwrap_or(-1))
+            (id, i64_field(h, "allocatedMemoryBytes"))
         })
         .collect()
 }
@@ -177,8 +117,5 @@ pub fn assert_error(what: &str, got: (u16, &Value), code: u16, status: &str) -> 
     assert_eq!(http, code, "{what}: {body}");
     assert_eq!(body["error"]["code"], code, "{what}: {body}");
     assert_eq!(body["error"]["status"], status, "{what}: {body}");
-    body["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    cacheplane_testkit::json::string_field(body, "error.message")
 }

@@ -11,25 +11,15 @@ use std::time::Duration;
 use cacheplane_node_agent::redis::client::{Client, ClientError, Reply};
 use cacheplane_node_agent::redis::observe::Info;
 use cacheplane_node_agent::redis::{process, NodeDir};
+use cacheplane_testkit::wait::ready_if;
 use cacheplane_types::{NodeRole, NodeSpec};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use uuid::Uuid;
 
 /// The auth string of the test instances.
 pub const AUTH: &str = "it-secret-pw";
 
-/// `redis-server` on PATH, if installed.
-pub fn redis_server() -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("redis-server"))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Sets up logging and answers the `redis-server` binary, or returns from the test
-/// (with a message) when it is not installed.
+/// Sets up logging and answers the `redis-server` binary; fails the test when it is
+/// not installed (a test that cannot run must not pass).
 #[macro_export]
 macro_rules! require_redis {
     () => {{
@@ -40,13 +30,7 @@ macro_rules! require_redis {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .try_init();
-        match common::redis_server() {
-            Some(p) => p,
-            None => {
-                println!("skipped: redis-server is not installed");
-                return;
-            }
-        }
+        cacheplane_testkit::process::require_redis_server()
     }};
 }
 
@@ -69,16 +53,7 @@ impl DataDir {
 
 impl Drop for DataDir {
     fn drop(&mut self) {
-        if let Ok(entries) = std::fs::read_dir(self.0.join("nodes")) {
-            for e in entries.flatten() {
-                let pid = std::fs::read_to_string(e.path().join("redis.pid"))
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i32>().ok());
-                if let Some(pid) = pid {
-                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
-            }
-        }
+        cacheplane_testkit::process::kill_engines(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -139,19 +114,19 @@ pub async fn run_id(c: &mut Client) -> String {
         .to_string()
 }
 
-/// Waits (up to `secs` seconds, looking every 50 ms) until `check` is true.
+/// Waits (up to `secs` seconds, looking every 50 ms) until `check` is true: the test
+/// kit's `wait_until` for a plain condition.
 pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    for _ in 0..secs * 20 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
+    let limit = Duration::from_secs(secs);
+    cacheplane_testkit::wait_until(what, limit, Duration::from_millis(50), || {
+        let done = check();
+        async { ready_if::<String, _>(done.await, || "still false") }
+    })
+    .await
 }
 
 /// Whether the replica at `host` is linked to its primary.

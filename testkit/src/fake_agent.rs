@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cacheplane_types::{HostConfig, NodeRole, NodeSpec};
 use reqwest::Method;
@@ -25,11 +25,8 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::client::{op_name, wait_op, Caller};
-use super::Api;
-
-/// Bytes in one GiB (`memorySizeGb` is GiB).
-pub const GIB: i64 = 1 << 30;
+use crate::api::{op_name, Api, Caller};
+use crate::wait::{not_yet, wait_until};
 
 /// The engine every fake host runs.
 pub const ENGINE: &str = "REDIS_7_0";
@@ -58,7 +55,22 @@ impl FakeAgent {
     /// and fetches its config. Talks to `api`'s port with its admin token, so it keeps
     /// working across `api.restart()`.
     pub async fn register(api: &Api, host: &str, zone: &str, memory_bytes: i64) -> FakeAgent {
-        let mut agent = FakeAgent {
+        let mut agent = FakeAgent::new(api.caller(), host, zone);
+        agent.register_again(memory_bytes).await;
+        agent.fetch_config().await;
+        agent
+    }
+
+    /// The agent of `host`, which is registered already, talking through `caller`;
+    /// fetches its config.
+    pub async fn attach(caller: Caller, host: &str, zone: &str) -> FakeAgent {
+        let mut agent = FakeAgent::new(caller, host, zone);
+        agent.fetch_config().await;
+        agent
+    }
+
+    fn new(caller: Caller, host: &str, zone: &str) -> FakeAgent {
+        FakeAgent {
             host: host.to_string(),
             zone: zone.to_string(),
             config: HostConfig {
@@ -69,11 +81,8 @@ impl FakeAgent {
             applied: 0,
             errors: HashMap::new(),
             lags: HashMap::new(),
-            caller: Caller::of(api),
-        };
-        agent.register_again(memory_bytes).await;
-        agent.fetch_config().await;
-        agent
+            caller,
+        }
     }
 
     /// Re-registers the host with a new capacity (a real agent does this at start-up).
@@ -251,16 +260,20 @@ impl Fleet {
         self.agents.iter().find_map(|a| a.node(id).map(|n| (a, n)))
     }
 
-    /// Makes the agent holding node `id` (after a fresh fetch) report it failing.
-    pub async fn fail_node(&mut self, id: &str, reason: &str) {
+    /// The agent holding node `id` in its config, after a fresh fetch.
+    async fn holder_of(&mut self, id: &str) -> &mut FakeAgent {
         for agent in &mut self.agents {
             agent.fetch_config().await;
             if agent.node(id).is_some() {
-                agent.fail_node(id, reason);
-                return;
+                return agent;
             }
         }
         panic!("node {id} is in no host config");
+    }
+
+    /// Makes the agent holding node `id` (after a fresh fetch) report it failing.
+    pub async fn fail_node(&mut self, id: &str, reason: &str) {
+        self.holder_of(id).await.fail_node(id, reason);
     }
 
     /// Makes every agent report node `id` healthy again.
@@ -272,14 +285,7 @@ impl Fleet {
 
     /// Makes the agent holding node `id` report it lagging by `bytes`.
     pub async fn set_lag(&mut self, id: &str, bytes: i64) {
-        for agent in &mut self.agents {
-            agent.fetch_config().await;
-            if agent.node(id).is_some() {
-                agent.set_lag(id, bytes);
-                return;
-            }
-        }
-        panic!("node {id} is in no host config");
+        self.holder_of(id).await.set_lag(id, bytes);
     }
 
     /// Starts every agent fetching, applying and heartbeating in a loop, as real agents
@@ -310,19 +316,24 @@ impl Fleet {
     /// Syncs every agent until the operation `op` (an Operation JSON or its name) is done;
     /// returns it done. Panics after `CONVERGE_TIMEOUT`.
     pub async fn converge(&mut self, api: &Api, op: &Value) -> Value {
+        self.converge_via(&api.caller(), op).await
+    }
+
+    /// [`Fleet::converge`], asking `caller` about the operation.
+    pub async fn converge_via(&mut self, caller: &Caller, op: &Value) -> Value {
         let name = op_name(op);
-        let deadline = Instant::now() + CONVERGE_TIMEOUT;
-        loop {
-            self.sync().await;
-            let current = wait_op(api, &name, "1s").await;
+        let what = format!("operation {name} is done (agents syncing)");
+        let fleet = tokio::sync::Mutex::new(self);
+        wait_until(&what, CONVERGE_TIMEOUT, Duration::ZERO, || async {
+            fleet.lock().await.sync().await;
+            let current = caller.wait_op(&name, "1s").await;
             if current["done"] == true {
-                return current;
+                Ok(current)
+            } else {
+                not_yet::<_, String>(current)
             }
-            assert!(
-                Instant::now() < deadline,
-                "operation {name} not done after {CONVERGE_TIMEOUT:?} of agent syncs: {current}"
-            );
-        }
+        })
+        .await
     }
 
     /// Syncs every agent until `check` holds, or panics after `CONVERGE_TIMEOUT`.
@@ -331,18 +342,15 @@ impl Fleet {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = Instant::now() + CONVERGE_TIMEOUT;
-        loop {
-            self.sync().await;
-            if check().await {
-                return;
+        let fleet = tokio::sync::Mutex::new(self);
+        wait_until(what, CONVERGE_TIMEOUT, Duration::from_millis(100), || {
+            let checked = check();
+            async {
+                fleet.lock().await.sync().await;
+                crate::wait::ready_if::<String, _>(checked.await, || "still false after a sync")
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: still not true after {CONVERGE_TIMEOUT:?} of agent syncs"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 }
 
