@@ -16,6 +16,7 @@ use crate::error::ApiResult;
 use crate::http::extract::{Json as Body, Path, Query};
 use crate::instances::{self, InstanceRef};
 use crate::state::AppState;
+use crate::{background, operations};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -174,9 +175,10 @@ async fn delete_instance(
     Query(q): Query<RequestIdQuery>,
 ) -> ApiResult<Json<Operation>> {
     let t = target(project, region, name);
-    Ok(Json(
-        instances::delete::delete(&s, &p, &t, q.request_id.as_deref()).await?,
-    ))
+    let op = instances::delete::delete(&s, &p, &t, q.request_id.as_deref()).await?;
+    // Nodes on hosts that are down can go at once.
+    background::nudge(&s, op).await;
+    Ok(Json(operations::get_by_id(&s.pool, op).await?.to_wire()))
 }
 
 /// Promotes a replica to primary; answers with the operation.
