@@ -12,6 +12,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::error::{constraint_of, ApiError, ApiResult};
+use crate::notify;
 
 /// A host with the memory its nodes take.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -155,19 +156,21 @@ pub async fn record_applied(
     Ok(())
 }
 
-/// Bumps once the generation of every host holding one of `nodes`; returns those hosts.
-pub async fn bump_generations_of(
-    conn: &mut PgConnection,
-    nodes: &[Uuid],
-) -> ApiResult<Vec<String>> {
-    Ok(sqlx::query_scalar(
+/// Bumps once the generation of every host holding one of `nodes`, and announces each
+/// change (at commit) so that agents long-polling those hosts wake up.
+pub async fn bump_generations_of(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<()> {
+    let hosts: Vec<String> = sqlx::query_scalar(
         r#"update host set generation = generation + 1, updated_at = now()
            where id in (select distinct host_id from node where id = any($1))
            returning id"#,
     )
     .bind(nodes)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    for host in &hosts {
+        notify::host_changed(conn, host).await?;
+    }
+    Ok(())
 }
 
 /// Locks every host of the region, in id order, for the rest of the transaction; returns

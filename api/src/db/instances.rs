@@ -7,10 +7,14 @@ use cacheplane_types::{InstanceState, Tier};
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::error::{constraint_of, ApiError, ApiResult};
+
+mod list;
+
+pub use list::{list, Filter, Term};
 
 /// An instance row with its network's name and its ranges.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -81,6 +85,7 @@ impl InstanceRow {
     }
 }
 
+/// The columns of an [`InstanceRow`].
 const INSTANCE_SELECT: &str = r#"
     select i.*, n.name as network_name,
         (select range::inet from address_range a where a.instance_id = i.id and purpose = 'PRIMARY') as primary_range,
@@ -218,79 +223,6 @@ pub async fn list_to_recheck(
     .bind(unwell)
     .fetch_all(&mut *conn)
     .await?)
-}
-
-/// A filter of the instance list: every term must hold.
-#[derive(Debug, Default, PartialEq)]
-pub struct Filter {
-    /// The terms.
-    pub terms: Vec<Term>,
-}
-
-/// One condition of a [`Filter`].
-#[derive(Debug, PartialEq)]
-pub enum Term {
-    /// The instance is in this state.
-    State(InstanceState),
-    /// The instance has this tier.
-    Tier(Tier),
-    /// The instance has the label (with this value, if given).
-    Label {
-        /// Label key.
-        key: String,
-        /// Label value; `None` for "has the label".
-        value: Option<String>,
-    },
-}
-
-/// Up to `limit` of a project's instances in a region (`-` for every region) that match
-/// `filter`, by region and name, after the key `after` (region, name).
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    project: &str,
-    region: &str,
-    filter: &Filter,
-    after: Option<(String, String)>,
-    limit: i64,
-) -> ApiResult<Vec<InstanceRow>> {
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(INSTANCE_SELECT);
-    q.push(" where i.project_id = ")
-        .push_bind(project.to_string());
-    if region != "-" {
-        q.push(" and i.region_id = ").push_bind(region.to_string());
-    }
-    if let Some((r, n)) = after {
-        q.push(" and (i.region_id, i.name) > (")
-            .push_bind(r)
-            .push(", ")
-            .push_bind(n)
-            .push(")");
-    }
-    for term in &filter.terms {
-        match term {
-            Term::State(s) => {
-                q.push(" and i.state = ").push_bind(s.as_str());
-            }
-            Term::Label { key, value: None } => {
-                q.push(" and i.labels ? ").push_bind(key.clone());
-            }
-            Term::Label {
-                key,
-                value: Some(v),
-            } => {
-                q.push(" and i.labels ->> ")
-                    .push_bind(key.clone())
-                    .push(" = ")
-                    .push_bind(v.clone());
-            }
-            Term::Tier(t) => {
-                q.push(" and i.tier_id = ").push_bind(t.as_str());
-            }
-        }
-    }
-    q.push(" order by i.region_id, i.name limit ")
-        .push_bind(limit);
-    Ok(q.build_query_as().fetch_all(db).await?)
 }
 
 /// An instance about to be stored (in state CREATING).

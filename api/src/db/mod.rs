@@ -13,6 +13,10 @@
 //! (`#[sqlx(try_from = "String")]`). A value the code does not know is a decode error,
 //! answered as an internal error, never replaced by a default.
 //!
+//! Writes that others wait for announce themselves: a new or changed operation and a
+//! bumped host generation send a `pg_notify` (through `crate::notify`, the LISTEN/NOTIFY
+//! plumbing, which is the one other place that issues SQL) delivered at commit.
+//!
 //! Functions take `impl PgExecutor` when one statement is enough (a pool or a
 //! transaction), and `&mut PgConnection` when they run several or must share the caller's
 //! transaction and its locks.

@@ -22,7 +22,6 @@ use uuid::Uuid;
 use crate::db::nodes::{self, NewNodeRow};
 use crate::db::{hosts, instances as db};
 use crate::error::{ApiError, ApiResult};
-use crate::notify;
 use crate::operations::NewOperation;
 use crate::scheduler::{self, Candidate};
 use layout::{offset, FIRST_NODE_OFFSET};
@@ -113,12 +112,8 @@ pub async fn touch_nodes(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<(
     if nodes.is_empty() {
         return Ok(());
     }
-    let hosts = hosts::bump_generations_of(conn, nodes).await?;
-    nodes::adopt_host_generation(conn, nodes).await?;
-    for h in &hosts {
-        notify::host_changed(conn, h).await?;
-    }
-    Ok(())
+    hosts::bump_generations_of(conn, nodes).await?;
+    nodes::adopt_host_generation(conn, nodes).await
 }
 
 /// Locks every host of the region, in id order, for the rest of the transaction. Every

@@ -20,10 +20,13 @@ use crate::{alloc, networks, scheduler};
 
 /// A patch being applied to a locked instance.
 pub(super) struct Patching<'a> {
+    /// The server's state (its configuration).
     pub state: &'a AppState,
+    /// The instance, locked.
     pub inst: &'a InstanceRow,
     /// Its nodes that are not being removed.
     pub nodes: &'a [NodeRow],
+    /// The patch.
     pub req: &'a PatchInstanceRequest,
     /// Nodes whose configuration changed.
     pub touched: Vec<Uuid>,
