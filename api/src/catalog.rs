@@ -3,7 +3,7 @@
 use cacheplane_types::{Region, Tier, TierInfo, Zone};
 use sqlx::PgExecutor;
 
-use crate::db::catalog::{self as db, TierRow};
+use crate::db::catalog as db;
 use crate::error::{ApiError, ApiResult};
 
 /// Every region with its zones.
@@ -42,28 +42,14 @@ pub async fn require_region(db: impl PgExecutor<'_>, region: &str) -> ApiResult<
     }
 }
 
-fn to_info(row: TierRow) -> TierInfo {
-    TierInfo {
-        name: format!("tiers/{}", row.tier.as_str()),
-        tier: row.tier,
-        description: row.description,
-        min_memory_size_gb: row.min_memory_size_gb,
-        max_memory_size_gb: row.max_memory_size_gb,
-        min_replica_count: row.min_replica_count,
-        max_replica_count: row.max_replica_count,
-        automatic_failover: row.automatic_failover,
-    }
-}
-
 /// Every tier with its limits.
 pub async fn list_tiers(db: impl PgExecutor<'_>) -> ApiResult<Vec<TierInfo>> {
-    Ok(db::list_tiers(db).await?.into_iter().map(to_info).collect())
+    db::list_tiers(db).await
 }
 
 /// One tier's limits.
 pub async fn get_tier(db: impl PgExecutor<'_>, tier: Tier) -> ApiResult<TierInfo> {
     db::get_tier(db, tier)
         .await?
-        .map(to_info)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("tier {} is not seeded", tier.as_str())))
 }

@@ -1,7 +1,8 @@
 //! Regions, zones and tiers (seeded by migrations, read-only here).
 
-use cacheplane_types::Tier;
-use sqlx::PgExecutor;
+use cacheplane_types::{Tier, TierInfo};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgExecutor, Row};
 
 use crate::error::ApiResult;
 
@@ -44,37 +45,42 @@ pub async fn zones_of(db: impl PgExecutor<'_>, region: &str) -> ApiResult<Vec<St
     )
 }
 
-/// A tier and its limits.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TierRow {
-    /// The tier (the row's id).
-    #[sqlx(rename = "id", try_from = "String")]
-    pub tier: Tier,
-    /// Free text.
-    pub description: String,
-    /// Smallest `memorySizeGb`.
-    pub min_memory_size_gb: i32,
-    /// Largest `memorySizeGb`.
-    pub max_memory_size_gb: i32,
-    /// Fewest replicas.
-    pub min_replica_count: i32,
-    /// Most replicas.
-    pub max_replica_count: i32,
-    /// Whether a lost primary is replaced automatically.
-    pub automatic_failover: bool,
+/// A `tier` row, decoded into the catalog type it is.
+struct TierRow(TierInfo);
+
+impl FromRow<'_, PgRow> for TierRow {
+    fn from_row(row: &PgRow) -> sqlx::Result<Self> {
+        let id: String = row.try_get("id")?;
+        let tier = id.parse().map_err(|e| sqlx::Error::ColumnDecode {
+            index: "id".into(),
+            source: Box::new(e),
+        })?;
+        Ok(TierRow(TierInfo {
+            name: format!("tiers/{id}"),
+            tier,
+            description: row.try_get("description")?,
+            min_memory_size_gb: row.try_get("min_memory_size_gb")?,
+            max_memory_size_gb: row.try_get("max_memory_size_gb")?,
+            min_replica_count: row.try_get("min_replica_count")?,
+            max_replica_count: row.try_get("max_replica_count")?,
+            automatic_failover: row.try_get("automatic_failover")?,
+        }))
+    }
 }
 
-/// Every tier, in id order.
-pub async fn list_tiers(db: impl PgExecutor<'_>) -> ApiResult<Vec<TierRow>> {
-    Ok(sqlx::query_as("select * from tier order by id")
+/// Every tier with its limits, in id order.
+pub async fn list_tiers(db: impl PgExecutor<'_>) -> ApiResult<Vec<TierInfo>> {
+    let rows: Vec<TierRow> = sqlx::query_as("select * from tier order by id")
         .fetch_all(db)
-        .await?)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// One tier (`None` when it is not seeded).
-pub async fn get_tier(db: impl PgExecutor<'_>, tier: Tier) -> ApiResult<Option<TierRow>> {
-    Ok(sqlx::query_as("select * from tier where id = $1")
+/// One tier's limits (`None` when it is not seeded).
+pub async fn get_tier(db: impl PgExecutor<'_>, tier: Tier) -> ApiResult<Option<TierInfo>> {
+    let row: Option<TierRow> = sqlx::query_as("select * from tier where id = $1")
         .bind(tier.as_str())
         .fetch_optional(db)
-        .await?)
+        .await?;
+    Ok(row.map(|r| r.0))
 }
