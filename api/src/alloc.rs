@@ -12,20 +12,17 @@ use ipnet::{IpNet, Ipv4Net};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::db::ranges;
 use crate::error::ApiResult;
 
 /// Locks a network for allocation until the transaction ends.
 pub async fn lock_network(conn: &mut PgConnection, network: Uuid) -> ApiResult<()> {
-    sqlx::query("select 1 from network where id = $1 for no key update")
-        .bind(network)
-        .execute(conn)
-        .await?;
-    Ok(())
+    ranges::lock_network(conn, network).await
 }
 
 /// Records a new network's whole pool as free.
 pub async fn init_pool(conn: &mut PgConnection, network: Uuid, pool: Ipv4Net) -> ApiResult<()> {
-    insert_free(conn, network, pool.trunc()).await
+    ranges::insert_free_block(conn, network, pool.trunc()).await
 }
 
 /// Takes the first free aligned block of `prefix` bits, or `None` if the pool has none.
@@ -34,16 +31,7 @@ pub async fn allocate_auto(
     network: Uuid,
     prefix: u8,
 ) -> ApiResult<Option<Ipv4Net>> {
-    let block: Option<IpNet> = sqlx::query_scalar(
-        r#"select block::inet from network_free_block
-           where network_id = $1 and masklen(block) <= $2
-           order by masklen(block) desc, block limit 1"#,
-    )
-    .bind(network)
-    .bind(i32::from(prefix))
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(IpNet::V4(block)) = block else {
+    let Some(IpNet::V4(block)) = ranges::smallest_free_block(conn, network, prefix).await? else {
         return Ok(None);
     };
     // The lowest sub-block of the wanted size.
@@ -61,19 +49,33 @@ pub async fn allocate_exact(
     network: Uuid,
     want: Ipv4Net,
 ) -> ApiResult<bool> {
-    let block: Option<IpNet> = sqlx::query_scalar(
-        r#"select block::inet from network_free_block
-           where network_id = $1 and block >>= $2::cidr"#,
-    )
-    .bind(network)
-    .bind(IpNet::V4(want))
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(IpNet::V4(block)) = block else {
+    let Some(IpNet::V4(block)) = ranges::free_block_containing(conn, network, want).await? else {
         return Ok(false);
     };
     split_down(conn, network, block, want).await?;
     Ok(true)
+}
+
+/// Reserves a /28 for an instance in the caller's transaction: locks the network, takes
+/// `exact` if it is wholly free (or the first free /28 when `exact` is `None`) and
+/// records it as the instance's range for `purpose`. `None` when the wanted range is not
+/// free; the caller says why in the words of its request.
+pub async fn reserve(
+    conn: &mut PgConnection,
+    instance: Uuid,
+    network: Uuid,
+    purpose: ranges::Purpose,
+    exact: Option<Ipv4Net>,
+) -> ApiResult<Option<Ipv4Net>> {
+    lock_network(conn, network).await?;
+    let range = match exact {
+        Some(r) => allocate_exact(conn, network, r).await?.then_some(r),
+        None => allocate_auto(conn, network, 28).await?,
+    };
+    if let Some(r) = range {
+        ranges::insert(conn, instance, network, purpose, r).await?;
+    }
+    Ok(range)
 }
 
 /// Returns `range` to the pool, merging buddies back together.
@@ -95,20 +97,12 @@ pub async fn free(
         else {
             break;
         };
-        let merged = sqlx::query(
-            "delete from network_free_block where network_id = $1 and block = $2::cidr",
-        )
-        .bind(network)
-        .bind(IpNet::V4(buddy))
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if merged == 0 {
+        if !ranges::delete_free_block(conn, network, buddy).await? {
             break;
         }
         block = parent;
     }
-    insert_free(conn, network, block).await
+    ranges::insert_free_block(conn, network, block).await
 }
 
 /// Removes free `block` and frees the halves that do not lead to `want`, level by level.
@@ -118,13 +112,9 @@ async fn split_down(
     block: Ipv4Net,
     want: Ipv4Net,
 ) -> ApiResult<()> {
-    sqlx::query("delete from network_free_block where network_id = $1 and block = $2::cidr")
-        .bind(network)
-        .bind(IpNet::V4(block))
-        .execute(&mut *conn)
-        .await?;
+    ranges::delete_free_block(conn, network, block).await?;
     for sibling in split_siblings(block, want) {
-        insert_free(conn, network, sibling).await?;
+        ranges::insert_free_block(conn, network, sibling).await?;
     }
     Ok(())
 }
@@ -146,15 +136,6 @@ pub fn split_siblings(block: Ipv4Net, want: Ipv4Net) -> Vec<Ipv4Net> {
         }
     }
     out
-}
-
-async fn insert_free(conn: &mut PgConnection, network: Uuid, block: Ipv4Net) -> ApiResult<()> {
-    sqlx::query("insert into network_free_block (network_id, block) values ($1, $2::cidr)")
-        .bind(network)
-        .bind(IpNet::V4(block))
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,11 +4,12 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use cacheplane_types::TokenKind;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use uuid::Uuid;
 
+use crate::db::tokens::{self, Grant};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -74,24 +75,8 @@ pub async fn bootstrap_admin_token(pool: &PgPool, secret: &str) -> anyhow::Resul
         secret.len() >= 16,
         "the admin token must be at least 16 characters"
     );
-    let hash = hash_secret(secret);
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        r#"update api_token set revoked_at = now()
-           where bootstrap and revoked_at is null and token_hash <> $1"#,
-    )
-    .bind(&hash)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        r#"insert into api_token (id, token_hash, kind, description, bootstrap)
-           values ($1, $2, 'ADMIN', 'bootstrap admin token from the server configuration', true)
-           on conflict (token_hash) do update set revoked_at = null, kind = 'ADMIN'"#,
-    )
-    .bind(Uuid::new_v4())
-    .bind(&hash)
-    .execute(&mut *tx)
-    .await?;
+    tokens::install_bootstrap(&mut tx, &hash_secret(secret)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -117,17 +102,17 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or_else(|| {
                 ApiError::Unauthenticated("the Authorization header must be 'Bearer TOKEN'".into())
             })?;
-        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            r#"select kind, project_id, host_id from api_token
-               where token_hash = $1 and revoked_at is null"#,
-        )
-        .bind(hash_secret(secret))
-        .fetch_optional(&state.pool)
-        .await?;
-        match row {
-            Some((kind, _, _)) if kind == "ADMIN" => Ok(Principal::Admin),
-            Some((_, Some(project), _)) => Ok(Principal::Project(project)),
-            Some((_, _, Some(host))) => Ok(Principal::Host(host)),
+        let grant = tokens::find_active(&state.pool, &hash_secret(secret)).await?;
+        match grant {
+            Some(g) if g.kind == TokenKind::Admin => Ok(Principal::Admin),
+            Some(Grant {
+                project_id: Some(project),
+                ..
+            }) => Ok(Principal::Project(project)),
+            Some(Grant {
+                host_id: Some(host),
+                ..
+            }) => Ok(Principal::Host(host)),
             _ => Err(ApiError::Unauthenticated(
                 "the token is unknown or revoked".into(),
             )),

@@ -1,5 +1,5 @@
-//! The API's one error type, answered everywhere with the body of SPEC §2:
-//! `{"error": {"code", "status", "message", "details"}}`.
+//! The API's one error type, answered everywhere with the same body (described in
+//! `docs/architecture.md`): `{"error": {"code", "status", "message", "details"}}`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

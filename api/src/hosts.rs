@@ -1,23 +1,24 @@
 //! Hosts and the agent protocol: registration, heartbeats carrying observed node state,
 //! and the host config (desired state) served by long-poll.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cacheplane_types::{
     HeartbeatRequest, HeartbeatResponse, Host, HostConfig, HostState, NodeRole, NodeSpec,
-    ReadEndpointSpec, RegisterHostRequest,
+    ReadEndpointSpec, RegisterHostRequest, Tier,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ipnet::IpNet;
-use sqlx::types::Json;
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::error::{constraint_of, ApiError, ApiResult};
+use crate::db::hosts::{self as db, HostRow, Registration, SpecRow};
+use crate::db::nodes;
+use crate::error::{ApiError, ApiResult};
+use crate::instances::layout;
+use crate::instances::node_state::heartbeat_fresh;
 use crate::notify::Change;
 use crate::state::AppState;
-use crate::{instances, reconcile};
 
 /// Checks a host id: 1–63 lowercase letters, digits, dots and hyphens.
 pub fn validate_host_id(field: &str, id: &str) -> ApiResult<()> {
@@ -37,56 +38,27 @@ pub fn validate_host_id(field: &str, id: &str) -> ApiResult<()> {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct HostRow {
-    id: String,
-    zone_id: String,
-    address: IpNet,
-    memory_bytes: i64,
-    allocated: i64,
-    engines: Vec<String>,
-    generation: i64,
-    applied_generation: i64,
-    last_heartbeat_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-}
-
-const HOST_SELECT: &str = r#"
-    select h.id, h.zone_id, h.address, h.memory_bytes, h.engines, h.generation, h.applied_generation,
-        h.last_heartbeat_at, h.created_at,
-        coalesce((select sum(memory_bytes) from node n where n.host_id = h.id), 0)::bigint as allocated
-    from host h"#;
-
-impl HostRow {
-    fn to_wire(&self, timeout: Duration) -> Host {
-        let up = self.last_heartbeat_at.is_some_and(|t| {
-            Utc::now()
-                .signed_duration_since(t)
-                .to_std()
-                .map_or(true, |age| age <= timeout)
-        });
-        Host {
-            name: format!("hosts/{}", self.id),
-            zone: self.zone_id.clone(),
-            address: self.address.addr().to_string(),
-            memory_bytes: self.memory_bytes,
-            allocated_memory_bytes: self.allocated,
-            engines: self.engines.clone(),
-            state: if up { HostState::Up } else { HostState::Down },
-            config_generation: self.generation,
-            applied_generation: self.applied_generation,
-            last_heartbeat_time: self.last_heartbeat_at,
-            create_time: self.created_at,
-        }
+fn to_wire(row: &HostRow, timeout: Duration) -> Host {
+    let up = heartbeat_fresh(row.last_heartbeat_at, Utc::now(), timeout);
+    Host {
+        name: format!("hosts/{}", row.id),
+        zone: row.zone_id.clone(),
+        address: row.address.addr().to_string(),
+        memory_bytes: row.memory_bytes,
+        allocated_memory_bytes: row.allocated,
+        engines: row.engines.clone(),
+        state: if up { HostState::Up } else { HostState::Down },
+        config_generation: row.generation,
+        applied_generation: row.applied_generation,
+        last_heartbeat_time: row.last_heartbeat_at,
+        create_time: row.created_at,
     }
 }
 
 async fn get_row(db: impl PgExecutor<'_>, host: &str) -> ApiResult<HostRow> {
-    let row: Option<HostRow> = sqlx::query_as(&format!("{HOST_SELECT} where h.id = $1"))
-        .bind(host)
-        .fetch_optional(db)
-        .await?;
-    row.ok_or_else(|| ApiError::NotFound(format!("host '{host}' not found")))
+    db::get(db, host)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("host '{host}' not found")))
 }
 
 /// Registers a host or updates its registration; counts as a heartbeat.
@@ -104,47 +76,47 @@ pub async fn register(state: &AppState, host: &str, req: &RegisterHostRequest) -
             "at most 16 names of 1-32 characters",
         ));
     }
-    sqlx::query(
-        r#"insert into host (id, zone_id, address, memory_bytes, engines, last_heartbeat_at)
-           values ($1, $2, $3, $4, $5, now())
-           on conflict (id) do update set zone_id = excluded.zone_id, address = excluded.address,
-               memory_bytes = excluded.memory_bytes, engines = excluded.engines,
-               last_heartbeat_at = now(), updated_at = now()"#,
+    db::upsert(
+        &state.pool,
+        &Registration {
+            id: host,
+            zone: &req.zone,
+            address: IpNet::from(address),
+            memory_bytes: req.memory_bytes,
+            engines: &req.engines,
+        },
     )
-    .bind(host)
-    .bind(&req.zone)
-    .bind(IpNet::from(address))
-    .bind(req.memory_bytes)
-    .bind(&req.engines)
-    .execute(&state.pool)
-    .await
-    .map_err(|e| match constraint_of(&e) {
-        Some("host_zone_id_fkey") => {
-            ApiError::field("zone", format!("zone '{}' does not exist", req.zone))
-        }
-        _ => e.into(),
-    })?;
-    Ok(get_row(&state.pool, host)
-        .await?
-        .to_wire(state.config.host_timeout))
+    .await?;
+    get(state, host).await
 }
 
 /// Every host.
 pub async fn list(state: &AppState) -> ApiResult<Vec<Host>> {
-    let rows: Vec<HostRow> = sqlx::query_as(&format!("{HOST_SELECT} order by h.id"))
-        .fetch_all(&state.pool)
-        .await?;
-    Ok(rows
+    Ok(db::list(&state.pool)
+        .await?
         .iter()
-        .map(|r| r.to_wire(state.config.host_timeout))
+        .map(|r| to_wire(r, state.config.host_timeout))
         .collect())
 }
 
 /// One host.
 pub async fn get(state: &AppState, host: &str) -> ApiResult<Host> {
-    Ok(get_row(&state.pool, host)
-        .await?
-        .to_wire(state.config.host_timeout))
+    Ok(to_wire(
+        &get_row(&state.pool, host).await?,
+        state.config.host_timeout,
+    ))
+}
+
+/// What a heartbeat leaves for the background work to look at once it is committed.
+#[derive(Debug)]
+pub struct Heartbeat {
+    /// The answer to the agent.
+    pub response: HeartbeatResponse,
+    /// Unfinished operations on instances with a node on the host (or one just removed
+    /// from it): they may move forward now.
+    pub operations: Vec<Uuid>,
+    /// Instances whose health the report may have changed.
+    pub instances: Vec<Uuid>,
 }
 
 /// Records a heartbeat: the host's applied generation and each node's observed state.
@@ -154,79 +126,61 @@ pub async fn heartbeat(
     state: &AppState,
     host: &str,
     req: &HeartbeatRequest,
-) -> ApiResult<HeartbeatResponse> {
+) -> ApiResult<Heartbeat> {
     if req.applied_generation < 0 {
         return Err(ApiError::field("appliedGeneration", "must not be negative"));
     }
     let mut tx = state.pool.begin().await?;
-    let current: Option<(i64, i64)> =
-        sqlx::query_as("select generation, applied_generation from host where id = $1 for update")
-            .bind(host)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (generation, applied) =
-        current.ok_or_else(|| ApiError::NotFound(format!("host '{host}' is not registered")))?;
-    if req.applied_generation > generation {
+    let current = db::lock_generations(&mut tx, host)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("host '{host}' is not registered")))?;
+    if req.applied_generation > current.generation {
         return Err(ApiError::field(
             "appliedGeneration",
             format!(
-                "{} is newer than the host's config generation {generation}",
-                req.applied_generation
+                "{} is newer than the host's config generation {}",
+                req.applied_generation, current.generation
             ),
         ));
     }
-    sqlx::query("update host set last_heartbeat_at = now() where id = $1")
-        .bind(host)
-        .execute(&mut *tx)
-        .await?;
-    if req.applied_generation < applied {
-        tx.commit().await?;
-        return Ok(HeartbeatResponse {
-            config_generation: generation,
-        });
+    db::record_heartbeat(&mut tx, host).await?;
+    let mut beat = Heartbeat {
+        response: HeartbeatResponse {
+            config_generation: current.generation,
+        },
+        operations: Vec::new(),
+        instances: Vec::new(),
+    };
+    if req.applied_generation >= current.applied_generation {
+        let freed = record_reports(&mut tx, host, req).await?;
+        beat.operations =
+            crate::db::operations::list_unfinished_near(&mut tx, host, &freed).await?;
+        beat.instances =
+            crate::db::instances::list_to_recheck(&mut tx, host, &unwell_nodes(req)).await?;
     }
-    sqlx::query("update host set applied_generation = $2, free_memory_bytes = $3 where id = $1")
-        .bind(host)
-        .bind(req.applied_generation)
-        .bind(req.free_memory_bytes)
-        .execute(&mut *tx)
-        .await?;
-    let mut reported: Vec<Uuid> = Vec::with_capacity(req.nodes.len());
+    tx.commit().await?;
+    Ok(beat)
+}
+
+/// Stores a current report: the applied generation, each node's observed state, and the
+/// removal of the nodes the agent stopped. Returns the instances that lost a node.
+async fn record_reports(
+    tx: &mut PgConnection,
+    host: &str,
+    req: &HeartbeatRequest,
+) -> ApiResult<Vec<Uuid>> {
+    db::record_applied(tx, host, req.applied_generation, req.free_memory_bytes).await?;
     for report in &req.nodes {
-        reported.push(report.node_id);
-        sqlx::query(
-            r#"update node set observed = $3, observed_generation = $4, observed_at = now()
-               where id = $1 and host_id = $2"#,
-        )
-        .bind(report.node_id)
-        .bind(host)
-        .bind(Json(report))
-        .bind(req.applied_generation)
-        .execute(&mut *tx)
-        .await?;
+        nodes::record_report(tx, host, report, req.applied_generation).await?;
     }
-    let freed: Vec<Uuid> = sqlx::query_scalar(
-        r#"delete from node where host_id = $1 and removing and desired_generation <= $2
-               and not (id = any($3)) returning instance_id"#,
-    )
-    .bind(host)
-    .bind(req.applied_generation)
-    .bind(&reported)
-    .fetch_all(&mut *tx)
-    .await?;
-    let ops: Vec<Uuid> = sqlx::query_scalar(
-        r#"select o.id from operation o where not o.done and (o.instance_id = any($2)
-               or o.instance_id in (select instance_id from node where host_id = $1))"#,
-    )
-    .bind(host)
-    .bind(&freed)
-    .fetch_all(&mut *tx)
-    .await?;
-    // Health changes worth a look: READY instances with a node reported unwell here, and
-    // REPAIRING ones with a node here (it may have recovered). Healthy reports of READY
-    // instances, the common case, cost nothing more.
-    let unwell: Vec<Uuid> = req
-        .nodes
+    let reported: Vec<Uuid> = req.nodes.iter().map(|r| r.node_id).collect();
+    nodes::delete_stopped(tx, host, req.applied_generation, &reported).await
+}
+
+/// The reported nodes that are not well: their engine is down or failed, or a replica's
+/// link to its primary is down. Healthy reports, the common case, cost nothing more.
+fn unwell_nodes(req: &HeartbeatRequest) -> Vec<Uuid> {
+    req.nodes
         .iter()
         .filter(|r| {
             !r.process_up
@@ -234,119 +188,69 @@ pub async fn heartbeat(
                 || (r.role == Some(NodeRole::Replica) && r.master_link_up != Some(true))
         })
         .map(|r| r.node_id)
-        .collect();
-    let quiet: Vec<Uuid> = sqlx::query_scalar(
-        r#"select distinct n.instance_id from node n join instance i on i.id = n.instance_id
-           where n.host_id = $1 and (i.state = 'REPAIRING' or (i.state = 'READY' and n.id = any($2)))"#,
-    )
-    .bind(host)
-    .bind(&unwell)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    for op in ops {
-        reconcile::advance(state, op).await?;
-    }
-    for instance in quiet {
-        crate::health::check(state, instance).await?;
-    }
-    Ok(HeartbeatResponse {
-        config_generation: generation,
-    })
-}
-
-#[derive(sqlx::FromRow)]
-struct SpecRow {
-    id: Uuid,
-    role: String,
-    address: IpNet,
-    memory_bytes: i64,
-    project_id: String,
-    region_id: String,
-    name: String,
-    redis_version: String,
-    redis_configs: Json<BTreeMap<String, String>>,
-    port: i32,
-    auth_enabled: bool,
-    auth_string: String,
-    tier_id: String,
-    primary_range: Option<IpNet>,
-    primary_address: Option<IpNet>,
-    read_replicas_enabled: bool,
-    replica_addresses: Vec<IpNet>,
+        .collect()
 }
 
 /// The host's desired config now.
 pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<HostConfig> {
-    let generation: Option<i64> = sqlx::query_scalar("select generation from host where id = $1")
-        .bind(host)
-        .fetch_optional(db)
-        .await?;
-    let generation =
-        generation.ok_or_else(|| ApiError::NotFound(format!("host '{host}' not found")))?;
-    let rows: Vec<SpecRow> = sqlx::query_as(
-        r#"select n.id, n.role, n.address, n.memory_bytes, i.project_id, i.region_id, i.name,
-               i.redis_version, i.redis_configs, i.port, i.auth_enabled, i.auth_string, i.tier_id,
-               (select range::inet from address_range a where a.instance_id = i.id and a.purpose = 'PRIMARY') as primary_range,
-               (select p.address from node p where p.instance_id = i.id and p.role = 'PRIMARY' and not p.removing) as primary_address,
-               i.read_replicas_enabled,
-               array(select r.address from node r where r.instance_id = i.id and r.role = 'REPLICA'
-                     and not r.removing order by r.ordinal) as replica_addresses
-           from node n join instance i on i.id = n.instance_id
-           where n.host_id = $1 and not n.removing order by n.id"#,
-    )
-    .bind(host)
-    .fetch_all(db)
-    .await?;
-    let nodes = rows
+    let generation = db::generation(db, host)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("host '{host}' not found")))?;
+    let nodes = db::specs(db, host)
+        .await?
         .into_iter()
-        .map(|r| {
-            let role = NodeRole::parse(&r.role).unwrap_or(NodeRole::Replica);
-            let at = |offset| match r.primary_range {
-                Some(IpNet::V4(range)) => Some(instances::store::offset(range, offset).to_string()),
-                _ => None,
-            };
-            let endpoint = at(instances::store::PRIMARY_ENDPOINT_OFFSET);
-            let port = u16::try_from(r.port).unwrap_or(6379);
-            let read_endpoint = at(instances::store::READ_ENDPOINT_OFFSET)
-                .filter(|_| r.read_replicas_enabled && role == NodeRole::Primary)
-                .map(|address| ReadEndpointSpec {
-                    address,
-                    port,
-                    replicas: r
-                        .replica_addresses
-                        .iter()
-                        .map(|a| a.addr().to_string())
-                        .collect(),
-                });
-            NodeSpec {
-                node_id: r.id,
-                instance: format!(
-                    "projects/{}/locations/{}/instances/{}",
-                    r.project_id, r.region_id, r.name
-                ),
-                engine_version: r.redis_version,
-                role,
-                address: r.address.addr().to_string(),
-                port,
-                endpoint_address: endpoint.filter(|_| role == NodeRole::Primary),
-                primary_address: r
-                    .primary_address
-                    .map(|a| a.addr().to_string())
-                    .filter(|_| role == NodeRole::Replica),
-                maxmemory_bytes: r.memory_bytes,
-                read_endpoint,
-                redis_configs: r.redis_configs.0,
-                restart_in_place: r.tier_id == "BASIC",
-                auth_string: r.auth_enabled.then_some(r.auth_string),
-            }
-        })
+        .map(node_spec)
         .collect();
     Ok(HostConfig {
         host: format!("hosts/{host}"),
         generation,
         nodes,
     })
+}
+
+/// What an agent runs for one node.
+fn node_spec(r: SpecRow) -> NodeSpec {
+    let role = r.role;
+    let at = |offset| match r.primary_range {
+        Some(IpNet::V4(range)) => Some(layout::offset(range, offset).to_string()),
+        _ => None,
+    };
+    let endpoint = at(layout::PRIMARY_ENDPOINT_OFFSET);
+    let port = u16::try_from(r.port).unwrap_or(6379);
+    let read_endpoint = at(layout::READ_ENDPOINT_OFFSET)
+        .filter(|_| r.read_replicas_enabled && role == NodeRole::Primary)
+        .map(|address| ReadEndpointSpec {
+            address,
+            port,
+            replicas: r
+                .replica_addresses
+                .iter()
+                .map(|a| a.addr().to_string())
+                .collect(),
+        });
+    NodeSpec {
+        node_id: r.id,
+        instance: format!(
+            "projects/{}/locations/{}/instances/{}",
+            r.project_id, r.region_id, r.name
+        ),
+        engine_version: r.redis_version,
+        role,
+        address: r.address.addr().to_string(),
+        port,
+        endpoint_address: endpoint.filter(|_| role == NodeRole::Primary),
+        primary_address: r
+            .primary_address
+            .map(|a| a.addr().to_string())
+            .filter(|_| role == NodeRole::Replica),
+        maxmemory_bytes: r.memory_bytes,
+        read_endpoint,
+        redis_configs: r.redis_configs.0,
+        // A BASIC instance has no replica to fail over to: its agent restarts the engine
+        // where it is.
+        restart_in_place: r.tier == Tier::Basic,
+        auth_string: r.auth_enabled.then_some(r.auth_string),
+    }
 }
 
 /// The host config once its generation is newer than `known` (at once if it already is),
@@ -365,12 +269,7 @@ pub async fn wait_config(
             |c| matches!(c, Change::Host(h) if h == host),
             timeout,
             || async move {
-                let gen: Option<i64> =
-                    sqlx::query_scalar("select generation from host where id = $1")
-                        .bind(host)
-                        .fetch_optional(pool)
-                        .await?;
-                match gen {
+                match db::generation(pool, host).await? {
                     None => Err(ApiError::NotFound(format!("host '{host}' not found"))),
                     Some(g) if g > known => Ok(Some(())),
                     Some(_) => Ok(None),

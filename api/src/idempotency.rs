@@ -6,7 +6,9 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::error::{constraint_of, ApiError, ApiResult};
+use crate::db::requests;
+use crate::error::{ApiError, ApiResult};
+use crate::operations::{self, OperationRow};
 
 /// Parses an optional `requestId` (a UUID).
 pub fn parse_request_id(raw: Option<&str>) -> ApiResult<Option<Uuid>> {
@@ -38,39 +40,35 @@ pub async fn claim(
     fingerprint: &str,
     op: Uuid,
 ) -> ApiResult<Option<Uuid>> {
-    let inserted = sqlx::query(
-        r#"insert into request (project_id, request_id, fingerprint, operation_id)
-           values ($1, $2, $3, $4) on conflict do nothing"#,
-    )
-    .bind(project)
-    .bind(request_id)
-    .bind(fingerprint)
-    .bind(op)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match constraint_of(&e) {
-        // An admin may name any project; one that does not exist has nothing to change.
-        Some("request_project_id_fkey") => {
-            ApiError::NotFound(format!("project '{project}' not found"))
-        }
-        _ => e.into(),
-    })?
-    .rows_affected();
-    if inserted == 1 {
+    if requests::insert(conn, project, request_id, fingerprint, op).await? {
         return Ok(None);
     }
-    let (earlier_fp, earlier_op): (String, Uuid) = sqlx::query_as(
-        "select fingerprint, operation_id from request where project_id = $1 and request_id = $2",
-    )
-    .bind(project)
-    .bind(request_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if earlier_fp != fingerprint {
+    let earlier = requests::get(conn, project, request_id).await?;
+    if earlier.fingerprint != fingerprint {
         return Err(ApiError::field(
             "requestId",
             "was already used for a different request; use a new requestId",
         ));
     }
-    Ok(Some(earlier_op))
+    Ok(Some(earlier.operation_id))
+}
+
+/// The preamble of every mutating method: when the client sent a `requestId`, claims it
+/// for operation `op` in the caller's transaction, and returns the operation an earlier
+/// identical request produced (the caller then answers with it and rolls back). The
+/// fingerprint is computed only when there is a `requestId`.
+pub async fn replay(
+    conn: &mut PgConnection,
+    project: &str,
+    request_id: Option<Uuid>,
+    fingerprint: impl FnOnce() -> String,
+    op: Uuid,
+) -> ApiResult<Option<OperationRow>> {
+    let Some(rid) = request_id else {
+        return Ok(None);
+    };
+    match claim(conn, project, rid, &fingerprint(), op).await? {
+        Some(earlier) => Ok(Some(operations::get_by_id(&mut *conn, earlier).await?)),
+        None => Ok(None),
+    }
 }

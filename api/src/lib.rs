@@ -3,19 +3,22 @@
 
 pub mod alloc;
 pub mod auth;
+pub mod background;
 pub mod catalog;
 pub mod config;
+pub mod db;
 pub mod error;
-pub mod health;
+#[cfg(test)]
+mod fixtures;
 pub mod hosts;
 pub mod http;
 pub mod idempotency;
+pub mod ids;
 pub mod instances;
 pub mod networks;
 pub mod notify;
 pub mod operations;
 pub mod paging;
-pub mod reconcile;
 pub mod scheduler;
 pub mod state;
 pub mod tokens;
@@ -66,7 +69,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config: Arc::new(config),
         notifier,
     };
-    let worker = tokio::spawn(reconcile::run_worker(state.clone(), shutdown.clone()));
+    let worker = tokio::spawn(background::run_worker(state.clone(), shutdown.clone()));
 
     let listener = tokio::net::TcpListener::bind(state.config.listen)
         .await

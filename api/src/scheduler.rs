@@ -1,29 +1,18 @@
-//! Placement: which zone and host each node goes to (SPEC §3.3). The primary goes to
-//! `locationId`, the first replica to `alternativeLocationId`, the rest are spread over
-//! the region's other zones; within a zone, the UP host with the most free memory that
-//! runs the engine, preferring hosts that hold no other node of the instance.
+//! Placement: which zone and host each node goes to (see `docs/architecture.md`). The
+//! primary goes to `locationId`, the first replica to `alternativeLocationId`, the rest
+//! are spread over the region's other zones; within a zone, the UP host with the most
+//! free memory that runs the engine, preferring hosts that hold no other node of the
+//! instance.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::PgConnection;
 
+use crate::db::hosts;
 use crate::error::{ApiError, ApiResult};
 
-/// A host that may take nodes, with its free memory as the control plane accounts it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Candidate {
-    /// Host id.
-    pub id: String,
-    /// Its zone.
-    pub zone_id: String,
-    /// Capacity minus the memory of every node placed on it.
-    pub free_bytes: i64,
-    /// Engines it runs.
-    pub engines: Vec<String>,
-    /// Heartbeated within the host timeout.
-    pub up: bool,
-}
+pub use crate::db::hosts::Candidate;
 
 /// Locks and loads the region's hosts for the rest of the transaction (in id order, so
 /// concurrent placements never deadlock).
@@ -32,23 +21,8 @@ pub async fn load_candidates(
     region: &str,
     host_timeout: Duration,
 ) -> ApiResult<Vec<Candidate>> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        r#"select h.id from host h join zone z on z.id = h.zone_id
-           where z.region_id = $1 order by h.id for update of h"#,
-    )
-    .bind(region)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(sqlx::query_as(
-        r#"select h.id, h.zone_id, h.engines,
-               h.memory_bytes - coalesce((select sum(memory_bytes) from node n where n.host_id = h.id), 0)::bigint as free_bytes,
-               coalesce(h.last_heartbeat_at > now() - make_interval(secs => $2), false) as up
-           from host h where h.id = any($1) order by h.id"#,
-    )
-    .bind(&ids)
-    .bind(host_timeout.as_secs_f64())
-    .fetch_all(&mut *conn)
-    .await?)
+    let ids = hosts::lock_region(&mut *conn, region).await?;
+    hosts::candidates(conn, &ids, host_timeout).await
 }
 
 /// The zones for `count` new nodes, given the zones the instance's nodes already use.

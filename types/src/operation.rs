@@ -5,6 +5,44 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Instance, Status};
 
+/// What an operation does: the `verb` of its metadata, also stored in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperationVerb {
+    /// Creates an instance.
+    Create,
+    /// Applies a patch.
+    Update,
+    /// Deletes an instance.
+    Delete,
+    /// Moves the primary to a replica (manual or automatic).
+    Failover,
+}
+
+impl OperationVerb {
+    /// Every verb.
+    pub const ALL: [OperationVerb; 4] = [
+        OperationVerb::Create,
+        OperationVerb::Update,
+        OperationVerb::Delete,
+        OperationVerb::Failover,
+    ];
+
+    /// The wire name (`create`, `update`, `delete`, `failover`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationVerb::Create => "create",
+            OperationVerb::Update => "update",
+            OperationVerb::Delete => "delete",
+            OperationVerb::Failover => "failover",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<OperationVerb> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
 /// A long-running operation: every create, update, delete and failover returns one.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

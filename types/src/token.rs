@@ -16,6 +16,27 @@ pub enum TokenKind {
     Host,
 }
 
+impl TokenKind {
+    /// The wire name, also stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "ADMIN",
+            TokenKind::Project => "PROJECT",
+            TokenKind::Host => "HOST",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        match s {
+            "ADMIN" => Some(TokenKind::Admin),
+            "PROJECT" => Some(TokenKind::Project),
+            "HOST" => Some(TokenKind::Host),
+            _ => None,
+        }
+    }
+}
+
 /// A token. The secret itself is shown once, in the answer to its creation.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -40,9 +40,8 @@ async fn list_zones(
     State(s): State<AppState>,
     Path(region): Path<String>,
 ) -> ApiResult<Json<ListZonesResponse>> {
-    Ok(Json(ListZonesResponse {
-        zones: catalog::list_zones(&s.pool, &region).await?,
-    }))
+    let zones = catalog::list_zones(&s.pool, &region).await?;
+    Ok(Json(ListZonesResponse { zones }))
 }
 
 /// Lists tiers and their limits.

@@ -36,10 +36,7 @@ async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, body = Health), (status = 503, body = cacheplane_types::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    let applied: Result<i64, _> =
-        sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
-            .fetch_one(&state.pool)
-            .await;
+    let applied = crate::db::applied_migrations(&state.pool).await;
     let expected = crate::MIGRATOR.iter().count() as i64;
     match applied {
         Ok(n) if n >= expected => Ok(Json(Health {

@@ -14,9 +14,9 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::config::parse_duration;
 use crate::error::{ApiError, ApiResult};
-use crate::hosts;
 use crate::http::extract::{Json as Body, Path, Query};
 use crate::state::AppState;
+use crate::{background, hosts};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -87,7 +87,9 @@ async fn heartbeat(
     Body(req): Body<HeartbeatRequest>,
 ) -> ApiResult<Json<HeartbeatResponse>> {
     p.check_host(&host)?;
-    Ok(Json(hosts::heartbeat(&s, &host, &req).await?))
+    let beat = hosts::heartbeat(&s, &host, &req).await?;
+    background::after_heartbeat(&s, &beat).await;
+    Ok(Json(beat.response))
 }
 
 /// The host's desired config; long-polls while `generation` is current.

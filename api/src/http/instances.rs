@@ -14,8 +14,10 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::http::extract::{Json as Body, Path, Query};
+use crate::http::PageQuery;
 use crate::instances::{self, InstanceRef};
 use crate::state::AppState;
+use crate::{background, operations};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,16 +40,10 @@ struct CreateQuery {
     request_id: Option<String>,
 }
 
-/// Query of list.
+/// The filter of list.
 #[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
-struct ListQuery {
-    /// Page size (default 100, at most 1000).
-    #[param(value_type = Option<i64>, minimum = 0)]
-    page_size: Option<String>,
-    /// `nextPageToken` of the previous page.
-    page_token: Option<String>,
+struct FilterQuery {
     /// e.g. `state=READY AND labels.env=prod`.
     filter: Option<String>,
 }
@@ -85,21 +81,22 @@ fn target(project: String, region: String, name: String) -> InstanceRef {
 
 /// Lists instances (region `-` for all regions).
 #[utoipa::path(get, path = "/v1/projects/{project}/locations/{region}/instances", tag = "instances",
-    params(("project" = String, Path), ("region" = String, Path), ListQuery),
+    params(("project" = String, Path), ("region" = String, Path), PageQuery, FilterQuery),
     responses((status = 200, body = ListInstancesResponse), (status = "4XX", body = ErrorBody)))]
 async fn list_instances(
     p: Principal,
     State(s): State<AppState>,
     Path((project, region)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<PageQuery>,
+    Query(q): Query<FilterQuery>,
 ) -> ApiResult<Json<ListInstancesResponse>> {
     let page = instances::read::list(
         &s,
         &p,
         &project,
         &region,
-        q.page_size.as_deref(),
-        q.page_token.as_deref(),
+        page.page_size.as_deref(),
+        page.page_token.as_deref(),
         q.filter.as_deref(),
     )
     .await?;
@@ -174,9 +171,10 @@ async fn delete_instance(
     Query(q): Query<RequestIdQuery>,
 ) -> ApiResult<Json<Operation>> {
     let t = target(project, region, name);
-    Ok(Json(
-        instances::delete::delete(&s, &p, &t, q.request_id.as_deref()).await?,
-    ))
+    let op = instances::delete::delete(&s, &p, &t, q.request_id.as_deref()).await?;
+    // Nodes on hosts that are down can go at once.
+    background::nudge(&s, op).await;
+    Ok(Json(operations::get_by_id(&s.pool, op).await?.to_wire()))
 }
 
 /// Promotes a replica to primary; answers with the operation.

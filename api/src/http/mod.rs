@@ -14,9 +14,10 @@ mod tokens;
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::Router;
+use serde::Deserialize;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
@@ -35,6 +36,18 @@ use crate::state::AppState;
 struct ApiDoc;
 
 struct BearerAuth;
+
+/// The paging query of list methods.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    /// Page size (default 100, at most 1000).
+    #[param(value_type = Option<i64>, minimum = 0)]
+    page_size: Option<String>,
+    /// `nextPageToken` of the previous page.
+    page_token: Option<String>,
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

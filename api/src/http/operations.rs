@@ -12,6 +12,7 @@ use crate::auth::Principal;
 use crate::config::parse_duration;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
+use crate::http::PageQuery;
 use crate::notify::Change;
 use crate::operations;
 use crate::paging;
@@ -24,18 +25,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(wait_operation))
 }
 
-/// Query of list.
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-struct ListQuery {
-    /// Page size (default 100, at most 1000).
-    #[param(value_type = Option<i64>, minimum = 0)]
-    page_size: Option<String>,
-    /// `nextPageToken` of the previous page.
-    page_token: Option<String>,
-}
-
 /// Query of wait.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -46,13 +35,13 @@ struct WaitQuery {
 
 /// Lists operations, newest first.
 #[utoipa::path(get, path = "/v1/projects/{project}/locations/{region}/operations", tag = "operations",
-    params(("project" = String, Path), ("region" = String, Path), ListQuery),
+    params(("project" = String, Path), ("region" = String, Path), PageQuery),
     responses((status = 200, body = ListOperationsResponse), (status = "4XX", body = ErrorBody)))]
 async fn list_operations(
     p: Principal,
     State(s): State<AppState>,
     Path((project, region)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<ListOperationsResponse>> {
     p.check_project(&project)?;
     if region != "-" {

@@ -1,21 +1,28 @@
 //! Create: validate, then in one transaction insert the instance, allocate its range,
-//! place its nodes and record the operation (SPEC §3.1). When there is no room (no host
-//! or no addresses), the operation ends at once in RESOURCE_EXHAUSTED and nothing stays
+//! place its nodes and record the operation. When there is no room (no host or no
+//! addresses), the operation ends at once in RESOURCE_EXHAUSTED and nothing stays
 //! allocated.
 
-use cacheplane_types::{CreateInstanceRequest, Operation, ReadReplicasMode, Tier};
-use ipnet::IpNet;
+use std::collections::BTreeMap;
+
+use cacheplane_types::{
+    CreateInstanceRequest, NodeRole, Operation, OperationVerb, ReadReplicasMode, Tier,
+};
+use ipnet::Ipv4Net;
 use rand::distributions::{Alphanumeric, DistString};
-use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::error::{constraint_of, ApiError, ApiResult};
-use crate::instances::{add_nodes, validate, InstanceRef, NewNode, GIB};
-use crate::operations::{self, NewOperation};
+use crate::db::instances::{self as db, NewInstance};
+use crate::db::ranges::Purpose;
+use crate::error::{ApiError, ApiResult};
+use crate::instances::{add_nodes, validate, InstanceRef, NewNode, Placement, GIB};
+use crate::networks::NetworkRow;
+use crate::operations::{self, OperationRow};
+use crate::scheduler::{self, Candidate};
 use crate::state::AppState;
-use crate::{alloc, catalog, idempotency, networks, scheduler};
+use crate::{alloc, catalog, idempotency, networks};
 
 /// Creates an instance; answers with its operation.
 pub async fn create(
@@ -39,21 +46,9 @@ pub async fn create(
     ]);
 
     let mut tx = state.pool.begin().await?;
-    networks::ensure_project(
-        &mut tx,
-        &target.project,
-        state.config.default_network_supernet,
-    )
-    .await?;
-    catalog::require_region(&mut *tx, &target.region).await?;
     let op_id = Uuid::new_v4();
-    if let Some(rid) = request_id {
-        if let Some(earlier) =
-            idempotency::claim(&mut tx, &target.project, rid, &fingerprint, op_id).await?
-        {
-            tx.rollback().await?;
-            return Ok(operations::get_by_id(&state.pool, earlier).await?.to_wire());
-        }
+    if let Some(earlier) = begin(state, &mut tx, target, request_id, &fingerprint, op_id).await? {
+        return Ok(earlier.to_wire());
     }
     match insert_and_place(state, &mut tx, target, &req, op_id).await {
         Ok(op) => {
@@ -68,13 +63,44 @@ pub async fn create(
     }
 }
 
-async fn insert_and_place(
+/// The start of both transactions of a create: makes the project (and its default
+/// network) if it is new, checks the region, then claims the `requestId`; returns the
+/// earlier operation of an identical request.
+async fn begin(
     state: &AppState,
     tx: &mut PgConnection,
     target: &InstanceRef,
-    req: &CreateInstanceRequest,
+    request_id: Option<Uuid>,
+    fingerprint: &str,
     op_id: Uuid,
-) -> ApiResult<Operation> {
+) -> ApiResult<Option<OperationRow>> {
+    let supernet = state.config.default_network_supernet;
+    networks::ensure_project(&mut *tx, &target.project, supernet).await?;
+    catalog::require_region(&mut *tx, &target.region).await?;
+    let fingerprint = || fingerprint.to_string();
+    idempotency::replay(tx, &target.project, request_id, fingerprint, op_id).await
+}
+
+/// A create request once checked, with the defaults filled in.
+struct Spec {
+    tier: Tier,
+    memory_gb: i32,
+    mode: ReadReplicasMode,
+    replicas: i32,
+    version: String,
+    configs: BTreeMap<String, String>,
+    region_zones: Vec<String>,
+    network: NetworkRow,
+    /// The range the client asked for, if any.
+    reserved: Option<Ipv4Net>,
+}
+
+/// Checks every field of a create request against the tier, the region and the network.
+async fn check_request(
+    tx: &mut PgConnection,
+    target: &InstanceRef,
+    req: &CreateInstanceRequest,
+) -> ApiResult<Spec> {
     let tier = req.tier;
     let tier_info = catalog::get_tier(&mut *tx, tier).await?;
     let memory_gb = validate::memory_size(req.memory_size_gb, &tier_info)?;
@@ -90,16 +116,8 @@ async fn insert_and_place(
         .clone()
         .unwrap_or_else(|| validate::DEFAULT_REDIS_VERSION.to_string());
     validate::redis_version(&version)?;
-    let mut configs = req.redis_configs.clone();
-    validate::redis_configs(&configs, memory_gb)?;
-    configs
-        .entry("maxmemory-policy".into())
-        .or_insert_with(|| validate::DEFAULT_MAXMEMORY_POLICY.into());
-    let region_zones: Vec<String> =
-        sqlx::query_scalar("select id from zone where region_id = $1 order by id")
-            .bind(&target.region)
-            .fetch_all(&mut *tx)
-            .await?;
+    let configs = validate::redis_configs_with_defaults(req.redis_configs.clone(), memory_gb)?;
+    let region_zones = crate::db::catalog::zones_of(&mut *tx, &target.region).await?;
     validate::zones(
         req.location_id.as_deref(),
         req.alternative_location_id.as_deref(),
@@ -109,176 +127,188 @@ async fn insert_and_place(
     )?;
     let network =
         networks::resolve(&mut *tx, &target.project, req.authorized_network.as_deref()).await?;
-    let pool = network.pool();
     let reserved = match req.reserved_ip_range.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(raw) => {
-            let r = networks::parse_cidr("reservedIpRange", raw)?;
-            if r.prefix_len() > 28 {
-                return Err(ApiError::field(
-                    "reservedIpRange",
-                    format!("{r} is too small: the range must be /28 or larger"),
-                ));
-            }
-            if !pool.contains(&r) {
-                return Err(ApiError::field(
-                    "reservedIpRange",
-                    format!("{r} is not inside network '{}' ({pool})", network.name),
-                ));
-            }
-            Some(r)
-        }
+        Some(raw) => Some(reserved_range(raw, &network)?),
     };
+    Ok(Spec {
+        tier,
+        memory_gb,
+        mode,
+        replicas,
+        version,
+        configs,
+        region_zones,
+        network,
+        reserved,
+    })
+}
 
-    // Hosts first (locked in id order), then the network: the same order as every other
-    // path that takes both.
-    let engine = version.as_str();
-    let mut candidates =
-        scheduler::load_candidates(&mut *tx, &target.region, state.config.host_timeout).await?;
-    if !candidates.is_empty()
-        && !candidates
+/// Checks a `reservedIpRange`: an aligned /28 or larger inside the network's pool.
+fn reserved_range(raw: &str, network: &NetworkRow) -> ApiResult<Ipv4Net> {
+    let r = networks::parse_cidr("reservedIpRange", raw)?;
+    let pool = network.pool();
+    if r.prefix_len() > 28 {
+        return Err(ApiError::field(
+            "reservedIpRange",
+            format!("{r} is too small: the range must be /28 or larger"),
+        ));
+    }
+    if !pool.contains(&r) {
+        return Err(ApiError::field(
+            "reservedIpRange",
+            format!("{r} is not inside network '{}' ({pool})", network.name),
+        ));
+    }
+    Ok(r)
+}
+
+/// INVALID_ARGUMENT on `redisVersion` when the region has hosts but none runs `engine`.
+fn check_engine_offered(candidates: &[Candidate], engine: &str, region: &str) -> ApiResult<()> {
+    if candidates.is_empty()
+        || candidates
             .iter()
             .any(|c| c.engines.iter().any(|e| e == engine))
     {
-        let mut offered: Vec<&str> = candidates
-            .iter()
-            .flat_map(|c| c.engines.iter().map(String::as_str))
-            .collect();
-        offered.sort_unstable();
-        offered.dedup();
-        return Err(ApiError::field(
-            "redisVersion",
-            format!(
-                "no host in region '{}' runs {engine}; available: {}",
-                target.region,
-                offered.join(", ")
-            ),
-        ));
+        return Ok(());
     }
-    let location =
-        match &req.location_id {
-            Some(z) => z.clone(),
-            None => scheduler::roomiest_zone(&candidates, &region_zones, engine, None).ok_or_else(
-                || ApiError::ResourceExhausted(format!("region '{}' has no zones", target.region)),
-            )?,
-        };
-    let alternative = match (tier, &req.alternative_location_id) {
+    let mut offered: Vec<&str> = candidates
+        .iter()
+        .flat_map(|c| c.engines.iter().map(String::as_str))
+        .collect();
+    offered.sort_unstable();
+    offered.dedup();
+    Err(ApiError::field(
+        "redisVersion",
+        format!(
+            "no host in region '{region}' runs {engine}; available: {}",
+            offered.join(", ")
+        ),
+    ))
+}
+
+/// The primary's and the first replica's zones: as requested, else the roomiest ones.
+fn choose_zones(
+    candidates: &[Candidate],
+    spec: &Spec,
+    req: &CreateInstanceRequest,
+    region: &str,
+) -> ApiResult<(String, Option<String>)> {
+    let engine = spec.version.as_str();
+    let zones = &spec.region_zones;
+    let location = match &req.location_id {
+        Some(z) => z.clone(),
+        None => scheduler::roomiest_zone(candidates, zones, engine, None).ok_or_else(|| {
+            ApiError::ResourceExhausted(format!("region '{region}' has no zones"))
+        })?,
+    };
+    let alternative = match (spec.tier, &req.alternative_location_id) {
         (Tier::Basic, _) => None,
         (_, Some(z)) => Some(z.clone()),
-        (_, None) => scheduler::roomiest_zone(&candidates, &region_zones, engine, Some(&location)),
+        (_, None) => scheduler::roomiest_zone(candidates, zones, engine, Some(&location)),
     };
+    Ok((location, alternative))
+}
+
+async fn insert_and_place(
+    state: &AppState,
+    tx: &mut PgConnection,
+    target: &InstanceRef,
+    req: &CreateInstanceRequest,
+    op_id: Uuid,
+) -> ApiResult<Operation> {
+    let spec = check_request(tx, target, req).await?;
+    // Hosts first (locked in id order), then the network: the same order as every other
+    // path that takes both.
+    let mut candidates =
+        scheduler::load_candidates(&mut *tx, &target.region, state.config.host_timeout).await?;
+    check_engine_offered(&candidates, &spec.version, &target.region)?;
+    let (location, alternative) = choose_zones(&candidates, &spec, req, &target.region)?;
 
     let instance_id = Uuid::new_v4();
     let auth_string = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
-    sqlx::query(
-        r#"insert into instance (id, project_id, region_id, name, display_name, tier_id, memory_size_gb,
-               replica_count, read_replicas_enabled, location_id, alternative_location_id, redis_version,
-               redis_configs, network_id, auth_enabled, auth_string, state, labels)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'CREATING', $17)"#,
+    db::insert(
+        tx,
+        &NewInstance {
+            id: instance_id,
+            project: &target.project,
+            region: &target.region,
+            name: &target.name,
+            display_name: req.display_name.as_deref().unwrap_or_default(),
+            tier: spec.tier,
+            memory_size_gb: spec.memory_gb,
+            replica_count: spec.replicas,
+            read_replicas_enabled: spec.mode == ReadReplicasMode::ReadReplicasEnabled,
+            location: &location,
+            alternative_location: alternative.as_deref(),
+            redis_version: &spec.version,
+            redis_configs: &spec.configs,
+            network: spec.network.id,
+            auth_enabled: req.auth_enabled.unwrap_or(true),
+            auth_string: &auth_string,
+            labels: &req.labels,
+        },
     )
-    .bind(instance_id)
-    .bind(&target.project)
-    .bind(&target.region)
-    .bind(&target.name)
-    .bind(req.display_name.clone().unwrap_or_default())
-    .bind(tier.as_str())
-    .bind(memory_gb)
-    .bind(replicas)
-    .bind(mode == ReadReplicasMode::ReadReplicasEnabled)
-    .bind(&location)
-    .bind(&alternative)
-    .bind(&version)
-    .bind(Json(&configs))
-    .bind(network.id)
-    .bind(req.auth_enabled.unwrap_or(true))
-    .bind(&auth_string)
-    .bind(Json(&req.labels))
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| match constraint_of(&e) {
-        Some("instance_name_key") => {
-            ApiError::AlreadyExists(format!("instance '{}' already exists", target.name))
-        }
-        _ => e.into(),
-    })?;
-
-    alloc::lock_network(&mut *tx, network.id).await?;
-    let range = match reserved {
-        Some(r) => {
-            if !alloc::allocate_exact(&mut *tx, network.id, r).await? {
-                return Err(ApiError::field(
-                    "reservedIpRange",
-                    format!(
-                        "{r} overlaps the range of another instance in network '{}'",
-                        network.name
-                    ),
-                ));
-            }
-            r
-        }
-        None => alloc::allocate_auto(&mut *tx, network.id, 28)
-            .await?
-            .ok_or_else(|| {
-                ApiError::ResourceExhausted(format!(
-                    "network '{}' ({pool}) has no free /28 left",
-                    network.name
-                ))
-            })?,
-    };
-    sqlx::query(
-        "insert into address_range (instance_id, network_id, purpose, range) values ($1, $2, 'PRIMARY', $3::cidr)",
-    )
-    .bind(instance_id)
-    .bind(network.id)
-    .bind(IpNet::V4(range))
-    .execute(&mut *tx)
     .await?;
+    let range = reserve_range(tx, instance_id, &spec).await?;
 
     let zones = scheduler::plan_zones(
-        1 + replicas as usize,
+        1 + spec.replicas as usize,
         &[],
         &location,
         alternative.as_deref(),
-        &region_zones,
+        &spec.region_zones,
     );
     let new: Vec<NewNode> = zones
         .into_iter()
         .enumerate()
         .map(|(i, zone)| NewNode {
             zone,
-            role: if i == 0 { "PRIMARY" } else { "REPLICA" },
+            role: if i == 0 {
+                NodeRole::Primary
+            } else {
+                NodeRole::Replica
+            },
         })
         .collect();
-    add_nodes(
-        &mut *tx,
-        instance_id,
+    let placement = Placement {
+        instance: instance_id,
         range,
-        engine,
-        i64::from(memory_gb) * GIB,
-        &new,
-        &mut candidates,
-        Vec::new(),
-        &[],
-        0,
-    )
-    .await?;
+        engine: &spec.version,
+        bytes: i64::from(spec.memory_gb) * GIB,
+        candidates: &mut candidates,
+        hosts_in_use: Vec::new(),
+        used_addresses: &[],
+        first_ordinal: 0,
+    };
+    add_nodes(tx, placement, &new).await?;
 
-    let full_name = target.full_name();
-    let op = operations::insert(
-        &mut *tx,
-        NewOperation {
-            id: op_id,
-            project: &target.project,
-            region: &target.region,
-            verb: "create",
-            target: &full_name,
-            instance: Some(instance_id),
-            detail: "waiting for the nodes to start",
-            params: serde_json::json!({}),
-        },
-    )
-    .await?;
+    let detail = "waiting for the nodes to start";
+    let new_op = target.new_operation(op_id, OperationVerb::Create, Some(instance_id), detail);
+    let op = operations::insert(tx, new_op).await?;
     Ok(op.to_wire())
+}
+
+/// Takes the instance's range: the reserved one if the request names it, else the first
+/// free /28 of the network.
+async fn reserve_range(tx: &mut PgConnection, instance: Uuid, spec: &Spec) -> ApiResult<Ipv4Net> {
+    let network = &spec.network;
+    let got = alloc::reserve(tx, instance, network.id, Purpose::Primary, spec.reserved).await?;
+    match (got, spec.reserved) {
+        (Some(r), _) => Ok(r),
+        (None, Some(r)) => Err(ApiError::field(
+            "reservedIpRange",
+            format!(
+                "{r} overlaps the range of another instance in network '{}'",
+                network.name
+            ),
+        )),
+        (None, None) => Err(ApiError::ResourceExhausted(format!(
+            "network '{}' ({}) has no free /28 left",
+            network.name,
+            network.pool()
+        ))),
+    }
 }
 
 /// Records a create that found no room as a finished, failed operation (nothing else).
@@ -290,36 +320,12 @@ async fn record_exhausted(
     message: String,
 ) -> ApiResult<Operation> {
     let mut tx = state.pool.begin().await?;
-    networks::ensure_project(
-        &mut tx,
-        &target.project,
-        state.config.default_network_supernet,
-    )
-    .await?;
     let op_id = Uuid::new_v4();
-    if let Some(rid) = request_id {
-        if let Some(earlier) =
-            idempotency::claim(&mut tx, &target.project, rid, fingerprint, op_id).await?
-        {
-            tx.rollback().await?;
-            return Ok(operations::get_by_id(&state.pool, earlier).await?.to_wire());
-        }
+    if let Some(earlier) = begin(state, &mut tx, target, request_id, fingerprint, op_id).await? {
+        return Ok(earlier.to_wire());
     }
-    let full_name = target.full_name();
-    operations::insert(
-        &mut tx,
-        NewOperation {
-            id: op_id,
-            project: &target.project,
-            region: &target.region,
-            verb: "create",
-            target: &full_name,
-            instance: None,
-            detail: "no room",
-            params: serde_json::json!({}),
-        },
-    )
-    .await?;
+    let new_op = target.new_operation(op_id, OperationVerb::Create, None, "no room");
+    operations::insert(&mut tx, new_op).await?;
     let status = ApiError::ResourceExhausted(message).to_status();
     operations::finish(&mut tx, op_id, Err(&status)).await?;
     tx.commit().await?;

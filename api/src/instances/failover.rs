@@ -1,25 +1,32 @@
-//! Manual failover: promote the best replica and move the primary endpoint to it.
+//! Failover: promote a replica and move the primary endpoint to it, on request (manual)
+//! or when the health monitor finds the primary lost (automatic).
 
-use cacheplane_types::{DataProtectionMode, FailoverRequest, NodeRole, Operation};
+use cacheplane_types::{
+    DataProtectionMode, FailoverRequest, InstanceState, NodeRole, Operation, OperationVerb, Tier,
+};
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::db::instances::{self as db, Guard};
+use crate::db::nodes;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency;
-use crate::instances::store::NodeRow;
-use crate::instances::{render, store, touch_nodes, InstanceRef};
+use crate::instances::{touch_nodes, InstanceRef, InstanceRow, NodeRow};
 use crate::operations::{self, NewOperation};
 use crate::state::AppState;
+
+#[cfg(test)]
+mod tests;
 
 /// LIMITED_DATA_LOSS refuses while the best replica lags by this much or more.
 pub const MAX_LAG_BYTES: i64 = 30 * 1024 * 1024;
 
-/// The replica to promote: linked, not in full sync, least lag, preferring the old
-/// primary's zone. `None` when no replica qualifies.
+/// The replica to promote on request: linked, not in full sync, least lag, preferring the
+/// old primary's zone. `None` when no replica qualifies.
 pub fn best_replica<'a>(nodes: &'a [NodeRow], primary_zone: &str) -> Option<(&'a NodeRow, i64)> {
     nodes
         .iter()
-        .filter(|n| !n.removing && render::role(n) == NodeRole::Replica)
+        .filter(|n| !n.removing && n.role == NodeRole::Replica)
         .filter_map(|n| {
             let r = &n.observed.as_ref()?.0;
             (r.process_up && r.master_link_up == Some(true) && !r.full_sync_in_progress)
@@ -28,80 +35,92 @@ pub fn best_replica<'a>(nodes: &'a [NodeRow], primary_zone: &str) -> Option<(&'a
         .min_by_key(|(n, lag)| (*lag, n.zone_id != primary_zone, n.ordinal))
 }
 
-/// The replica to promote when the primary is lost: up on a heartbeating host, not in a
-/// full sync, holding the most data (highest replication offset: the least lag),
-/// preferring the old primary's zone. `None` when no replica can take over.
-pub fn successor<'a>(
-    nodes: &'a [NodeRow],
-    primary_zone: &str,
-    now: chrono::DateTime<chrono::Utc>,
-    host_timeout: std::time::Duration,
-) -> Option<&'a NodeRow> {
+/// The current primary of an instance's nodes.
+pub fn primary(nodes: &[NodeRow]) -> Option<&NodeRow> {
     nodes
         .iter()
-        .filter(|n| !n.removing && render::role(n) == NodeRole::Replica)
-        .filter(|n| render::host_up(n, now, host_timeout))
-        .filter_map(|n| {
-            let r = &n.observed.as_ref()?.0;
-            (r.process_up && r.error.is_none() && !r.full_sync_in_progress)
-                .then_some((n, r.replication_offset.unwrap_or(0)))
-        })
-        .max_by_key(|(n, offset)| {
-            (
-                *offset,
-                n.zone_id == primary_zone,
-                std::cmp::Reverse(n.ordinal),
-            )
-        })
-        .map(|(n, _)| n)
+        .find(|n| !n.removing && n.role == NodeRole::Primary)
+}
+
+/// A failover about to start.
+pub struct Promotion<'a> {
+    /// The operation's id.
+    pub op_id: Uuid,
+    /// The node that is primary now.
+    pub old_primary: &'a NodeRow,
+    /// The replica to promote.
+    pub new_primary: &'a NodeRow,
+    /// The instance's status message while it fails over.
+    pub message: String,
+    /// The operation's parameters (the driver reads `newPrimary`).
+    pub params: serde_json::Value,
+}
+
+/// Starts a failover in the caller's transaction, which holds the instance's row lock:
+/// swaps the roles, touches every node, sets the instance FAILING_OVER and records the
+/// operation.
+pub async fn start(
+    conn: &mut sqlx::PgConnection,
+    inst: &InstanceRow,
+    nodes: &[NodeRow],
+    promotion: Promotion<'_>,
+) -> ApiResult<()> {
+    promote(
+        &mut *conn,
+        inst.id,
+        promotion.old_primary.id,
+        promotion.new_primary.id,
+    )
+    .await?;
+    let all: Vec<Uuid> = nodes.iter().filter(|n| !n.removing).map(|n| n.id).collect();
+    touch_nodes(&mut *conn, &all).await?;
+    db::set_state(
+        &mut *conn,
+        inst.id,
+        InstanceState::FailingOver,
+        Some(&promotion.message),
+        Guard::Always,
+    )
+    .await?;
+    let new_op = NewOperation {
+        params: promotion.params,
+        ..inst.new_operation(
+            promotion.op_id,
+            OperationVerb::Failover,
+            "promoting the replica",
+        )
+    };
+    operations::insert(&mut *conn, new_op).await?;
+    Ok(())
 }
 
 /// Starts an automatic failover from a lost primary (the health monitor's decision), in
 /// the caller's transaction, which holds the instance's row lock.
 pub async fn start_automatic(
     conn: &mut sqlx::PgConnection,
-    inst: &crate::instances::store::InstanceRow,
+    inst: &InstanceRow,
     nodes: &[NodeRow],
     old_primary: &NodeRow,
     new_primary: &NodeRow,
     reason: &str,
 ) -> ApiResult<Uuid> {
     crate::instances::lock_region_hosts(&mut *conn, &inst.region_id).await?;
-    promote(&mut *conn, inst.id, old_primary.id, new_primary.id).await?;
-    let all: Vec<Uuid> = nodes.iter().filter(|n| !n.removing).map(|n| n.id).collect();
-    touch_nodes(&mut *conn, &all).await?;
-    let message = format!(
-        "automatic failover to node {} in {}: {reason}",
-        new_primary.id, new_primary.zone_id
-    );
-    sqlx::query(
-        r#"update instance set state = 'FAILING_OVER', status_message = $2, version = version + 1,
-               updated_at = now() where id = $1"#,
-    )
-    .bind(inst.id)
-    .bind(&message)
-    .execute(&mut *conn)
-    .await?;
     let op_id = Uuid::new_v4();
-    let target = inst.full_name();
-    operations::insert(
-        &mut *conn,
-        NewOperation {
-            id: op_id,
-            project: &inst.project_id,
-            region: &inst.region_id,
-            verb: "failover",
-            target: &target,
-            instance: Some(inst.id),
-            detail: "promoting the replica",
-            params: serde_json::json!({
-                "automatic": true, "newPrimary": new_primary.id,
-                "oldPrimary": old_primary.id, "reason": reason,
-            }),
-        },
-    )
-    .await?;
-    tracing::warn!(instance = %target, old = %old_primary.id, new = %new_primary.id, reason, "automatic failover");
+    let promotion = Promotion {
+        op_id,
+        old_primary,
+        new_primary,
+        message: format!(
+            "automatic failover to node {} in {}: {reason}",
+            new_primary.id, new_primary.zone_id
+        ),
+        params: serde_json::json!({
+            "automatic": true, "newPrimary": new_primary.id,
+            "oldPrimary": old_primary.id, "reason": reason,
+        }),
+    };
+    start(conn, inst, nodes, promotion).await?;
+    tracing::warn!(instance = %inst.full_name(), old = %old_primary.id, new = %new_primary.id, reason, "automatic failover");
     Ok(op_id)
 }
 
@@ -118,31 +137,28 @@ pub async fn failover(
     let mode = req.data_protection_mode.unwrap_or_default();
     let mut tx = state.pool.begin().await?;
     let op_id = Uuid::new_v4();
-    if let Some(rid) = request_id {
-        let fp = idempotency::fingerprint(&["failover", &target.full_name(), &format!("{mode:?}")]);
-        if let Some(earlier) = idempotency::claim(&mut tx, &target.project, rid, &fp, op_id).await?
-        {
-            tx.rollback().await?;
-            return Ok(operations::get_by_id(&state.pool, earlier).await?.to_wire());
-        }
+    let fingerprint =
+        || idempotency::fingerprint(&["failover", &target.full_name(), &format!("{mode:?}")]);
+    if let Some(earlier) =
+        idempotency::replay(&mut tx, &target.project, request_id, fingerprint, op_id).await?
+    {
+        return Ok(earlier.to_wire());
     }
-    let inst = store::lock(&mut tx, &target.project, &target.region, &target.name).await?;
-    crate::instances::lock_region_hosts(&mut tx, &inst.region_id).await?;
-    if inst.tier_id == "BASIC" {
+    let inst = target.lock(&mut tx).await?;
+    if inst.tier == Tier::Basic {
         return Err(ApiError::FailedPrecondition(
             "a BASIC instance has no replica to fail over to".into(),
         ));
     }
-    if inst.state != "READY" {
+    if inst.state != InstanceState::Ready {
         return Err(ApiError::FailedPrecondition(format!(
             "instance '{}' is {}; failover needs READY",
-            inst.name, inst.state
+            inst.name,
+            inst.state.as_str()
         )));
     }
-    let nodes = store::nodes_of(&mut *tx, &[inst.id]).await?;
-    let primary = nodes
-        .iter()
-        .find(|n| !n.removing && render::role(n) == NodeRole::Primary)
+    let nodes = nodes::of_instances(&mut *tx, &[inst.id]).await?;
+    let primary = primary(&nodes)
         .ok_or_else(|| ApiError::FailedPrecondition("the instance has no primary".into()))?;
     let (best, lag) = best_replica(&nodes, &primary.zone_id).ok_or_else(|| {
         ApiError::FailedPrecondition("no replica is linked and in sync to take over".into())
@@ -152,35 +168,14 @@ pub async fn failover(
             "the best replica lags by {lag} bytes (30 MB or more); retry later or use FORCE_DATA_LOSS"
         )));
     }
-    promote(&mut tx, inst.id, primary.id, best.id).await?;
-    let all: Vec<Uuid> = nodes.iter().filter(|n| !n.removing).map(|n| n.id).collect();
-    touch_nodes(&mut tx, &all).await?;
-    sqlx::query(
-        r#"update instance set state = 'FAILING_OVER', status_message = $2, version = version + 1,
-               updated_at = now() where id = $1"#,
-    )
-    .bind(inst.id)
-    .bind(format!(
-        "manual failover to node {} in {}",
-        best.id, best.zone_id
-    ))
-    .execute(&mut *tx)
-    .await?;
-    let full_name = target.full_name();
-    operations::insert(
-        &mut tx,
-        NewOperation {
-            id: op_id,
-            project: &target.project,
-            region: &target.region,
-            verb: "failover",
-            target: &full_name,
-            instance: Some(inst.id),
-            detail: "promoting the replica",
-            params: serde_json::json!({ "newPrimary": best.id, "oldPrimary": primary.id, "mode": mode }),
-        },
-    )
-    .await?;
+    let promotion = Promotion {
+        op_id,
+        old_primary: primary,
+        new_primary: best,
+        message: format!("manual failover to node {} in {}", best.id, best.zone_id),
+        params: serde_json::json!({ "newPrimary": best.id, "oldPrimary": primary.id, "mode": mode }),
+    };
+    start(&mut tx, &inst, &nodes, promotion).await?;
     tx.commit().await?;
     Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
 }
@@ -192,15 +187,6 @@ pub async fn promote(
     old_primary: Uuid,
     new_primary: Uuid,
 ) -> ApiResult<()> {
-    sqlx::query("update node set role = 'REPLICA' where id = $1 and instance_id = $2")
-        .bind(old_primary)
-        .bind(instance)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("update node set role = 'PRIMARY' where id = $1 and instance_id = $2")
-        .bind(new_primary)
-        .bind(instance)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    nodes::set_role(&mut *conn, instance, old_primary, NodeRole::Replica).await?;
+    nodes::set_role(&mut *conn, instance, new_primary, NodeRole::Primary).await
 }

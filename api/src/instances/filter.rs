@@ -6,28 +6,7 @@ use cacheplane_types::{InstanceState, Tier};
 
 use crate::error::{ApiError, ApiResult};
 
-/// A parsed filter: every term must hold.
-#[derive(Debug, Default, PartialEq)]
-pub struct Filter {
-    /// The terms.
-    pub terms: Vec<Term>,
-}
-
-/// One condition.
-#[derive(Debug, PartialEq)]
-pub enum Term {
-    /// The instance is in this state.
-    State(InstanceState),
-    /// The instance has this tier.
-    Tier(Tier),
-    /// The instance has the label (with this value, if given).
-    Label {
-        /// Label key.
-        key: String,
-        /// Label value; `None` for "has the label".
-        value: Option<String>,
-    },
-}
+pub use crate::db::instances::{Filter, Term};
 
 fn bad(msg: String) -> ApiError {
     ApiError::field("filter", msg)

@@ -5,22 +5,29 @@ pub mod create;
 pub mod delete;
 pub mod failover;
 pub mod filter;
+pub mod layout;
+pub mod node_state;
 pub mod patch;
 pub mod read;
 pub mod render;
-pub mod store;
 pub mod validate;
 
 use std::collections::BTreeSet;
 
+use cacheplane_types::{NodeRole, OperationVerb};
 use ipnet::{IpNet, Ipv4Net};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::db::nodes::{self, NewNodeRow};
+use crate::db::{hosts, instances as db};
 use crate::error::{ApiError, ApiResult};
-use crate::notify;
+use crate::operations::NewOperation;
 use crate::scheduler::{self, Candidate};
-use store::{offset, FIRST_NODE_OFFSET};
+use layout::{offset, FIRST_NODE_OFFSET};
+
+pub use crate::db::instances::InstanceRow;
+pub use crate::db::nodes::NodeRow;
 
 /// Bytes in one `memorySizeGb`.
 pub const GIB: i64 = 1 << 30;
@@ -44,6 +51,58 @@ impl InstanceRef {
             self.project, self.region, self.name
         )
     }
+
+    /// A new operation `verb` on this instance (`instance`, once it exists), without
+    /// parameters.
+    pub fn new_operation<'a>(
+        &'a self,
+        id: Uuid,
+        verb: OperationVerb,
+        instance: Option<Uuid>,
+        detail: &'a str,
+    ) -> NewOperation<'a> {
+        NewOperation {
+            id,
+            project: &self.project,
+            region: &self.region,
+            verb,
+            target: self.full_name(),
+            instance,
+            detail,
+            params: serde_json::json!({}),
+        }
+    }
+
+    /// Locks the instance row for the rest of the transaction, then every host of its
+    /// region (see [`lock_region_hosts`]); NOT_FOUND when there is no such instance.
+    pub async fn lock(&self, conn: &mut PgConnection) -> ApiResult<InstanceRow> {
+        let inst = db::lock(&mut *conn, &self.project, &self.region, &self.name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("instance '{}' not found", self.name)))?;
+        lock_region_hosts(conn, &inst.region_id).await?;
+        Ok(inst)
+    }
+}
+
+impl InstanceRow {
+    /// A new operation `verb` on this instance, without parameters.
+    pub fn new_operation<'a>(
+        &'a self,
+        id: Uuid,
+        verb: OperationVerb,
+        detail: &'a str,
+    ) -> NewOperation<'a> {
+        NewOperation {
+            id,
+            project: &self.project_id,
+            region: &self.region_id,
+            verb,
+            target: self.full_name(),
+            instance: Some(self.id),
+            detail,
+            params: serde_json::json!({}),
+        }
+    }
 }
 
 /// Marks nodes as changed: bumps each of their hosts' config generation once and records
@@ -53,25 +112,8 @@ pub async fn touch_nodes(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<(
     if nodes.is_empty() {
         return Ok(());
     }
-    let hosts: Vec<String> = sqlx::query_scalar(
-        r#"update host set generation = generation + 1, updated_at = now()
-           where id in (select distinct host_id from node where id = any($1))
-           returning id"#,
-    )
-    .bind(nodes)
-    .fetch_all(&mut *conn)
-    .await?;
-    sqlx::query(
-        r#"update node set desired_generation = h.generation, updated_at = now()
-           from host h where h.id = node.host_id and node.id = any($1)"#,
-    )
-    .bind(nodes)
-    .execute(&mut *conn)
-    .await?;
-    for h in &hosts {
-        notify::host_changed(conn, h).await?;
-    }
-    Ok(())
+    hosts::bump_generations_of(conn, nodes).await?;
+    nodes::adopt_host_generation(conn, nodes).await
 }
 
 /// Locks every host of the region, in id order, for the rest of the transaction. Every
@@ -79,13 +121,7 @@ pub async fn touch_nodes(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<(
 /// locks always come before node locks (as in create and heartbeat) and they never
 /// deadlock.
 pub async fn lock_region_hosts(conn: &mut PgConnection, region: &str) -> ApiResult<()> {
-    sqlx::query(
-        r#"select h.id from host h join zone z on z.id = h.zone_id
-           where z.region_id = $1 order by h.id for update of h"#,
-    )
-    .bind(region)
-    .execute(&mut *conn)
-    .await?;
+    hosts::lock_region(conn, region).await?;
     Ok(())
 }
 
@@ -94,26 +130,39 @@ pub struct NewNode {
     /// Its zone.
     pub zone: String,
     /// Primary or replica.
-    pub role: &'static str,
+    pub role: NodeRole,
 }
 
-/// Places and inserts nodes for an instance whose range is `range`. `existing` are the
-/// zones and hosts of its current nodes, `used_addresses` their addresses. Returns the
-/// new node ids (already touched).
-#[allow(clippy::too_many_arguments)]
+/// Where new nodes of an instance go: its range, engine and node size, the hosts that may
+/// take them, and what its current nodes already use.
+pub struct Placement<'a> {
+    /// The instance.
+    pub instance: Uuid,
+    /// Its range; node addresses come from it.
+    pub range: Ipv4Net,
+    /// Its engine version.
+    pub engine: &'a str,
+    /// Memory per node.
+    pub bytes: i64,
+    /// The region's hosts (locked), charged as nodes are placed.
+    pub candidates: &'a mut [Candidate],
+    /// Hosts holding the instance's nodes (new nodes avoid them where they can).
+    pub hosts_in_use: Vec<String>,
+    /// Addresses its nodes hold.
+    pub used_addresses: &'a [IpNet],
+    /// The ordinal of the first new node.
+    pub first_ordinal: i32,
+}
+
+/// Places and inserts `new` nodes. Returns their ids (already touched).
 pub async fn add_nodes(
     conn: &mut PgConnection,
-    instance: Uuid,
-    range: Ipv4Net,
-    engine: &str,
-    bytes: i64,
+    mut place: Placement<'_>,
     new: &[NewNode],
-    candidates: &mut [Candidate],
-    mut hosts_in_use: Vec<String>,
-    used_addresses: &[IpNet],
-    first_ordinal: i32,
 ) -> ApiResult<Vec<Uuid>> {
-    let taken: BTreeSet<u32> = used_addresses
+    let range = place.range;
+    let taken: BTreeSet<u32> = place
+        .used_addresses
         .iter()
         .filter_map(|a| match a.addr() {
             std::net::IpAddr::V4(v4) => Some(u32::from(v4) - u32::from(range.network())),
@@ -124,28 +173,34 @@ pub async fn add_nodes(
     let mut free = (FIRST_NODE_OFFSET..=last).filter(|o| !taken.contains(o));
     let mut ids = Vec::with_capacity(new.len());
     for (i, n) in new.iter().enumerate() {
-        let host = scheduler::pick_host(candidates, &n.zone, bytes, engine, &hosts_in_use)?;
+        let host = scheduler::pick_host(
+            place.candidates,
+            &n.zone,
+            place.bytes,
+            place.engine,
+            &place.hosts_in_use,
+        )?;
         let off = free.next().ok_or_else(|| {
             ApiError::ResourceExhausted(format!(
                 "range {range} has no free address for another node"
             ))
         })?;
         let id = Uuid::new_v4();
-        sqlx::query(
-            r#"insert into node (id, instance_id, ordinal, host_id, zone_id, role, address, memory_bytes, desired_generation)
-               values ($1, $2, $3, $4, $5, $6, $7, $8, 0)"#,
+        nodes::insert(
+            conn,
+            &NewNodeRow {
+                id,
+                instance: place.instance,
+                ordinal: place.first_ordinal + i as i32,
+                host: &host,
+                zone: &n.zone,
+                role: n.role,
+                address: offset(range, off),
+                memory_bytes: place.bytes,
+            },
         )
-        .bind(id)
-        .bind(instance)
-        .bind(first_ordinal + i as i32)
-        .bind(&host)
-        .bind(&n.zone)
-        .bind(n.role)
-        .bind(IpNet::V4(Ipv4Net::new(offset(range, off), 32).unwrap_or_default()))
-        .bind(bytes)
-        .execute(&mut *conn)
         .await?;
-        hosts_in_use.push(host);
+        place.hosts_in_use.push(host);
         ids.push(id);
     }
     touch_nodes(conn, &ids).await?;

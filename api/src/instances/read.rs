@@ -4,10 +4,17 @@ use cacheplane_types::{Instance, InstanceAuthString, ListInstancesResponse};
 use chrono::Utc;
 
 use crate::auth::Principal;
+use crate::db::{instances as db, nodes};
 use crate::error::{ApiError, ApiResult};
-use crate::instances::{filter, render, store, InstanceRef};
+use crate::instances::{filter, render, InstanceRef, InstanceRow};
 use crate::paging;
 use crate::state::AppState;
+
+async fn find(state: &AppState, target: &InstanceRef) -> ApiResult<InstanceRow> {
+    db::get(&state.pool, &target.project, &target.region, &target.name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("instance '{}' not found", target.name)))
+}
 
 /// One instance.
 pub async fn get(
@@ -16,8 +23,8 @@ pub async fn get(
     target: &InstanceRef,
 ) -> ApiResult<Instance> {
     principal.check_project(&target.project)?;
-    let inst = store::get(&state.pool, &target.project, &target.region, &target.name).await?;
-    let nodes = store::nodes_of(&state.pool, &[inst.id]).await?;
+    let inst = find(state, target).await?;
+    let nodes = nodes::of_instances(&state.pool, &[inst.id]).await?;
     Ok(render::to_wire(
         &inst,
         &nodes,
@@ -55,7 +62,7 @@ pub async fn list(
     if region != "-" {
         crate::catalog::require_region(&state.pool, region).await?;
     }
-    let mut rows = store::list(&state.pool, project, region, &filter, after, size + 1).await?;
+    let mut rows = db::list(&state.pool, project, region, &filter, after, size + 1).await?;
     let next_page_token = if rows.len() as i64 > size {
         rows.truncate(size as usize);
         rows.last()
@@ -64,7 +71,7 @@ pub async fn list(
         None
     };
     let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
-    let nodes = store::nodes_of(&state.pool, &ids).await?;
+    let nodes = nodes::of_instances(&state.pool, &ids).await?;
     let now = Utc::now();
     Ok(ListInstancesResponse {
         instances: rows
@@ -82,7 +89,7 @@ pub async fn auth_string(
     target: &InstanceRef,
 ) -> ApiResult<InstanceAuthString> {
     principal.check_project(&target.project)?;
-    let inst = store::get(&state.pool, &target.project, &target.region, &target.name).await?;
+    let inst = find(state, target).await?;
     Ok(InstanceAuthString {
         auth_string: if inst.auth_enabled {
             inst.auth_string

@@ -3,73 +3,25 @@
 
 use std::time::Duration;
 
-use cacheplane_types::{
-    Instance, InstanceState, Node, NodeRole, NodeState, ReadReplicasMode, Tier,
-};
+use cacheplane_types::{Instance, Node, ReadReplicasMode};
 use chrono::{DateTime, Utc};
-use ipnet::IpNet;
 
-use crate::instances::store::{InstanceRow, NodeRow};
+use crate::db::instances::InstanceRow;
+use crate::db::nodes::NodeRow;
+use crate::instances::node_state::node_state;
 
 /// The etag of an instance version.
 pub fn etag(version: i64) -> String {
     format!("v{version}")
 }
 
-/// Whether the node's host has heartbeated within `timeout` of `now`.
-pub fn host_up(node: &NodeRow, now: DateTime<Utc>, timeout: Duration) -> bool {
-    node.host_last_heartbeat_at.is_some_and(|t| {
-        now.signed_duration_since(t)
-            .to_std()
-            .map_or(true, |age| age <= timeout)
-    })
-}
-
-/// The role stored for a node.
-pub fn role(node: &NodeRow) -> NodeRole {
-    NodeRole::parse(&node.role).unwrap_or(NodeRole::Replica)
-}
-
-/// A node's state from its desired state, its agent's last report and its host's
-/// heartbeat. READY means: its host applied the node's current configuration, the engine
-/// runs in the wanted role and, for a replica, its link to the primary is up.
-pub fn node_state(node: &NodeRow, now: DateTime<Utc>, host_timeout: Duration) -> NodeState {
-    if node.removing {
-        return NodeState::Deleting;
-    }
-    if !host_up(node, now, host_timeout) && node.host_last_heartbeat_at.is_some() {
-        return NodeState::Down;
-    }
-    let Some(report) = node.observed.as_ref().map(|j| &j.0) else {
-        return NodeState::Creating;
-    };
-    let current = node.host_applied_generation >= node.desired_generation
-        && node.observed_generation.unwrap_or(0) >= node.desired_generation;
-    if report.error.is_some() && current {
-        return NodeState::Failed;
-    }
-    if !report.process_up {
-        return if current {
-            NodeState::Down
-        } else {
-            NodeState::Creating
-        };
-    }
-    let linked = match role(node) {
-        NodeRole::Primary => report.role == Some(NodeRole::Primary),
-        NodeRole::Replica => {
-            report.role == Some(NodeRole::Replica) && report.master_link_up == Some(true)
-        }
-    };
-    if current && linked {
-        NodeState::Ready
+/// The read replicas mode of an instance.
+pub fn read_replicas_mode(inst: &InstanceRow) -> ReadReplicasMode {
+    if inst.read_replicas_enabled {
+        ReadReplicasMode::ReadReplicasEnabled
     } else {
-        NodeState::Creating
+        ReadReplicasMode::ReadReplicasDisabled
     }
-}
-
-fn addr(ip: &IpNet) -> String {
-    ip.addr().to_string()
 }
 
 /// The wire form of an instance with its (non-removed) nodes.
@@ -83,14 +35,10 @@ pub fn to_wire(
     Instance {
         name: inst.full_name(),
         display_name: inst.display_name.clone(),
-        tier: Tier::parse(&inst.tier_id).unwrap_or(Tier::Basic),
+        tier: inst.tier,
         memory_size_gb: inst.memory_size_gb,
         replica_count: inst.replica_count,
-        read_replicas_mode: if inst.read_replicas_enabled {
-            ReadReplicasMode::ReadReplicasEnabled
-        } else {
-            ReadReplicasMode::ReadReplicasDisabled
-        },
+        read_replicas_mode: read_replicas_mode(inst),
         location_id: inst.location_id.clone(),
         alternative_location_id: inst.alternative_location_id.clone(),
         redis_version: inst.redis_version.clone(),
@@ -106,7 +54,7 @@ pub fn to_wire(
         read_endpoint: inst.read_endpoint().map(|a| a.to_string()),
         read_endpoint_port: inst.read_endpoint().map(|_| port),
         auth_enabled: inst.auth_enabled,
-        state: InstanceState::parse(&inst.state).unwrap_or(InstanceState::Failed),
+        state: inst.state,
         status_message: inst.status_message.clone(),
         nodes: nodes
             .iter()
@@ -114,8 +62,8 @@ pub fn to_wire(
             .map(|n| Node {
                 id: n.id.to_string(),
                 zone: n.zone_id.clone(),
-                role: role(n),
-                address: addr(&n.address),
+                role: n.role,
+                address: n.address.addr().to_string(),
                 port,
                 state: node_state(n, now, host_timeout),
             })

@@ -1,5 +1,5 @@
-//! Validation rules for instance requests (SPEC §2, §4). Pure functions: each error
-//! names the field and the rule.
+//! Validation rules for instance requests (the field rules of `docs/architecture.md`).
+//! Pure functions: each error is INVALID_ARGUMENT naming the field and the rule it broke.
 
 use std::collections::BTreeMap;
 
@@ -30,13 +30,7 @@ pub const MAX_LABELS: usize = 64;
 /// Checks an instance id: 1–40 lowercase letters, digits and hyphens, starting with a
 /// letter and not ending with a hyphen.
 pub fn instance_id(field: &str, id: &str) -> ApiResult<()> {
-    let ok = (1..=40).contains(&id.len())
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && !id.ends_with('-')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if crate::ids::is_resource_id(id, 1, 40) {
         Ok(())
     } else {
         Err(ApiError::field(
@@ -199,6 +193,19 @@ pub fn redis_configs(configs: &BTreeMap<String, String>, memory_gb: i32) -> ApiR
         }
     }
     Ok(())
+}
+
+/// Checks engine settings as [`redis_configs`] does, then sets `maxmemory-policy` to the
+/// default when they name none.
+pub fn redis_configs_with_defaults(
+    mut configs: BTreeMap<String, String>,
+    memory_gb: i32,
+) -> ApiResult<BTreeMap<String, String>> {
+    redis_configs(&configs, memory_gb)?;
+    configs
+        .entry("maxmemory-policy".into())
+        .or_insert_with(|| DEFAULT_MAXMEMORY_POLICY.into());
+    Ok(configs)
 }
 
 fn label_part_ok(s: &str, may_be_empty: bool) -> bool {

@@ -1,0 +1,245 @@
+//! `operation` rows: long-running operations, which survive an API restart. Every
+//! write announces the change (at commit, through `crate::notify`) so that waiters on
+//! any API replica wake up.
+
+use cacheplane_types::{Instance, OperationVerb, Status};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::error::{constraint_of, ApiError, ApiResult};
+use crate::notify;
+
+/// An operation row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OperationRow {
+    /// Operation id.
+    pub id: Uuid,
+    /// Project.
+    pub project_id: String,
+    /// Region.
+    pub region_id: String,
+    /// What it does.
+    #[sqlx(try_from = "String")]
+    pub verb: OperationVerb,
+    /// Full name of the resource it acts on.
+    pub target: String,
+    /// The instance, while it exists.
+    pub instance_id: Option<Uuid>,
+    /// Finished.
+    pub done: bool,
+    /// Why it failed.
+    pub error: Option<Json<Status>>,
+    /// The instance as it stood when it succeeded.
+    pub response: Option<Json<Instance>>,
+    /// Percent done.
+    pub progress: i32,
+    /// What it is doing now.
+    pub status_detail: String,
+    /// Parameters for the background driver (e.g. the promoted node of a failover).
+    pub params: Json<serde_json::Value>,
+    /// Start time.
+    pub created_at: DateTime<Utc>,
+    /// End time.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// What a new operation is.
+#[derive(Debug)]
+pub struct NewOperation<'a> {
+    /// Its id (chosen before insertion so that a request row can point at it).
+    pub id: Uuid,
+    /// Project.
+    pub project: &'a str,
+    /// Region.
+    pub region: &'a str,
+    /// What it does.
+    pub verb: OperationVerb,
+    /// Full name of the resource.
+    pub target: String,
+    /// The instance, if it exists.
+    pub instance: Option<Uuid>,
+    /// What it is doing.
+    pub detail: &'a str,
+    /// Parameters for the background driver.
+    pub params: serde_json::Value,
+}
+
+/// Inserts a running operation. FAILED_PRECONDITION if the instance already runs one.
+pub async fn insert(conn: &mut PgConnection, op: NewOperation<'_>) -> ApiResult<OperationRow> {
+    let row = sqlx::query_as(
+        r#"insert into operation (id, project_id, region_id, verb, target, instance_id, status_detail, params)
+           values ($1, $2, $3, $4, $5, $6, $7, $8) returning *"#,
+    )
+    .bind(op.id)
+    .bind(op.project)
+    .bind(op.region)
+    .bind(op.verb.as_str())
+    .bind(&op.target)
+    .bind(op.instance)
+    .bind(op.detail)
+    .bind(Json(&op.params))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match constraint_of(&e) {
+        Some("operation_one_active_idx") => ApiError::FailedPrecondition(format!(
+            "{} has an operation in progress; wait for it to finish",
+            op.target
+        )),
+        _ => e.into(),
+    })?;
+    notify::operation_changed(conn, op.id).await?;
+    Ok(row)
+}
+
+/// Marks a running operation done with its result (`Ok(None)`: succeeded with no
+/// response).
+pub async fn finish(
+    conn: &mut PgConnection,
+    id: Uuid,
+    result: Result<Option<&Instance>, &Status>,
+) -> ApiResult<()> {
+    let (response, error) = match result {
+        Ok(i) => (i, None),
+        Err(s) => (None, Some(s)),
+    };
+    sqlx::query(
+        r#"update operation set done = true, ended_at = now(), progress = 100,
+               response = $2, error = $3,
+               status_detail = case when $3::jsonb is null then 'done' else 'failed' end
+           where id = $1 and not done"#,
+    )
+    .bind(id)
+    .bind(response.map(Json))
+    .bind(error.map(Json))
+    .execute(&mut *conn)
+    .await?;
+    notify::operation_changed(conn, id).await?;
+    Ok(())
+}
+
+/// Records the progress (0–99) of a running operation, when it changed.
+pub async fn set_progress(
+    conn: &mut PgConnection,
+    id: Uuid,
+    progress: i32,
+    detail: &str,
+) -> ApiResult<()> {
+    let changed = sqlx::query(
+        r#"update operation set progress = $2, status_detail = $3
+           where id = $1 and not done and (progress, status_detail) is distinct from ($2, $3)"#,
+    )
+    .bind(id)
+    .bind(progress.clamp(0, 99))
+    .bind(detail)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        notify::operation_changed(conn, id).await?;
+    }
+    Ok(())
+}
+
+/// One operation by id.
+pub async fn get_by_id(db: impl PgExecutor<'_>, id: Uuid) -> ApiResult<Option<OperationRow>> {
+    Ok(sqlx::query_as("select * from operation where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// One operation of a project and region.
+pub async fn get_in(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    region: &str,
+    id: Uuid,
+) -> ApiResult<Option<OperationRow>> {
+    Ok(sqlx::query_as(
+        "select * from operation where id = $1 and project_id = $2 and region_id = $3",
+    )
+    .bind(id)
+    .bind(project)
+    .bind(region)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Up to `limit` operations of a project in a region (`-`: every region), newest first,
+/// after the key `(created_at, id)`.
+pub async fn list_page(
+    db: impl PgExecutor<'_>,
+    project: &str,
+    region: &str,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> ApiResult<Vec<OperationRow>> {
+    Ok(sqlx::query_as(
+        r#"select * from operation
+           where project_id = $1 and ($2 = '-' or region_id = $2)
+             and ($3::timestamptz is null or (created_at, id) < ($3, $4))
+           order by created_at desc, id desc limit $5"#,
+    )
+    .bind(project)
+    .bind(region)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Unfinished operations on instances, oldest first (at most `limit`).
+pub async fn list_unfinished(db: impl PgExecutor<'_>, limit: i64) -> ApiResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "select id from operation where not done and instance_id is not null order by created_at limit $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Locks an unfinished operation for the rest of the transaction; `None` when it is done
+/// or another transaction holds it.
+pub async fn try_lock_unfinished(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> ApiResult<Option<OperationRow>> {
+    Ok(
+        sqlx::query_as("select * from operation where id = $1 and not done for update skip locked")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// The running operation of an instance, locked for the rest of the transaction.
+pub async fn lock_running_of(
+    conn: &mut PgConnection,
+    instance: Uuid,
+) -> ApiResult<Option<OperationRow>> {
+    Ok(
+        sqlx::query_as("select * from operation where instance_id = $1 and not done for update")
+            .bind(instance)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// Unfinished operations on the given instances or on any instance with a node on `host`.
+pub async fn list_unfinished_near(
+    conn: &mut PgConnection,
+    host: &str,
+    instances: &[Uuid],
+) -> ApiResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        r#"select o.id from operation o where not o.done and (o.instance_id = any($2)
+               or o.instance_id in (select instance_id from node where host_id = $1))"#,
+    )
+    .bind(host)
+    .bind(instances)
+    .fetch_all(&mut *conn)
+    .await?)
+}

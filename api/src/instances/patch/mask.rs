@@ -1,0 +1,63 @@
+//! `updateMask`: which fields of an instance a patch changes.
+
+use crate::error::{ApiError, ApiResult};
+
+/// Fields `updateMask` may name.
+pub const UPDATABLE: &[&str] = &[
+    "displayName",
+    "labels",
+    "memorySizeGb",
+    "replicaCount",
+    "redisConfigs",
+    "readReplicasMode",
+    "secondaryIpRange",
+];
+
+/// Parses `updateMask` into its fields.
+pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
+    let raw = raw
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::field(
+                "updateMask",
+                format!(
+                    "is required: a comma-separated list of {}",
+                    UPDATABLE.join(", ")
+                ),
+            )
+        })?;
+    let mut fields: Vec<String> = Vec::new();
+    for f in raw.split(',').map(str::trim) {
+        if !UPDATABLE.contains(&f) {
+            return Err(ApiError::field(
+                "updateMask",
+                format!(
+                    "'{f}' cannot be updated; updatable: {}",
+                    UPDATABLE.join(", ")
+                ),
+            ));
+        }
+        if !fields.iter().any(|x| x == f) {
+            fields.push(f.to_string());
+        }
+    }
+    let rr = fields.iter().any(|f| f == "readReplicasMode");
+    if rr
+        && fields
+            .iter()
+            .any(|f| f != "readReplicasMode" && f != "secondaryIpRange")
+    {
+        return Err(ApiError::field(
+            "updateMask",
+            "readReplicasMode must be changed on its own (with secondaryIpRange only)",
+        ));
+    }
+    if !rr && fields.iter().any(|f| f == "secondaryIpRange") {
+        return Err(ApiError::field(
+            "updateMask",
+            "secondaryIpRange goes with readReplicasMode",
+        ));
+    }
+    Ok(fields)
+}
