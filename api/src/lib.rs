@@ -51,8 +51,10 @@ pub fn init_logging(format: &str) {
     }
 }
 
-/// Connects, migrates, bootstraps the admin token, and serves until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Connects, migrates, bootstraps the admin token and starts the change notifier: the
+/// state every handler and the background worker share. `run` serves it; tests drive
+/// `http::app(state)` in-process.
+pub async fn connect(config: Config, shutdown: &CancellationToken) -> anyhow::Result<AppState> {
     let pool = PgPoolOptions::new()
         .max_connections(config.db_pool)
         .acquire_timeout(std::time::Duration::from_secs(10))
@@ -61,14 +63,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("connecting to Postgres")?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
     auth::bootstrap_admin_token(&pool, &config.admin_token).await?;
-
-    let shutdown = CancellationToken::new();
     let notifier = Notifier::start(&pool, shutdown.clone()).await?;
-    let state = AppState {
+    Ok(AppState {
         pool,
         config: Arc::new(config),
         notifier,
-    };
+    })
+}
+
+/// Connects (see [`connect`]) and serves until SIGTERM or Ctrl-C, with the background
+/// worker beside the handlers.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let state = connect(config, &shutdown).await?;
     let worker = tokio::spawn(background::run_worker(state.clone(), shutdown.clone()));
 
     let listener = tokio::net::TcpListener::bind(state.config.listen)

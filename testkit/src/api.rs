@@ -11,7 +11,6 @@
 use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -266,7 +265,7 @@ impl Api {
     /// Like `in_process`, with the server's command-line flags (e.g. `["--host-timeout",
     /// "1s"]`). `CACHEPLANE_*` variables of the environment apply too, as to the server.
     pub async fn in_process_with_args(db: &TestDb, args: &[&str]) -> Api {
-        use cacheplane_api::{auth, config::Config, http, notify::Notifier, reconcile};
+        use cacheplane_api::{background, config::Config, http};
         let admin_token = new_admin_token();
         let mut argv = vec![
             "cacheplane-api",
@@ -278,29 +277,11 @@ impl Api {
         argv.extend_from_slice(args);
         let config = Config::try_parse_from(argv)
             .unwrap_or_else(|e| panic!("cacheplane-api flags {args:?}: {e}"));
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(config.db_pool)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&config.database_url)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to {}: {e}", db.url));
-        cacheplane_api::MIGRATOR
-            .run(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("migrating {}: {e}", db.name()));
-        auth::bootstrap_admin_token(&pool, &admin_token)
-            .await
-            .unwrap_or_else(|e| panic!("bootstrapping the admin token: {e:#}"));
         let shutdown = CancellationToken::new();
-        let notifier = Notifier::start(&pool, shutdown.clone())
+        let state = cacheplane_api::connect(config, &shutdown)
             .await
-            .unwrap_or_else(|e| panic!("starting the notifier: {e:#}"));
-        let state = cacheplane_api::state::AppState {
-            pool,
-            config: Arc::new(config),
-            notifier,
-        };
-        tokio::spawn(reconcile::run_worker(state.clone(), shutdown.clone()));
+            .unwrap_or_else(|e| panic!("starting the API in-process on {}: {e:#}", db.name()));
+        tokio::spawn(background::run_worker(state.clone(), shutdown.clone()));
         Api {
             base: "http://in-process".into(),
             caller: Caller {
