@@ -8,6 +8,7 @@
 //!   admin-token             the API's admin token (generated once, mode 600)
 //!   api.pid api.log api.listen
 //!   pg.dir                  where the PostgreSQL cluster is (next line)
+//!   demo-auth               the demo instance's AUTH string (`local demo`, mode 600)
 //!   agents/HOST.pid HOST.log
 //!   agents/HOST/            the agent's data dir: nodes/ID/ per redis-server
 //! PG_DIR                    DATA_DIR/pg; as root, when the postgres user cannot reach

@@ -76,6 +76,7 @@ impl Default for LroArgs {
 /// How long a mutating command waits for its operation by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
+/// Runs `operations …`.
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     match cmd {
         Command::Describe { operation } => {
