@@ -175,6 +175,14 @@ impl Cluster {
                 .ok_or_else(|| anyhow!("no 'postgres' user"))?;
             std::os::unix::fs::chown(&self.dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
                 .with_context(|| format!("chown postgres {}", self.dir.display()))?;
+            if !postgres_can_reach(&self.dir) {
+                bail!(
+                    "the postgres user, which runs PostgreSQL as root, cannot reach {}: a \
+                     directory above it is closed to others; put the cluster elsewhere \
+                     (e.g. a directory of its own right under /tmp)",
+                    self.dir.display()
+                );
+            }
         }
         if self.data().join("PG_VERSION").exists() {
             return Ok(false);
@@ -278,7 +286,7 @@ impl Cluster {
 
     /// Runs `sql` in `database` of the cluster on `port` as its superuser; answers the
     /// output (unaligned, tuples only).
-    pub fn psql(&self, port: u16, database: &str, sql: &str) -> Result<String> {
+    fn psql(&self, port: u16, database: &str, sql: &str) -> Result<String> {
         let psql = Some(self.bindir.join("psql"))
             .filter(|p| process::is_executable(p))
             .unwrap_or_else(|| PathBuf::from("psql"));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context as _};
 use serde::Serialize;
 
-use super::{postgres, say};
+use super::{port_free, postgres, say};
 use crate::error::{Error, Result};
 use crate::output::{emit, shell_quote, Format};
 
@@ -107,6 +107,11 @@ fn start(dir: &Path, port: Option<u16>) -> Result<Started> {
             running
         }
         (None, Some(port)) => {
+            if !port_free(port) {
+                return Err(Error::Usage(format!(
+                    "port {port} is taken by another program; pass another --port, or none"
+                )));
+            }
             cluster.start(port)?;
             port
         }
