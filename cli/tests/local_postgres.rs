@@ -181,6 +181,32 @@ fn stop_never_removes_what_is_not_a_cluster() {
     assert!(precious.exists());
 }
 
+#[test]
+fn a_taken_port_is_a_usage_error() {
+    let dir = ClusterDir::new();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let out = cachectl()
+        .args([
+            "local",
+            "postgres",
+            "start",
+            "--dir",
+            dir.arg(),
+            "--port",
+            &port,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} is taken")),
+        "{stderr}"
+    );
+    assert!(!dir.0.join("data/postmaster.pid").exists());
+}
+
 /// scripts/lib/pg.sh keeps its interface: `run -- CMD` gives CMD a cluster it may create
 /// databases in, then removes it.
 #[test]
