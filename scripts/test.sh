@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test of the workspace against a real
 # PostgreSQL, then the contract tests (scripts/schemathesis.sh: schemathesis against
-# openapi.yaml). Installs what is missing, starts a throwaway PostgreSQL cluster unless
+# openapi.yaml). Installs what is missing, builds the binaries, starts a throwaway
+# PostgreSQL cluster (`cachectl local postgres`, through scripts/lib/pg.sh) unless
 # DATABASE_URL is already set, and removes it again at the end. Exits non-zero on any
 # failure.
 #
@@ -48,6 +49,11 @@ main() {
     step "cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings
 
+    # The end-to-end tests start the agent binary next to the API's, and the throwaway
+    # cluster is cachectl's (`cachectl local postgres`): build them all first.
+    step "cargo build --workspace --bins"
+    cargo build --workspace --bins
+
     if [[ -z ${DATABASE_URL:-} ]]; then
         step "throwaway PostgreSQL"
         pg_start_throwaway # stopped and removed by its EXIT trap
@@ -56,10 +62,6 @@ main() {
     fi
     export DATABASE_URL
     export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
-
-    # The end-to-end tests start the agent binary next to the API's.
-    step "cargo build --workspace --bins"
-    cargo build --workspace --bins
 
     if cargo nextest --version >/dev/null 2>&1; then
         step "cargo nextest run --workspace --no-fail-fast $*"

@@ -103,7 +103,7 @@ enum Command {
     #[command(subcommand)]
     Config(cmd::config::Command),
     /// The local stack on this machine (PostgreSQL, the API, three node agents): up,
-    /// down, status.
+    /// down, status, and the demo cache.
     #[cfg(unix)]
     #[command(subcommand)]
     Local(cmd::local::Command),

@@ -102,6 +102,17 @@ pub fn wire<T: Serialize>(v: &T) -> String {
     }
 }
 
+/// `v` as the shell reads it back: as is when it holds only characters the shell takes
+/// literally, else in single quotes. An empty value stays empty (as in `REDISAUTH=`).
+pub fn shell_quote(v: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:/@%+,".contains(c);
+    if v.chars().all(plain) {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cacheplane_types::Tier;
@@ -132,5 +143,15 @@ mod tests {
         assert_eq!(wire(&Tier::StandardHa), "STANDARD_HA");
         let m = BTreeMap::from([("a".to_string(), "1".to_string()), ("b".into(), "2".into())]);
         assert_eq!(map(&m), "a=1,b=2");
+    }
+
+    #[test]
+    fn quotes_for_the_shell() {
+        assert_eq!(shell_quote("127.64.0.1"), "127.64.0.1");
+        assert_eq!(shell_quote(""), "");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$x"), "'$x'");
     }
 }

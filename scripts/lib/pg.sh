@@ -1,7 +1,13 @@
 # shellcheck shell=bash
 #
-# Helpers for scripts/test.sh and scripts/dev.sh: install missing Debian packages and
-# run a throwaway PostgreSQL cluster.
+# Helpers for the scripts (test.sh, dev.sh, schemathesis.sh, bench.sh): install missing
+# Debian packages, run cleanups when the shell exits, and run a throwaway PostgreSQL
+# cluster. The cluster itself is `cachectl local postgres start|stop` (hidden), the same
+# code as `cachectl local up`'s: initdb, pg_ctl, a free port, and, as root, the cluster
+# owned and run by the `postgres` user (initdb and pg_ctl refuse root); otherwise it runs
+# as the current user. DATABASE_URL names the superuser `postgres`, who may create
+# databases (the tests do). This file builds cachectl (target/debug) when it is missing
+# or older than its sources, unless CACHEPLANE_CACHECTL_BIN names one.
 #
 # Source it:
 #   source scripts/lib/pg.sh
@@ -14,9 +20,6 @@
 #   psql "$DATABASE_URL" -c 'select 1'
 #   bash scripts/lib/pg.sh stop              # uses $CACHEPLANE_PG_DIR
 #   bash scripts/lib/pg.sh run -- CMD ARGS   # throwaway cluster around one command
-#
-# As root the cluster runs as the `postgres` user (initdb and pg_ctl refuse root);
-# otherwise it runs as the current user.
 
 # ---------------------------------------------------------------------------------------
 # logging, cleanup stack
@@ -90,6 +93,8 @@ ensure_pkg() {
 
 # Prints the directory holding initdb/pg_ctl/postgres, or fails.
 # Order: $PG_BINDIR, `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin, PATH.
+# ensure_postgres needs it to know whether to install PostgreSQL, and exports the answer
+# as PG_BINDIR, which cachectl takes first: both run the same programs.
 pg_bindir() {
     local d
     if [[ -n ${PG_BINDIR:-} && -x ${PG_BINDIR}/initdb ]]; then
@@ -132,41 +137,6 @@ ensure_postgres() {
 }
 
 # ---------------------------------------------------------------------------------------
-# running as the cluster's owner
-
-# True when we are root and must hand the cluster to the postgres user.
-_pg_needs_owner() { [[ $(id -u) -eq 0 ]]; }
-
-# _pg_owner_run DIR CMD...: runs CMD in DIR as the cluster owner (postgres when root).
-_pg_owner_run() {
-    local dir=$1
-    shift
-    if _pg_needs_owner; then
-        id postgres >/dev/null 2>&1 ||
-            pg_die "running as root but there is no 'postgres' user (apt-get install postgresql creates it)" ||
-            return 1
-        if command -v runuser >/dev/null 2>&1; then
-            (cd "$dir" && runuser -u postgres -- "$@")
-        else
-            local q
-            q=$(printf '%q ' "$@")
-            (cd "$dir" && su -s /bin/bash postgres -c "$q")
-        fi
-    else
-        (cd "$dir" && "$@")
-    fi
-}
-
-# _pg_prepare_owned_dir DIR: creates DIR and gives it to the cluster owner.
-_pg_prepare_owned_dir() {
-    mkdir -p "$1"
-    chmod 700 "$1"
-    if _pg_needs_owner; then
-        chown postgres:postgres "$1"
-    fi
-}
-
-# ---------------------------------------------------------------------------------------
 # ports
 
 # True when something accepts TCP connections on 127.0.0.1:PORT.
@@ -175,7 +145,8 @@ pg_port_in_use() {
 }
 
 # Prints a port on 127.0.0.1 nobody is listening on (best effort; the caller retries on
-# a bind failure).
+# a bind failure). For the other servers the scripts start (schemathesis.sh's API):
+# PostgreSQL's port is cachectl's choice.
 pg_free_port() {
     local port i
     for ((i = 0; i < 100; i++)); do
@@ -189,55 +160,41 @@ pg_free_port() {
 }
 
 # ---------------------------------------------------------------------------------------
-# cluster lifecycle (works on any directory; used by the throwaway and the dev cluster)
+# cachectl, which runs the cluster
 
-# pg_init_cluster DIR: initdb into DIR/data unless it is already a cluster.
-pg_init_cluster() {
-    local dir=$1
-    [[ -n ${PG_BINDIR:-} ]] || ensure_postgres || return 1
-    _pg_prepare_owned_dir "$dir"
-    if [[ -f $dir/data/PG_VERSION ]]; then
+_CP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# cp_ensure_cachectl: sets CP_CACHECTL to the cachectl binary: $CACHEPLANE_CACHECTL_BIN,
+# else target/debug/cachectl, built first when it is missing or older than its sources.
+CP_CACHECTL=
+cp_ensure_cachectl() {
+    if [[ -n ${CACHEPLANE_CACHECTL_BIN:-} ]]; then
+        [[ -x $CACHEPLANE_CACHECTL_BIN ]] ||
+            pg_die "CACHEPLANE_CACHECTL_BIN=$CACHEPLANE_CACHECTL_BIN is not executable" ||
+            return 1
+        CP_CACHECTL=$CACHEPLANE_CACHECTL_BIN
         return 0
     fi
-    pg_log "initdb $dir/data"
-    _pg_owner_run "$dir" "$PG_BINDIR/initdb" -D "$dir/data" --auth=trust -U postgres \
-        -E UTF8 --locale=C --no-sync >"$dir/initdb.log" 2>&1 || {
-        tail -n 30 "$dir/initdb.log" >&2
-        pg_die "initdb failed (log: $dir/initdb.log)"
-        return 1
-    }
-}
-
-# pg_cluster_running DIR: true when the cluster in DIR/data is up.
-pg_cluster_running() {
-    local dir=$1
-    [[ -f $dir/data/postmaster.pid ]] || return 1
-    _pg_owner_run "$dir" "$PG_BINDIR/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
-}
-
-# pg_start_cluster DIR PORT: starts the cluster in DIR/data listening on 127.0.0.1:PORT
-# with its socket in DIR, waits until it accepts connections. Log: DIR/postgres.log.
-pg_start_cluster() {
-    local dir=$1 port=$2 i
-    [[ -n ${PG_BINDIR:-} ]] || ensure_postgres || return 1
-    _pg_owner_run "$dir" "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=300" \
-        start >&2 || return 1
-    for ((i = 0; i < 300; i++)); do
-        if "$PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; then
+    local bin=${CARGO_TARGET_DIR:-$_CP_ROOT/target}/debug/cachectl newer=
+    if [[ -x $bin ]]; then
+        # What the binary is built from (its tests are not).
+        newer=$(find "$_CP_ROOT/cli" "$_CP_ROOT/types" "$_CP_ROOT/Cargo.toml" "$_CP_ROOT/Cargo.lock" \
+            -type f -newer "$bin" -not -path '*/tests/*' \
+            \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) -print -quit 2>/dev/null || true)
+        if [[ -z $newer ]]; then
+            CP_CACHECTL=$bin
             return 0
         fi
-        sleep 0.1
-    done
-    pg_die "PostgreSQL on port $port did not become ready (log: $dir/postgres.log)"
-}
-
-# pg_stop_cluster DIR: fast shutdown of the cluster in DIR/data (no-op when not running).
-pg_stop_cluster() {
-    local dir=$1
-    [[ -n ${PG_BINDIR:-} ]] || PG_BINDIR=$(pg_bindir) || return 1
-    [[ -f $dir/data/postmaster.pid ]] || return 0
-    _pg_owner_run "$dir" "$PG_BINDIR/pg_ctl" -D "$dir/data" stop -m fast -w -t 60 >&2
+    fi
+    command -v cargo >/dev/null 2>&1 ||
+        pg_die "cargo not found: install a Rust toolchain (rustup), or set CACHEPLANE_CACHECTL_BIN" ||
+        return 1
+    pg_log "cargo build -p cachectl --bin cachectl"
+    (cd "$_CP_ROOT" && cargo build -p cachectl --bin cachectl >&2) ||
+        pg_die "building cachectl failed" || return 1
+    # Cargo leaves an up-to-date binary as it is: mark it as checked against its sources.
+    touch "$bin"
+    CP_CACHECTL=$bin
 }
 
 # ---------------------------------------------------------------------------------------
@@ -249,33 +206,23 @@ pg_stop_cluster() {
 # stop it with pg_stop_throwaway DIR). Temp base: $CACHEPLANE_PG_TMPDIR or /tmp (it must
 # be reachable by the postgres user when running as root).
 pg_start_throwaway() {
-    local trap_it=1 dir port attempt
+    local trap_it=1 dir exports
     if [[ ${1:-} == --no-trap ]]; then
         trap_it=0
     fi
     ensure_postgres || return 1
+    cp_ensure_cachectl || return 1
     dir=$(mktemp -d "${CACHEPLANE_PG_TMPDIR:-/tmp}/cacheplane-pg.XXXXXX") || return 1
     if [[ $trap_it -eq 1 ]]; then
         cp_on_exit "pg_stop_throwaway '$dir'"
     fi
-    pg_init_cluster "$dir" || return 1
-    for ((attempt = 1; attempt <= 5; attempt++)); do
-        port=$(pg_free_port) || return 1
-        if pg_start_cluster "$dir" "$port"; then
-            export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
-            export CACHEPLANE_PG_DIR=$dir CACHEPLANE_PG_PORT=$port
-            pg_log "PostgreSQL ready at $DATABASE_URL (dir $dir)"
-            return 0
-        fi
-        if grep -q 'could not bind\|Address already in use' "$dir/postgres.log" 2>/dev/null; then
-            pg_log "port $port taken; retrying ($attempt/5)"
-            continue
-        fi
-        tail -n 30 "$dir/postgres.log" >&2 || true
+    if ! exports=$("$CP_CACHECTL" local postgres start --dir "$dir"); then
+        [[ $trap_it -eq 1 ]] || pg_stop_throwaway "$dir"
         pg_die "PostgreSQL failed to start (log: $dir/postgres.log)"
         return 1
-    done
-    pg_die "PostgreSQL failed to start after 5 attempts (log: $dir/postgres.log)"
+    fi
+    eval "$exports"
+    pg_log "PostgreSQL ready at $DATABASE_URL (dir $dir)"
 }
 
 # pg_stop_throwaway [DIR]: stops the throwaway cluster and removes its directory.
@@ -289,12 +236,13 @@ pg_stop_throwaway() {
         return 1
         ;;
     esac
-    pg_stop_cluster "$dir" || pg_log "pg_ctl stop failed; removing $dir anyway"
-    rm -rf -- "$dir"
+    if [[ -z $CP_CACHECTL ]]; then
+        cp_ensure_cachectl || return 1
+    fi
+    "$CP_CACHECTL" local postgres stop --dir "$dir" --remove || return 1
     if [[ ${CACHEPLANE_PG_DIR:-} == "$dir" ]]; then
         unset CACHEPLANE_PG_DIR CACHEPLANE_PG_PORT DATABASE_URL
     fi
-    pg_log "stopped and removed $dir"
 }
 
 # ---------------------------------------------------------------------------------------

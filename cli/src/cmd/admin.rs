@@ -62,6 +62,7 @@ pub enum TokensCommand {
     },
 }
 
+/// Runs `hosts …`.
 pub async fn hosts(ctx: &Ctx, cmd: HostsCommand) -> Result<()> {
     match cmd {
         HostsCommand::List => {
@@ -131,6 +132,7 @@ fn memory(h: &Host) -> String {
     )
 }
 
+/// Runs `tokens …`.
 pub async fn tokens(ctx: &Ctx, cmd: TokensCommand) -> Result<()> {
     match cmd {
         TokensCommand::Create { host, description } => {

@@ -34,6 +34,7 @@ pub enum TiersCommand {
     List,
 }
 
+/// Runs `regions …`.
 pub async fn regions(ctx: &Ctx, cmd: RegionsCommand) -> Result<()> {
     let RegionsCommand::List = cmd;
     let r: ListRegionsResponse = ctx.client.get(&["v1", "regions"], &[]).await?;
@@ -47,6 +48,7 @@ pub async fn regions(ctx: &Ctx, cmd: RegionsCommand) -> Result<()> {
     })
 }
 
+/// Runs `zones …`.
 pub async fn zones(ctx: &Ctx, cmd: ZonesCommand) -> Result<()> {
     let ZonesCommand::List = cmd;
     let region = ctx.region()?;
@@ -64,6 +66,7 @@ pub async fn zones(ctx: &Ctx, cmd: ZonesCommand) -> Result<()> {
     })
 }
 
+/// Runs `tiers …`.
 pub async fn tiers(ctx: &Ctx, cmd: TiersCommand) -> Result<()> {
     let TiersCommand::List = cmd;
     let r: ListTiersResponse = ctx.client.get(&["v1", "tiers"], &[]).await?;

@@ -36,6 +36,7 @@ pub enum Command {
     Path,
 }
 
+/// Runs `config …` on the file at `path`.
 pub fn run(path: &Path, cmd: Command) -> Result<()> {
     match cmd {
         Command::Set { key, value } => {

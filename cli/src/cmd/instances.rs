@@ -1,22 +1,32 @@
-//! `cachectl instances …`: the managed caches.
-
-use std::collections::BTreeMap;
+//! `cachectl instances …`: the managed caches. The flags of create, update and scale are
+//! in `args`, what each of those does in its own module, and how an instance is shown in
+//! `view`.
 
 use cacheplane_types::{
-    CreateInstanceRequest, DataProtectionMode, FailoverRequest, Instance, InstanceAuthString,
-    ListInstancesResponse, Operation, PatchInstanceRequest, ReadReplicasMode, Tier,
+    FailoverRequest, Instance, InstanceAuthString, ListInstancesResponse, Operation,
 };
 
+mod args;
+mod create;
+mod finish;
+mod update;
 mod view;
 
-pub use view::print;
+pub use create::post_create;
+pub use view::{print, table};
 
+use super::list::list;
 use super::operations::{self, LroArgs};
-use super::{confirm, parse_kv, Ctx, Located};
+use super::{confirm, Ctx, Located};
 use crate::error::{Error, Result};
 use crate::output::{self, emit, Format};
+use args::{CreateArgs, DataProtectionArg, ScaleArgs, UpdateArgs};
+use create::create;
+use finish::{finish, print_async, request_id};
+use update::update;
 
-const COLLECTION: &str = "instances";
+/// The API's name for the collection.
+pub const COLLECTION: &str = "instances";
 
 /// Managed Redis caches.
 #[derive(Debug, clap::Subcommand)]
@@ -123,163 +133,7 @@ pub enum Command {
     },
 }
 
-/// `--tier`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TierArg {
-    /// One node, no replicas (BASIC).
-    Basic,
-    /// A primary and replicas across zones with automatic failover (STANDARD_HA).
-    StandardHa,
-}
-
-impl From<TierArg> for Tier {
-    fn from(t: TierArg) -> Tier {
-        match t {
-            TierArg::Basic => Tier::Basic,
-            TierArg::StandardHa => Tier::StandardHa,
-        }
-    }
-}
-
-/// `--read-replicas-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReadReplicasArg {
-    /// A read endpoint spreads connections over the replicas.
-    Enabled,
-    /// No read endpoint.
-    Disabled,
-}
-
-impl From<ReadReplicasArg> for ReadReplicasMode {
-    fn from(m: ReadReplicasArg) -> ReadReplicasMode {
-        match m {
-            ReadReplicasArg::Enabled => ReadReplicasMode::ReadReplicasEnabled,
-            ReadReplicasArg::Disabled => ReadReplicasMode::ReadReplicasDisabled,
-        }
-    }
-}
-
-/// `--data-protection-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DataProtectionArg {
-    /// Refuse while the best replica lags by 30 MB or more.
-    LimitedDataLoss,
-    /// Fail over whatever the lag.
-    ForceDataLoss,
-}
-
-impl From<DataProtectionArg> for DataProtectionMode {
-    fn from(m: DataProtectionArg) -> DataProtectionMode {
-        match m {
-            DataProtectionArg::LimitedDataLoss => DataProtectionMode::LimitedDataLoss,
-            DataProtectionArg::ForceDataLoss => DataProtectionMode::ForceDataLoss,
-        }
-    }
-}
-
-/// `instances create`.
-#[derive(Debug, clap::Args)]
-pub struct CreateArgs {
-    /// The new instance's id: 1-40 lowercase letters, digits or hyphens.
-    instance: String,
-    /// The service tier.
-    #[arg(long, value_enum, default_value_t = TierArg::Basic)]
-    tier: TierArg,
-    /// Memory limit in GB (GiB).
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
-    size: i64,
-    /// Replicas (STANDARD_HA): 1 without read replicas, 1-5 with them. More than 1
-    /// enables read replicas unless --read-replicas-mode says otherwise.
-    #[arg(long, allow_negative_numbers = true)]
-    replica_count: Option<i64>,
-    /// Serve reads from the replicas on a read endpoint (STANDARD_HA).
-    #[arg(long, value_enum)]
-    read_replicas_mode: Option<ReadReplicasArg>,
-    /// Zone of the primary (chosen by the system if omitted).
-    #[arg(long)]
-    zone: Option<String>,
-    /// Zone of the first replica (STANDARD_HA; chosen by the system if omitted).
-    #[arg(long)]
-    alternative_zone: Option<String>,
-    /// The network to reach it from, by id or full name (default: `default`).
-    #[arg(long)]
-    network: Option<String>,
-    /// The instance's address range: a CIDR of /28 or larger inside the network's pool
-    /// (allocated if omitted).
-    #[arg(long)]
-    reserved_ip_range: Option<String>,
-    /// Engine version, e.g. REDIS_7_0 (the default).
-    #[arg(long)]
-    redis_version: Option<String>,
-    /// Engine settings, KEY=VALUE[,KEY=VALUE…], e.g. maxmemory-policy=allkeys-lru.
-    #[arg(long, value_parser = parse_kv, value_delimiter = ',')]
-    redis_config: Vec<(String, String)>,
-    /// Labels, KEY=VALUE[,KEY=VALUE…].
-    #[arg(long, value_parser = parse_kv, value_delimiter = ',')]
-    labels: Vec<(String, String)>,
-    /// Free text for people, at most 80 characters.
-    #[arg(long)]
-    display_name: Option<String>,
-    /// Let clients in without AUTH (AUTH is on by default).
-    #[arg(long)]
-    no_auth: bool,
-    #[command(flatten)]
-    lro: LroArgs,
-}
-
-/// `instances update`.
-#[derive(Debug, Default, clap::Args)]
-pub struct UpdateArgs {
-    /// The instance's id, or its full name.
-    instance: String,
-    /// New memory limit in GB.
-    #[arg(long, allow_negative_numbers = true)]
-    size: Option<i64>,
-    /// New number of replicas.
-    #[arg(long, allow_negative_numbers = true)]
-    replica_count: Option<i64>,
-    /// `enabled` turns read replicas on (alone, without other changes).
-    #[arg(long, value_enum)]
-    read_replicas_mode: Option<ReadReplicasArg>,
-    /// With --read-replicas-mode enabled: the further /28 the read endpoint needs, or
-    /// `auto` (the default) to allocate one.
-    #[arg(long, requires = "read_replicas_mode")]
-    secondary_ip_range: Option<String>,
-    /// Engine settings to set, KEY=VALUE[,KEY=VALUE…].
-    #[arg(long, value_parser = parse_kv, value_delimiter = ',')]
-    update_redis_config: Vec<(String, String)>,
-    /// Engine settings to remove, KEY[,KEY…].
-    #[arg(long, value_delimiter = ',')]
-    remove_redis_config: Vec<String>,
-    /// Labels to set, KEY=VALUE[,KEY=VALUE…].
-    #[arg(long, value_parser = parse_kv, value_delimiter = ',')]
-    update_labels: Vec<(String, String)>,
-    /// Labels to remove, KEY[,KEY…].
-    #[arg(long, value_delimiter = ',')]
-    remove_labels: Vec<String>,
-    /// New display name.
-    #[arg(long)]
-    display_name: Option<String>,
-    #[command(flatten)]
-    lro: LroArgs,
-}
-
-/// `instances scale`.
-#[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["size", "replica_count"])))]
-pub struct ScaleArgs {
-    /// The instance's id, or its full name.
-    instance: String,
-    /// New memory limit in GB.
-    #[arg(long, allow_negative_numbers = true)]
-    size: Option<i64>,
-    /// New number of replicas.
-    #[arg(long, allow_negative_numbers = true)]
-    replica_count: Option<i64>,
-    #[command(flatten)]
-    lro: LroArgs,
-}
-
+/// Runs `instances …`.
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     match cmd {
         Command::Create(a) => create(ctx, a).await,
@@ -287,13 +141,17 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             let inst = get(ctx, &ctx.located(COLLECTION, &instance)?).await?;
             print(ctx.format, &inst)
         }
-        Command::List { filter, limit } => list(ctx, filter, limit).await,
+        Command::List { filter, limit } => {
+            let path = ctx.list_path(COLLECTION)?;
+            let filter: Vec<(&str, &str)> = filter.iter().map(|f| ("filter", f.as_str())).collect();
+            let all = list::<ListInstancesResponse>(ctx, &path, &filter, limit).await?;
+            emit(ctx.format, &all, |all| view::list_table(all))
+        }
         Command::Update(a) => update(ctx, a).await,
         Command::Scale(a) => {
             let args = UpdateArgs {
                 instance: a.instance,
-                size: a.size,
-                replica_count: a.replica_count,
+                resize: a.resize,
                 lro: a.lro,
                 ..UpdateArgs::default()
             };
@@ -308,16 +166,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             instance,
             data_protection_mode,
             lro,
-        } => {
-            let l = ctx.located(COLLECTION, &instance)?;
-            let mut path = l.path(COLLECTION);
-            path.push("failover");
-            let body = FailoverRequest {
-                data_protection_mode: Some(data_protection_mode.into()),
-            };
-            let op: Operation = ctx.client.post(&path, &request_id(&lro), &body).await?;
-            finish(ctx, op, &lro).await
-        }
+        } => failover(ctx, &instance, data_protection_mode, lro).await,
         Command::GetAuthString { instance } => {
             let auth = auth_string(ctx, &ctx.located(COLLECTION, &instance)?).await?;
             emit(ctx.format, &auth, |a| {
@@ -338,187 +187,43 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     }
 }
 
-async fn get(ctx: &Ctx, l: &Located) -> Result<Instance> {
+/// The instance `l`.
+pub async fn get(ctx: &Ctx, l: &Located) -> Result<Instance> {
     ctx.client.get(&l.path(COLLECTION), &[]).await
 }
 
-async fn auth_string(ctx: &Ctx, l: &Located) -> Result<InstanceAuthString> {
+/// The instance `l`, or `None` when there is no such instance.
+pub async fn find(ctx: &Ctx, l: &Located) -> Result<Option<Instance>> {
+    match get(ctx, l).await {
+        Ok(inst) => Ok(Some(inst)),
+        Err(Error::Api { status, .. }) if status.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The AUTH string of the instance `l`.
+pub async fn auth_string(ctx: &Ctx, l: &Located) -> Result<InstanceAuthString> {
     let mut path = l.path(COLLECTION);
     path.push("authString");
     ctx.client.get(&path, &[]).await
 }
 
-fn request_id(lro: &LroArgs) -> Vec<(&'static str, &str)> {
-    lro.request_id
-        .as_deref()
-        .map(|r| vec![("requestId", r)])
-        .unwrap_or_default()
-}
-
-/// The read replicas mode to ask for: the user's, or enabled when they asked STANDARD_HA
-/// for more than one replica (the only way the API allows that), with a note saying so.
-fn read_replicas_for(
-    tier: TierArg,
-    replicas: Option<i64>,
-    mode: Option<ReadReplicasArg>,
-) -> (Option<ReadReplicasMode>, bool) {
-    match (tier, replicas, mode) {
-        (_, _, Some(m)) => (Some(m.into()), false),
-        (TierArg::StandardHa, Some(n), None) if n > 1 => {
-            (Some(ReadReplicasMode::ReadReplicasEnabled), true)
-        }
-        _ => (None, false),
-    }
-}
-
-async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
-    let l = ctx.located(COLLECTION, &a.instance)?;
-    let (mode, implied) = read_replicas_for(a.tier, a.replica_count, a.read_replicas_mode);
-    if implied {
-        eprintln!(
-            "note: enabling read replicas: STANDARD_HA allows more than one replica only with \
-             them (pass --read-replicas-mode disabled to refuse)"
-        );
-    }
-    let req = CreateInstanceRequest {
-        display_name: a.display_name,
-        tier: a.tier.into(),
-        memory_size_gb: a.size,
-        replica_count: a.replica_count,
-        read_replicas_mode: mode,
-        location_id: a.zone,
-        alternative_location_id: a.alternative_zone,
-        redis_version: a.redis_version,
-        redis_configs: a.redis_config.into_iter().collect(),
-        authorized_network: a.network,
-        reserved_ip_range: a.reserved_ip_range,
-        auth_enabled: a.no_auth.then_some(false),
-        labels: a.labels.into_iter().collect(),
+async fn failover(ctx: &Ctx, instance: &str, mode: DataProtectionArg, lro: LroArgs) -> Result<()> {
+    let l = ctx.located(COLLECTION, instance)?;
+    let mut path = l.path(COLLECTION);
+    path.push("failover");
+    let body = FailoverRequest {
+        data_protection_mode: Some(mode.into()),
     };
-    let mut query = vec![("instanceId", l.id.as_str())];
-    query.extend(request_id(&a.lro));
-    let op: Operation = ctx
-        .client
-        .post(&l.collection(COLLECTION), &query, &req)
-        .await?;
-    finish(ctx, op, &a.lro).await
+    let op: Operation = ctx.client.post(&path, &request_id(&lro), &body).await?;
+    finish(ctx, op, &lro).await
 }
 
-async fn list(ctx: &Ctx, filter: Option<String>, limit: usize) -> Result<()> {
-    let project = ctx.project()?;
-    let path = [
-        "v1",
-        "projects",
-        project,
-        "locations",
-        ctx.region_or_all(),
-        COLLECTION,
-    ];
-    let mut all: Vec<Instance> = Vec::new();
-    let mut token: Option<String> = None;
-    while all.len() < limit {
-        let size = (limit - all.len()).min(1000).to_string();
-        let mut query = vec![("pageSize", size.as_str())];
-        if let Some(f) = &filter {
-            query.push(("filter", f));
-        }
-        if let Some(t) = &token {
-            query.push(("pageToken", t));
-        }
-        let page: ListInstancesResponse = ctx.client.get(&path, &query).await?;
-        all.extend(page.instances);
-        match page.next_page_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break,
-        }
-    }
-    all.truncate(limit);
-    emit(ctx.format, &all, |all| view::list_table(all))
-}
-
-/// Builds the patch and its update mask from the flags. Engine settings and labels are
-/// whole maps on the wire, so changing some keys means reading the instance and sending
-/// the merged map with the etag read (the API refuses it if the instance changed since).
-async fn update(ctx: &Ctx, a: UpdateArgs) -> Result<()> {
-    let l = ctx.located(COLLECTION, &a.instance)?;
-    let lro = &a.lro;
-    let mut mask: Vec<&str> = Vec::new();
-    let mut req = PatchInstanceRequest::default();
-    let changes_configs = !a.update_redis_config.is_empty() || !a.remove_redis_config.is_empty();
-    let changes_labels = !a.update_labels.is_empty() || !a.remove_labels.is_empty();
-    let others = a.size.is_some()
-        || a.replica_count.is_some()
-        || a.display_name.is_some()
-        || changes_configs
-        || changes_labels;
-    if let Some(mode) = a.read_replicas_mode {
-        if others {
-            return Err(Error::Usage(
-                "--read-replicas-mode is changed on its own: run the other changes in a \
-                 second `cachectl instances update`"
-                    .into(),
-            ));
-        }
-        req.read_replicas_mode = Some(mode.into());
-        mask.push("readReplicasMode");
-        if mode == ReadReplicasArg::Enabled {
-            req.secondary_ip_range = Some(a.secondary_ip_range.unwrap_or_else(|| "auto".into()));
-            mask.push("secondaryIpRange");
-        }
-    } else if !others {
-        return Err(Error::Usage(
-            "nothing to change: pass --size, --replica-count, --read-replicas-mode, \
-             --update-redis-config, --remove-redis-config, --update-labels, --remove-labels \
-             or --display-name"
-                .into(),
-        ));
-    }
-    if let Some(gb) = a.size {
-        req.memory_size_gb = Some(gb);
-        mask.push("memorySizeGb");
-    }
-    if let Some(n) = a.replica_count {
-        req.replica_count = Some(n);
-        mask.push("replicaCount");
-    }
-    if let Some(d) = a.display_name {
-        req.display_name = Some(d);
-        mask.push("displayName");
-    }
-    if changes_configs || changes_labels {
-        let current = get(ctx, &l).await?;
-        req.etag = Some(current.etag.clone());
-        if changes_configs {
-            let merged = merge(
-                current.redis_configs,
-                a.update_redis_config,
-                &a.remove_redis_config,
-            );
-            req.redis_configs = Some(merged);
-            mask.push("redisConfigs");
-        }
-        if changes_labels {
-            req.labels = Some(merge(current.labels, a.update_labels, &a.remove_labels));
-            mask.push("labels");
-        }
-    }
-    let mask = mask.join(",");
-    let mut query = vec![("updateMask", mask.as_str())];
-    query.extend(request_id(lro));
-    let op: Operation = ctx.client.patch(&l.path(COLLECTION), &query, &req).await?;
-    finish(ctx, op, lro).await
-}
-
-fn merge(
-    mut map: BTreeMap<String, String>,
-    set: Vec<(String, String)>,
-    remove: &[String],
-) -> BTreeMap<String, String> {
-    for k in remove {
-        map.remove(k.trim());
-    }
-    map.extend(set);
-    map
+/// Starts deleting the instance `l` (the delete operation).
+pub async fn post_delete(ctx: &Ctx, l: &Located, lro: &LroArgs) -> Result<Operation> {
+    ctx.client
+        .delete(&l.path(COLLECTION), &request_id(lro))
+        .await
 }
 
 async fn delete(ctx: &Ctx, instance: &str, quiet: bool, lro: LroArgs) -> Result<()> {
@@ -530,10 +235,7 @@ async fn delete(ctx: &Ctx, instance: &str, quiet: bool, lro: LroArgs) -> Result<
         ),
         quiet,
     )?;
-    let op: Operation = ctx
-        .client
-        .delete(&l.path(COLLECTION), &request_id(&lro))
-        .await?;
+    let op = post_delete(ctx, &l, &lro).await?;
     if lro.no_wait {
         return print_async(ctx, op);
     }
@@ -544,59 +246,5 @@ async fn delete(ctx: &Ctx, instance: &str, quiet: bool, lro: LroArgs) -> Result<
             Ok(())
         }
         _ => operations::print(ctx, &op),
-    }
-}
-
-/// After a mutating call: with --async, print the operation; otherwise wait for it and
-/// print the instance it left.
-async fn finish(ctx: &Ctx, op: Operation, lro: &LroArgs) -> Result<()> {
-    if lro.no_wait {
-        return print_async(ctx, op);
-    }
-    let op = operations::wait(ctx, op, lro.timeout).await?;
-    match &op.response {
-        Some(inst) => print(ctx.format, inst),
-        None => operations::print(ctx, &op),
-    }
-}
-
-fn print_async(ctx: &Ctx, op: Operation) -> Result<()> {
-    operations::print(ctx, &op)?;
-    let op = operations::check(op)?;
-    if !op.done && ctx.format == Format::Table {
-        eprintln!("`cachectl operations wait {}` waits for it.", op.name);
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn more_than_one_ha_replica_enables_read_replicas() {
-        use ReadReplicasArg::*;
-        use TierArg::*;
-        let on = Some(ReadReplicasMode::ReadReplicasEnabled);
-        assert_eq!(read_replicas_for(StandardHa, Some(2), None), (on, true));
-        assert_eq!(read_replicas_for(StandardHa, Some(1), None), (None, false));
-        assert_eq!(read_replicas_for(StandardHa, None, None), (None, false));
-        assert_eq!(
-            read_replicas_for(StandardHa, Some(2), Some(Disabled)),
-            (Some(ReadReplicasMode::ReadReplicasDisabled), false)
-        );
-        assert_eq!(read_replicas_for(Basic, Some(2), None), (None, false));
-        assert_eq!(read_replicas_for(Basic, None, Some(Enabled)), (on, false));
-    }
-
-    #[test]
-    fn merges_maps() {
-        let m = BTreeMap::from([("a".to_string(), "1".to_string()), ("b".into(), "2".into())]);
-        let m = merge(
-            m,
-            vec![("c".into(), "3".into()), ("a".into(), "9".into())],
-            &["b".into()],
-        );
-        assert_eq!(output::map(&m), "a=9,c=3");
     }
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod instances;
+pub mod list;
 #[cfg(unix)]
 pub mod local;
 pub mod networks;
@@ -54,6 +55,19 @@ impl Ctx {
     /// The region for list commands: `-` (every region) when none is set.
     pub fn region_or_all(&self) -> &str {
         self.region.as_deref().unwrap_or("-")
+    }
+
+    /// The path of a collection of the project in the region, or in every region (`-`)
+    /// when none is set: `["v1", "projects", P, "locations", R, collection]`.
+    pub fn list_path<'a>(&'a self, collection: &'a str) -> Result<[&'a str; 6]> {
+        Ok([
+            "v1",
+            "projects",
+            self.project()?,
+            "locations",
+            self.region_or_all(),
+            collection,
+        ])
     }
 
     /// A resource of the project and region: `id`, or its full name

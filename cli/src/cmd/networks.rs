@@ -49,6 +49,7 @@ pub enum Command {
     },
 }
 
+/// Runs `networks …`.
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     let project = ctx.project()?;
     let collection = ["v1", "projects", project, "networks"];

@@ -7,6 +7,7 @@ use cacheplane_types::{ListOperationsResponse, Operation};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Method;
 
+use super::list::list;
 use super::{parse_duration, Ctx};
 use crate::error::{Error, Result};
 use crate::output::{self, emit};
@@ -75,6 +76,7 @@ impl Default for LroArgs {
 /// How long a mutating command waits for its operation by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
+/// Runs `operations …`.
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     match cmd {
         Command::Describe { operation } => {
@@ -83,16 +85,8 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             print(ctx, &op)
         }
         Command::List { limit } => {
-            let project = ctx.project()?;
-            let path = [
-                "v1",
-                "projects",
-                project,
-                "locations",
-                ctx.region_or_all(),
-                "operations",
-            ];
-            let ops = list_all(ctx, &path, limit).await?;
+            let path = ctx.list_path("operations")?;
+            let ops = list::<ListOperationsResponse>(ctx, &path, &[], limit).await?;
             emit(ctx.format, &ops, |ops| table(ops))
         }
         Command::Wait { operation, timeout } => {
@@ -103,26 +97,6 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             check(op).map(drop)
         }
     }
-}
-
-async fn list_all(ctx: &Ctx, path: &[&str], limit: usize) -> Result<Vec<Operation>> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    while out.len() < limit {
-        let size = (limit - out.len()).min(1000).to_string();
-        let mut query = vec![("pageSize", size.as_str())];
-        if let Some(t) = &token {
-            query.push(("pageToken", t));
-        }
-        let page: ListOperationsResponse = ctx.client.get(path, &query).await?;
-        out.extend(page.operations);
-        match page.next_page_token {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => break,
-        }
-    }
-    out.truncate(limit);
-    Ok(out)
 }
 
 /// Prints an operation in the chosen format.

@@ -3,57 +3,60 @@
 use cacheplane_types::Instance;
 
 use crate::error::Result;
-use crate::output::{self, emit, Format};
+use crate::output::{self, emit, shell_quote, Format};
 
 /// Prints an instance in the chosen format: as a table, its fields then its nodes.
 pub fn print(format: Format, inst: &Instance) -> Result<()> {
-    emit(format, inst, |i| {
-        let mut out = output::fields([
-            ("name", i.name.clone()),
-            ("displayName", i.display_name.clone()),
-            ("state", output::wire(&i.state)),
-            ("statusMessage", i.status_message.clone()),
-            ("tier", output::wire(&i.tier)),
-            ("memorySizeGb", i.memory_size_gb.to_string()),
-            ("replicaCount", i.replica_count.to_string()),
-            ("readReplicasMode", output::wire(&i.read_replicas_mode)),
-            ("endpoint", format!("{}:{}", i.host, i.port)),
-            ("readEndpoint", read_endpoint(i)),
-            ("authEnabled", i.auth_enabled.to_string()),
-            ("locationId", i.location_id.clone()),
-            (
-                "alternativeLocationId",
-                i.alternative_location_id.clone().unwrap_or_default(),
-            ),
-            ("redisVersion", i.redis_version.clone()),
-            ("redisConfigs", output::map(&i.redis_configs)),
-            ("authorizedNetwork", i.authorized_network.clone()),
-            ("reservedIpRange", i.reserved_ip_range.clone()),
-            (
-                "secondaryIpRange",
-                i.secondary_ip_range.clone().unwrap_or_default(),
-            ),
-            ("labels", output::map(&i.labels)),
-            ("createTime", output::time(&i.create_time)),
-            ("updateTime", output::time(&i.update_time)),
-        ]);
-        if !i.nodes.is_empty() {
-            out.push_str("\n\nnodes:\n");
-            out.push_str(&output::rows(
-                &["ID", "ZONE", "ROLE", "ADDRESS", "STATE"],
-                i.nodes.iter().map(|n| {
-                    vec![
-                        n.id.clone(),
-                        n.zone.clone(),
-                        output::wire(&n.role),
-                        format!("{}:{}", n.address, n.port),
-                        output::wire(&n.state),
-                    ]
-                }),
-            ));
-        }
-        out
-    })
+    emit(format, inst, table)
+}
+
+/// An instance for people: its fields, then a table of its nodes.
+pub fn table(i: &Instance) -> String {
+    let mut out = output::fields([
+        ("name", i.name.clone()),
+        ("displayName", i.display_name.clone()),
+        ("state", output::wire(&i.state)),
+        ("statusMessage", i.status_message.clone()),
+        ("tier", output::wire(&i.tier)),
+        ("memorySizeGb", i.memory_size_gb.to_string()),
+        ("replicaCount", i.replica_count.to_string()),
+        ("readReplicasMode", output::wire(&i.read_replicas_mode)),
+        ("endpoint", format!("{}:{}", i.host, i.port)),
+        ("readEndpoint", read_endpoint(i)),
+        ("authEnabled", i.auth_enabled.to_string()),
+        ("locationId", i.location_id.clone()),
+        (
+            "alternativeLocationId",
+            i.alternative_location_id.clone().unwrap_or_default(),
+        ),
+        ("redisVersion", i.redis_version.clone()),
+        ("redisConfigs", output::map(&i.redis_configs)),
+        ("authorizedNetwork", i.authorized_network.clone()),
+        ("reservedIpRange", i.reserved_ip_range.clone()),
+        (
+            "secondaryIpRange",
+            i.secondary_ip_range.clone().unwrap_or_default(),
+        ),
+        ("labels", output::map(&i.labels)),
+        ("createTime", output::time(&i.create_time)),
+        ("updateTime", output::time(&i.update_time)),
+    ]);
+    if !i.nodes.is_empty() {
+        out.push_str("\n\nnodes:\n");
+        out.push_str(&output::rows(
+            &["ID", "ZONE", "ROLE", "ADDRESS", "STATE"],
+            i.nodes.iter().map(|n| {
+                vec![
+                    n.id.clone(),
+                    n.zone.clone(),
+                    output::wire(&n.role),
+                    format!("{}:{}", n.address, n.port),
+                    output::wire(&n.state),
+                ]
+            }),
+        ));
+    }
+    out
 }
 
 fn read_endpoint(i: &Instance) -> String {
@@ -64,6 +67,7 @@ fn read_endpoint(i: &Instance) -> String {
     }
 }
 
+/// The columns of `instances list`.
 pub fn list_table(all: &[Instance]) -> String {
     output::rows(
         &[
@@ -99,28 +103,4 @@ pub fn env_lines(inst: &Instance, auth: &str, export: bool) -> String {
     .iter()
     .map(|(k, v)| format!("{prefix}{k}={}\n", shell_quote(v)))
     .collect()
-}
-
-/// The value as is when the shell reads it back unchanged, else in single quotes.
-fn shell_quote(v: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:/@%+,".contains(c);
-    if v.chars().all(plain) {
-        v.to_string()
-    } else {
-        format!("'{}'", v.replace('\'', r"'\''"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quotes_for_the_shell() {
-        assert_eq!(shell_quote("127.64.0.1"), "127.64.0.1");
-        assert_eq!(shell_quote(""), "");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote("$x"), "'$x'");
-    }
 }

@@ -1,7 +1,9 @@
-//! The local stack's PostgreSQL: a private cluster (`initdb`) in a directory of its own,
-//! started and stopped with `pg_ctl`. The same choices as scripts/lib/pg.sh: trust
-//! authentication on 127.0.0.1 only, its socket in its own directory, and, as root, the
-//! cluster owned and run by the `postgres` user (initdb and postgres refuse root).
+//! A private PostgreSQL cluster (`initdb`) in a directory of its own, started and stopped
+//! with `pg_ctl`: the local stack's, and the throwaway clusters of the scripts and tests
+//! (`cachectl local postgres`, which scripts/lib/pg.sh runs). Trust authentication on
+//! 127.0.0.1 only, the superuser `postgres` (so it may create databases), its socket in
+//! its own directory, and, as root, the cluster owned and run by the `postgres` user
+//! (initdb and postgres refuse root).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -11,11 +13,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 
-use super::process;
+use super::{process, say};
+use crate::output::shell_quote;
 use anyhow::Result;
 
-/// The database the API uses.
+/// The database the local stack's API uses.
 pub const DATABASE: &str = "cacheplane";
+
+/// How many free ports `start_on_free_port` tries before it gives up.
+const PORT_ATTEMPTS: u32 = 5;
+
+/// The URL of `database` in the cluster listening on 127.0.0.1:`port`, as its
+/// superuser.
+pub fn url(port: u16, database: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{database}")
+}
 
 /// Whether this process runs as root, so that the cluster must belong to `postgres`.
 pub fn is_root() -> bool {
@@ -135,7 +147,7 @@ impl Cluster {
     }
 
     /// Creates the directory (mode 700; owned by `postgres` as root) and, unless it holds
-    /// one already, a cluster in it. Answers whether it ran initdb.
+    /// one already, a cluster in it (saying so). Answers whether it ran initdb.
     pub fn init(&self) -> Result<bool> {
         if self.as_postgres {
             if process::find_on_path("runuser").is_none() {
@@ -163,6 +175,14 @@ impl Cluster {
                 .ok_or_else(|| anyhow!("no 'postgres' user"))?;
             std::os::unix::fs::chown(&self.dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
                 .with_context(|| format!("chown postgres {}", self.dir.display()))?;
+            if !postgres_can_reach(&self.dir) {
+                bail!(
+                    "the postgres user, which runs PostgreSQL as root, cannot reach {}: a \
+                     directory above it is closed to others; put the cluster elsewhere \
+                     (e.g. a directory of its own right under /tmp)",
+                    self.dir.display()
+                );
+            }
         }
         if self.data().join("PG_VERSION").exists() {
             return Ok(false);
@@ -186,12 +206,20 @@ impl Cluster {
                 process::tail(&log, 20)
             );
         }
+        say(&format!(
+            "initialized a PostgreSQL cluster in {}",
+            self.data().display()
+        ));
         Ok(true)
     }
 
     /// Starts the cluster on 127.0.0.1:`port` (its socket in its directory) and waits
     /// until it accepts connections.
     pub fn start(&self, port: u16) -> Result<()> {
+        say(&format!(
+            "starting PostgreSQL on 127.0.0.1:{port} (log: {})",
+            self.log().display()
+        ));
         // pg_ctl hands -o to a shell: quote the directory.
         let socket_dir = shell_quote(&self.dir.to_string_lossy());
         let options = format!(
@@ -218,6 +246,29 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts the cluster on a port nobody listens on, trying another when a program
+    /// takes it first; answers the port.
+    pub fn start_on_free_port(&self) -> Result<u16> {
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port()?;
+            let err = match self.start(port) {
+                Ok(()) => return Ok(port),
+                Err(e) => e,
+            };
+            let log = process::tail(&self.log(), 10);
+            if !(log.contains("could not bind") || log.contains("Address already in use")) {
+                return Err(err);
+            }
+            say(&format!(
+                "port {port} was taken; trying another ({attempt}/{PORT_ATTEMPTS})"
+            ));
+        }
+        bail!(
+            "PostgreSQL found no free port in {PORT_ATTEMPTS} attempts (log: {})",
+            self.log().display()
+        )
+    }
+
     /// Fast shutdown (open connections are closed), waiting until it is down.
     pub fn stop(&self) -> Result<()> {
         let out = self
@@ -233,30 +284,32 @@ impl Cluster {
         Ok(())
     }
 
-    /// Creates the API's database unless it exists (retrying while the server warms up).
-    pub fn ensure_database(&self, port: u16) -> Result<()> {
+    /// Runs `sql` in `database` of the cluster on `port` as its superuser; answers the
+    /// output (unaligned, tuples only).
+    fn psql(&self, port: u16, database: &str, sql: &str) -> Result<String> {
         let psql = Some(self.bindir.join("psql"))
             .filter(|p| process::is_executable(p))
             .unwrap_or_else(|| PathBuf::from("psql"));
-        let run = |sql: &str| -> Result<String> {
-            let out = Command::new(&psql)
-                .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-U", "postgres"])
-                .args(["-p", &port.to_string(), "-d", "postgres", "-c", sql])
-                .env("PGCONNECT_TIMEOUT", "5")
-                .stdin(Stdio::null())
-                .output()
-                .with_context(|| format!("running {}", psql.display()))?;
-            if out.status.success() {
-                Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-            } else {
-                Err(anyhow!("psql: {}", output_text(&out)))
-            }
-        };
+        let out = Command::new(&psql)
+            .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &port.to_string(), "-d", database, "-c", sql])
+            .env("PGCONNECT_TIMEOUT", "5")
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", psql.display()))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(anyhow!("psql: {}", output_text(&out)))
+        }
+    }
+
+    /// Creates `database` unless it exists (retrying while the server warms up).
+    pub fn ensure_database(&self, port: u16, database: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let exists = loop {
-            match run(&format!(
-                "select 1 from pg_database where datname = '{DATABASE}'"
-            )) {
+            let sql = format!("select 1 from pg_database where datname = '{database}'");
+            match self.psql(port, "postgres", &sql) {
                 Ok(v) => break v == "1",
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200));
@@ -265,16 +318,18 @@ impl Cluster {
             }
         };
         if !exists {
-            super::say(&format!("creating database {DATABASE}"));
-            run(&format!("create database {DATABASE}"))?;
+            say(&format!("creating database {database}"));
+            self.psql(port, "postgres", &format!("create database \"{database}\""))?;
         }
         Ok(())
     }
 }
 
-/// `'…'` for sh.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+/// A port on 127.0.0.1 nobody listens on right now (the system's pick).
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .context("finding a free port")?;
+    Ok(listener.local_addr().context("finding a free port")?.port())
 }
 
 /// A command's stderr, else its stdout, on one block.
@@ -286,15 +341,4 @@ fn output_text(out: &Output) -> String {
         err
     };
     text.trim().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-    }
 }

@@ -6,7 +6,9 @@ use std::net::{Ipv4Addr, TcpStream};
 use cacheplane_types::{HostState, ListHostsResponse};
 use serde::Serialize;
 
-use super::{api_ready, host_of, postgres, process, read_line, Layout, ZONES};
+use super::api::api_ready;
+use super::layout::{host_of, read_line, Layout, ZONES};
+use super::{postgres, process};
 use crate::client::Client;
 use crate::output;
 
@@ -57,6 +59,7 @@ fn state_of(pid: Option<i32>) -> &'static str {
 }
 
 impl Status {
+    /// Looks at every part of the stack in `layout`.
     pub async fn collect(layout: &Layout) -> Status {
         let mut parts = Vec::new();
 
@@ -80,7 +83,7 @@ impl Status {
             engines: Vec::new(),
         });
 
-        let api_url = read_line(&layout.api_listen()).map(|l| format!("http://{l}"));
+        let api_url = read_line(&layout.api_file("listen")).map(|l| format!("http://{l}"));
         let api_pid = layout.api_pid_running();
         let api_ready = match (&api_url, api_pid) {
             (Some(url), Some(_)) => api_ready(url).await,
@@ -96,7 +99,7 @@ impl Status {
                 (Some(_), false) => "not ready".into(),
                 (None, _) => String::new(),
             },
-            log: layout.api_log().display().to_string(),
+            log: layout.api_file("log").display().to_string(),
             engines: Vec::new(),
         });
 
@@ -158,6 +161,7 @@ impl Status {
         }
     }
 
+    /// Each part, as a table.
     pub fn table(&self) -> String {
         output::rows(
             &["PART", "STATE", "PID", "ADDRESS", "HEALTH", "LOG"],
@@ -174,6 +178,7 @@ impl Status {
         )
     }
 
+    /// One line on the API and the hosts.
     pub fn summary(&self) -> String {
         let api_runs = self
             .parts

@@ -1,0 +1,36 @@
+//! `local down`: stopping every part of the stack, agents first.
+
+use std::fs;
+
+use super::layout::Layout;
+use super::{postgres, process, say};
+use crate::error::Result;
+
+/// Stops the agents, the redis-servers they started, the API and PostgreSQL.
+pub async fn down(layout: &Layout) -> Result<()> {
+    let hosts = layout.hosts();
+    // Agents first, so that none restarts an engine; engines outlive their agent.
+    for host in &hosts {
+        if let Some(pid) = layout.agent_pid_running(host) {
+            process::stop(&format!("agent {host}"), pid).await;
+        }
+        let _ = fs::remove_file(layout.agent_file(host, "pid"));
+    }
+    for host in &hosts {
+        for pid in process::engine_pids(&layout.agent_dir(host)) {
+            process::stop(&format!("redis-server of {host}"), pid).await;
+        }
+    }
+    if let Some(pid) = layout.api_pid_running() {
+        process::stop("cacheplane-api", pid).await;
+    }
+    let _ = fs::remove_file(layout.api_file("pid"));
+    if let Some((pid, _)) = postgres::running(&layout.pg) {
+        say(&format!(
+            "stopping PostgreSQL (pid {pid}, {})",
+            layout.pg.display()
+        ));
+        postgres::Cluster::new(&layout.pg)?.stop()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `local up`: starting, or reusing, every part of the stack in order (PostgreSQL, the
+//! API, the agents), then pointing cachectl at it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context as _};
+use chrono::Utc;
+
+use super::agents::{start_agent, wait_hosts_up};
+use super::api::{start_api, wait_ready};
+use super::config::write_config;
+use super::layout::{host_of, write_line, Layout, ZONES};
+use super::status::Status;
+use super::token::ensure_token;
+use super::{port_free, postgres, process, say, Globals, UpArgs, REGION};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::output::emit;
+
+/// `local up`.
+pub async fn up(args: UpArgs, g: &Globals) -> Result<()> {
+    let api_bin = find_binary(args.api_bin.as_deref(), "cacheplane-api", "--api-bin")?;
+    let agent_bin = find_binary(
+        args.agent_bin.as_deref(),
+        "cacheplane-node-agent",
+        "--agent-bin",
+    )?;
+    if std::env::var_os("CACHEPLANE_REDIS_SERVER").is_none()
+        && process::find_on_path("redis-server").is_none()
+    {
+        return Err(anyhow!(
+            "redis-server is not installed (the agents run it): `apt-get install redis-server`"
+        )
+        .into());
+    }
+    let layout = Layout::resolve(&args.dirs, true)?;
+    let deadline = Instant::now() + args.timeout;
+
+    let pg_port = start_postgres(&layout, args.pg_port)?;
+    let token = ensure_token(&layout.token())?;
+
+    let listen = format!("127.0.0.1:{}", args.api_port);
+    let api_url = format!("http://{listen}");
+    let database_url = postgres::url(pg_port, postgres::DATABASE);
+    let api_pid = start_api(
+        &layout,
+        &api_bin,
+        args.api_port,
+        &[
+            "--database-url",
+            &database_url,
+            "--listen",
+            &listen,
+            "--default-network-supernet",
+            &args.supernet,
+        ],
+        &token,
+    )
+    .await?;
+    write_line(&layout.api_file("listen"), &listen)?;
+    wait_ready(&layout, &api_url, api_pid, deadline).await?;
+
+    // Heartbeats from before this point may come from agents since replaced.
+    let since = Utc::now();
+    let mut agents = Vec::new();
+    for zone in ZONES {
+        let pid = start_agent(&layout, &agent_bin, zone, &api_url, &token).await?;
+        agents.push((host_of(zone), pid));
+    }
+    let client = Client::new(&api_url, Some(token.clone()))?;
+    wait_hosts_up(&layout, &client, &agents, since, deadline).await?;
+
+    let project = write_config(g, &api_url, &token)?;
+    let status = Status::collect(&layout).await;
+    let config_path = g.config_path.display().to_string();
+    emit(g.format, &status, |s| {
+        format!(
+            "{}\n\n{}\ncachectl is set up for it in {config_path} (project {project}, region \
+             {REGION}):\n  \
+             cachectl instances create my-cache --tier standard-ha --size 1 --replica-count 2\n  \
+             cachectl local status\n  \
+             cachectl local down",
+            s.table(),
+            s.summary()
+        )
+    })
+}
+
+/// The binary: the flag's, else next to cachectl, else on PATH.
+fn find_binary(explicit: Option<&Path>, name: &str, flag: &str) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        if !process::is_executable(p) {
+            return Err(Error::Usage(format!(
+                "{flag} {}: not an executable file",
+                p.display()
+            )));
+        }
+        return Ok(std::path::absolute(p).context("resolving a path")?);
+    }
+    process::find_sibling_or_on_path(name).ok_or_else(|| {
+        anyhow!(
+            "cannot find {name} next to cachectl or on PATH: build it (`cargo build --release \
+             -p {name}`) or pass {flag} PATH"
+        )
+        .into()
+    })
+}
+
+/// Initializes (once) and starts (unless it runs) the stack's cluster, with the API's
+/// database in it; answers its port.
+fn start_postgres(layout: &Layout, port: u16) -> Result<u16> {
+    let cluster = postgres::Cluster::new(&layout.pg)?;
+    if layout.pg != layout.data.join("pg") {
+        say(&format!("PostgreSQL directory: {}", layout.pg.display()));
+    }
+    cluster.init()?;
+    write_line(&layout.pg_dir_record(), &layout.pg.to_string_lossy())?;
+    let port = match postgres::running(&layout.pg) {
+        Some((pid, running_port)) => {
+            if running_port != port {
+                say(&format!(
+                    "PostgreSQL already runs on port {running_port} (not {port}); using it"
+                ));
+            } else {
+                say(&format!("PostgreSQL already runs (pid {pid})"));
+            }
+            running_port
+        }
+        None => {
+            if !port_free(port) {
+                return Err(Error::Usage(format!(
+                    "port {port} is taken by another program; pass --pg-port PORT"
+                )));
+            }
+            cluster.start(port)?;
+            port
+        }
+    };
+    cluster.ensure_database(port, postgres::DATABASE)?;
+    Ok(port)
+}
