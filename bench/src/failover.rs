@@ -1,5 +1,5 @@
-//! SPEC §6: "primary killed → writes accepted again at the same host:port — p50 < 3 s,
-//! max < 6 s".
+//! Target (docs/architecture.md#performance-targets): primary killed → writes accepted
+//! again at the same host:port, p50 < 200 ms and max < 500 ms over 20 failovers.
 //!
 //! On the real stack ([`crate::stack`]) one STANDARD_HA instance (1 GB, 2 replicas, read
 //! endpoint on) is created. A writer task keeps one connection to the instance's
@@ -10,7 +10,7 @@
 //! that is answered OK. The round then waits for the failover operation and until the
 //! instance is READY with every node READY again (the old primary back as a replica)
 //! before the next. The writer's READONLY errors after each failover operation ended are
-//! counted: the SPEC allows none.
+//! counted: none is allowed.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -52,8 +52,8 @@ pub struct Config {
 
 const ID: &str = "failover-ha";
 const NODES: usize = 3;
-const P50_TARGET: Duration = Duration::from_secs(3);
-const MAX_TARGET: Duration = Duration::from_secs(6);
+const P50_TARGET: Duration = Duration::from_millis(200);
+const MAX_TARGET: Duration = Duration::from_millis(500);
 /// The writer's pause after an error before it reconnects.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 /// Longest wait for writes to resume after a kill before the run is given up.
@@ -473,13 +473,13 @@ fn section(cfg: &Config, rounds: &[Round], all: &[Event], host: &str, port: u16)
         Row::check(
             format!("failover window p50: kill -9 of the primary → first write OK at host:port ({n} failovers)"),
             ms(p50),
-            format!("< {} s", P50_TARGET.as_secs()),
+            format!("< {}", ms(P50_TARGET)),
             p50 < P50_TARGET,
         ),
         Row::check(
             "failover window max",
             ms(max),
-            format!("< {} s", MAX_TARGET.as_secs()),
+            format!("< {}", ms(MAX_TARGET)),
             max < MAX_TARGET,
         ),
         Row::check(
@@ -542,7 +542,7 @@ fn section(cfg: &Config, rounds: &[Round], all: &[Event], host: &str, port: u16)
         format!(
             "READONLY: every writer attempt from a round's kill to the next kill (the last: to 1 s \
              after READY) answered READONLY after the round's failover operation's `endTime` \
-             counts against the SPEC's \"never READONLY once failover has completed\"; \
+             counts against \"never READONLY once failover has completed\"; \
              {readonly_before} came before an operation was done. {} nodes were primary in \
              turn; the new primaries' zones: {}.",
             distinct.len(),

@@ -1,4 +1,4 @@
-//! `cacheplane-bench`: measures the SPEC §6 targets, prints a table and records it in
+//! `cacheplane-bench`: measures the performance targets (docs/architecture.md#performance-targets), prints a table and records it in
 //! BENCHMARKS.md. Usually run through `scripts/bench.sh`.
 //!
 //! Each figure is a module with a `Config` and an `async fn run(&Config) ->
@@ -38,7 +38,7 @@ enum Bench {
     Throughput,
 }
 
-/// Measures the SPEC §6 targets of the Cacheplane control plane.
+/// Measures the performance targets of the Cacheplane control plane.
 #[derive(Debug, Parser)]
 #[command(name = "cacheplane-bench", version)]
 struct Args {
@@ -123,7 +123,7 @@ struct Args {
     settle_secs: f64,
 
     /// failover: failovers to measure.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     failovers: u32,
 
     /// failover: the writer's pause between two SETs (ms).
