@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite of SPEC §6: builds the release binaries, starts a throwaway
+# The benchmark suite (docs/architecture.md#performance-targets): builds the release binaries, starts a throwaway
 # PostgreSQL cluster unless DATABASE_URL is set, runs cacheplane-bench against the real
 # API binary, prints the table and records it in BENCHMARKS.md.
 #
@@ -12,7 +12,7 @@
 #
 # Each benchmark creates and drops a database of its own in the cluster, so the role in
 # DATABASE_URL needs CREATEDB. Run it on an otherwise idle machine: client, API server and
-# PostgreSQL share the CPUs, as they do in the SPEC's "on 2 cores".
+# PostgreSQL share the CPUs, as the targets' "on 2 cores" means.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

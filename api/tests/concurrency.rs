@@ -1,5 +1,5 @@
 //! Concurrent creates (ranges never overlap, requestId yields one operation) and paging
-//! through 10 000 instances (SPEC §2-3).
+//! through 10 000 instances (docs/architecture.md#invariants).
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Instance lifecycle against fake node agents: create (BASIC and STANDARD_HA), placement
 //! and exhaustion, a node that cannot start, delete in READY and CREATING, and an API
-//! restart with an operation in flight (SPEC §2-3).
+//! restart with an operation in flight (docs/architecture.md#instance-states).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Patch (size, replicas, etag) and manual failover against fake node agents (SPEC §2,
+//! Patch (size, replicas, etag) and manual failover against fake node agents (docs/architecture.md#patch-rules,
 //! §4 "Scaling", "Read replicas").
 
 mod common;

@@ -267,7 +267,7 @@ async fn unknown_paths_and_methods_answer_with_the_error_shape() {
         assert_eq!(status, 405, "{what}: {body}");
         assert_eq!(
             body["error"]["code"], 405,
-            "{what}: the error shape of SPEC §2: {body}"
+            "{what}: the error shape (docs/architecture.md#error-shape): {body}"
         );
         assert!(body["error"]["status"].is_string(), "{what}: {body}");
         assert!(body["error"]["message"].is_string(), "{what}: {body}");

@@ -1,4 +1,4 @@
-//! SPEC §6: "agent idle — < 20 MB RSS, < 1 % CPU".
+//! Target (docs/architecture.md#performance-targets): "agent idle — < 20 MB RSS, < 1 % CPU".
 //!
 //! On the real stack ([`crate::stack`]) with one BASIC and one STANDARD_HA instance (2
 //! read replicas) READY, so every agent supervises at least one engine, each agent's

@@ -1,4 +1,5 @@
-//! SPEC §6: "4 096th /28 allocation in a /16 vs the 1st — ≤ 3× the time".
+//! Target (docs/architecture.md#performance-targets): the 4 096th /28 allocation in a
+//! /16 takes at most 3× the time of the 1st.
 //!
 //! In a fresh database, project `bench` and network `alloc` (10.20.0.0/16) are created
 //! through the library, 4 096 CREATING instance rows are inserted up front (untimed),

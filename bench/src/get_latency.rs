@@ -1,4 +1,4 @@
-//! SPEC §6: "get instance at 10 000 instances in the database — p99 < 5 ms at 500 req/s
+//! Target (docs/architecture.md#performance-targets): "get instance at 10 000 instances in the database — p99 < 5 ms at 500 req/s
 //! on 2 cores".
 //!
 //! A fresh database is seeded with SQL: project `bench`, one network, a few hosts that

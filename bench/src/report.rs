@@ -17,7 +17,7 @@ pub struct Row {
     pub figure: String,
     /// The measured value, formatted.
     pub measured: String,
-    /// The SPEC §6 target, or empty for a supporting figure.
+    /// The performance target, or empty for a supporting figure.
     pub target: String,
     /// Whether the target was met; `None` for a supporting figure.
     pub ok: Option<bool>,

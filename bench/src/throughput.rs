@@ -1,5 +1,6 @@
-//! SPEC §6: "redis-benchmark through the primary endpoint vs straight to redis-server —
-//! ≥ 0.98×" and "through the read endpoint — ≥ 0.8×".
+//! Targets (docs/architecture.md#performance-targets): redis-benchmark through the
+//! primary endpoint ≥ 0.98× straight to redis-server, and through the read endpoint
+//! (userspace proxy) ≥ 0.8× straight to a replica.
 //!
 //! On the real stack ([`crate::stack`]) one STANDARD_HA instance (1 GB, 2 replicas, read
 //! endpoint on) is created, and `redis-benchmark` (Debian's redis-tools) is pointed at

@@ -1,4 +1,4 @@
-//! The primary lease (SPEC §4, split brain): a primary cut off from the control plane
+//! The primary lease (docs/architecture.md#primary-lease, split brain): a primary cut off from the control plane
 //! stops taking writes, so that two primaries never take writes at once.
 //!
 //! Every heartbeat the API answers (while the agent holds the API's current config)
@@ -29,7 +29,7 @@
 //!
 //! BASIC primaries (`restartInPlace`) are left alone: the API never fails them over, so
 //! no second primary can exist, and demoting them would only turn every BASIC cache
-//! read-only whenever the API is away (SPEC §3: hosts keep serving while it is).
+//! read-only whenever the API is away (docs/architecture.md#when-the-control-plane-is-away).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The Cacheplane node agent: registers its host with the API, pulls the host's desired
 //! config (the nodes it must run), runs and supervises one `redis-server` per node, and
-//! reports what it observes. See SPEC.md §3–§5.
+//! reports what it observes. See docs/architecture.md#node-agent.
 //!
 //! Layout: [`config`] (flags), [`api`] (the agent protocol), [`store`] (the saved
 //! config), [`plan`] (the pure reconcile decision), [`redis`] (engine files, processes,

@@ -1,4 +1,4 @@
-//! Read endpoints (SPEC §4 "Read replicas"). The agent of an instance's primary node
+//! Read endpoints (docs/architecture.md#read-replicas). The agent of an instance's primary node
 //! serves its read endpoint: a TCP proxy on the endpoint's address and port that spreads
 //! client *connections* over the instance's healthy replicas.
 //!

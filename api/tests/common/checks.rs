@@ -1,4 +1,4 @@
-//! Assertions on API answers: the error shape of SPEC §2 and its field, and requests
+//! Assertions on API answers: the error shape (docs/architecture.md#error-shape) and its field, and requests
 //! with raw (possibly malformed) bodies or headers.
 
 use reqwest::Method;
