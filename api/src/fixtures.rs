@@ -66,6 +66,7 @@ pub fn report(node: Uuid, role: NodeRole) -> NodeReport {
         pid: None,
         engine_version: None,
         error: None,
+        unresponsive_seconds: None,
     }
 }
 

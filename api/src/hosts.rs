@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cacheplane_types::{
     HeartbeatRequest, HeartbeatResponse, Host, HostConfig, HostState, NodeRole, NodeSpec,
-    ReadEndpointSpec, RegisterHostRequest, Tier,
+    ReadEndpointSpec, RegisterHostRequest, Tier, WriteFence,
 };
 use chrono::Utc;
 use ipnet::IpNet;
@@ -250,8 +250,20 @@ fn node_spec(r: SpecRow) -> NodeSpec {
         // where it is.
         restart_in_place: r.tier == Tier::Basic,
         auth_string: r.auth_enabled.then_some(r.auth_string),
+        write_fence: (r.tier == Tier::StandardHa && role == NodeRole::Primary).then_some(
+            WriteFence {
+                min_replicas: 1,
+                max_lag_seconds: WRITE_FENCE_MAX_LAG_SECONDS,
+            },
+        ),
     }
 }
+
+/// How stale a replica's acknowledgement may be before a STANDARD_HA primary stops
+/// taking writes (replicas acknowledge every second). It bounds how long a primary cut
+/// off from its replicas, or frozen and thawed, keeps accepting writes that a failover
+/// would lose. See docs/architecture.md#failover-guarantees.
+pub const WRITE_FENCE_MAX_LAG_SECONDS: u32 = 3;
 
 /// The host config once its generation is newer than `known` (at once if it already is),
 /// or the current one when `timeout` passes.

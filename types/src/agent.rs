@@ -96,8 +96,14 @@ pub struct HeartbeatRequest {
 pub struct NodeReport {
     /// The node.
     pub node_id: Uuid,
-    /// Whether its engine process is running and answering.
+    /// Whether its engine process is running and answering. An engine that runs but has
+    /// not answered lately is still up: see `unresponsive_seconds`.
     pub process_up: bool,
+    /// For an engine whose process runs but does not answer (e.g. a slow command, a
+    /// paused client, the fork of a full sync): seconds since it last answered. Absent
+    /// when it answers. Only a bound on this, never one slow answer, counts as down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unresponsive_seconds: Option<i64>,
     /// The role the engine reports.
     #[serde(default)]
     pub role: Option<NodeRole>,
@@ -194,6 +200,23 @@ pub struct NodeSpec {
     /// `requirepass`/`masterauth`, when AUTH is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_string: Option<String>,
+    /// For a STANDARD_HA primary: the engine refuses writes unless enough replicas are
+    /// linked and recent (`min-replicas-to-write`, `min-replicas-max-lag`), so a primary
+    /// cut off from its replicas stops taking writes by itself, agent or no agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_fence: Option<WriteFence>,
+}
+
+/// A primary's write fence: see [`NodeSpec::write_fence`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteFence {
+    /// Linked replicas needed to accept a write (`min-replicas-to-write`).
+    pub min_replicas: u32,
+    /// The oldest replica acknowledgement, in seconds, that still counts
+    /// (`min-replicas-max-lag`).
+    pub max_lag_seconds: u32,
 }
 
 /// A read endpoint: where it listens and the replicas behind it.

@@ -19,6 +19,7 @@ fn spec(role: NodeRole, restart_in_place: bool) -> NodeSpec {
         read_endpoint: None,
         restart_in_place,
         auth_string: Some("pw".into()),
+        write_fence: None,
     }
 }
 

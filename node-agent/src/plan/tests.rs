@@ -19,6 +19,7 @@ fn primary(n: u128) -> NodeSpec {
         read_endpoint: None,
         restart_in_place: false,
         auth_string: Some("pw".into()),
+        write_fence: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn primary(read_endpoint: Option<ReadEndpointSpec>) -> NodeSpec {
         read_endpoint,
         restart_in_place: false,
         auth_string: Some("pw".into()),
+        write_fence: None,
     }
 }
 

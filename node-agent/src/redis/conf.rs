@@ -171,6 +171,7 @@ mod tests {
             read_endpoint: None,
             restart_in_place: false,
             auth_string: Some("s3cr\"et".into()),
+            write_fence: None,
         }
     }
 

@@ -97,6 +97,7 @@ pub fn report(node_id: Uuid, info: &Info, primary_offset: Option<i64>) -> NodeRe
         pid: info.pid(),
         engine_version: info.get("redis_version").map(str::to_string),
         error: None,
+        unresponsive_seconds: None,
     }
 }
 
@@ -128,6 +129,7 @@ mod tests {
                 pid: Some(4242),
                 engine_version: Some("7.0.15".into()),
                 error: None,
+                unresponsive_seconds: None,
             }
         );
         assert_eq!(info.master(), None);

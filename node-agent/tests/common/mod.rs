@@ -79,6 +79,7 @@ pub fn spec(n: u8, role: NodeRole, of: Option<&NodeSpec>) -> NodeSpec {
         read_endpoint: None,
         restart_in_place: false,
         auth_string: Some(AUTH.into()),
+        write_fence: None,
     }
 }
 
