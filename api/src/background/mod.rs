@@ -13,6 +13,7 @@
 
 pub mod driver;
 pub mod health;
+pub mod retention;
 
 use std::fmt::Display;
 
@@ -52,6 +53,7 @@ pub async fn sweep(state: &AppState) {
         Ok(instances) => check_each(state, &instances).await,
         Err(e) => tracing::warn!(error = %e, "listing instances to check failed; will retry"),
     }
+    retention::sweep(state).await;
 }
 
 /// Follows up a committed heartbeat: the operations and instances it may have moved.

@@ -27,8 +27,10 @@ pub mod instances;
 pub mod networks;
 pub mod nodes;
 pub mod operations;
+pub mod quotas;
 pub mod ranges;
 pub mod requests;
+pub mod retention;
 pub mod tokens;
 
 use sqlx::PgExecutor;
