@@ -117,6 +117,17 @@ pub fn token_hash(secret: &str) -> TokenHash {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// What the [`TokenCache`] knows of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    /// Looked up within the TTL: its principal, or `None` for a bad token.
+    Fresh(Option<Principal>),
+    /// Valid when last looked up, but that was longer ago than the TTL.
+    WasValid,
+    /// Never looked up, or found invalid longer ago than the TTL.
+    Unknown,
+}
+
 /// Most lookups kept at once; a flood of distinct bad tokens cannot grow it further.
 const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
@@ -139,14 +150,14 @@ impl TokenCache {
         }
     }
 
-    /// The cached answer for `hash`: `None` when not cached (or expired),
-    /// `Some(None)` for a token known to be invalid.
-    pub fn get(&self, hash: &TokenHash) -> Option<Option<Principal>> {
+    /// What the cache knows of `hash`.
+    pub fn get(&self, hash: &TokenHash) -> Cached {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(hash)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, p)| p.clone())
+        match entries.get(hash) {
+            Some((at, p)) if at.elapsed() < self.ttl => Cached::Fresh(p.clone()),
+            Some((_, Some(_))) => Cached::WasValid,
+            _ => Cached::Unknown,
+        }
     }
 
     fn put(&self, hash: TokenHash, principal: Option<Principal>) {
@@ -180,7 +191,7 @@ pub async fn authenticate(
     pool: &PgPool,
     hash: TokenHash,
 ) -> ApiResult<Option<Principal>> {
-    if let Some(known) = cache.get(&hash) {
+    if let Cached::Fresh(known) = cache.get(&hash) {
         return Ok(known);
     }
     let principal = match tokens::find_active(pool, &hash).await? {
@@ -225,6 +236,33 @@ mod tests {
         assert!(a.starts_with("cp_") && a.len() == 67);
         assert_eq!(hash_secret(&a), hash_secret(&a));
         assert_ne!(hash_secret(&a), hash_secret(&b));
+    }
+
+    #[test]
+    fn the_token_cache_expires_and_remembers_valid_tokens() {
+        let cache = TokenCache::new(std::time::Duration::from_millis(50));
+        let (good, bad) = (token_hash("good"), token_hash("bad"));
+        assert_eq!(cache.get(&good), Cached::Unknown);
+        cache.put(good, Some(Principal::Admin));
+        cache.put(bad, None);
+        assert_eq!(cache.get(&good), Cached::Fresh(Some(Principal::Admin)));
+        assert_eq!(cache.get(&bad), Cached::Fresh(None));
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(cache.get(&good), Cached::WasValid);
+        assert_eq!(cache.get(&bad), Cached::Unknown);
+        cache.clear();
+        assert_eq!(cache.get(&good), Cached::Unknown);
+    }
+
+    #[test]
+    fn the_token_cache_is_bounded() {
+        let cache = TokenCache::new(std::time::Duration::from_secs(60));
+        for i in 0..TOKEN_CACHE_ENTRIES + 10 {
+            cache.put(token_hash(&i.to_string()), None);
+        }
+        let len = cache.entries.lock().unwrap().len();
+        assert!(len <= TOKEN_CACHE_ENTRIES, "{len} entries");
+        assert_eq!(hash_secret("x"), token_hash("x").to_vec());
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub struct Config {
     pub quota_networks: i64,
 
     /// Finished operations and their requestIds are removed this long after they end
-    /// (e.g. `7d`, `36h`).
+    /// (e.g. `7d`, `12h`).
     #[arg(long, env = "CACHEPLANE_OPERATION_RETENTION", default_value = "7d", value_parser = parse_retention)]
     pub operation_retention: Duration,
 
@@ -119,5 +119,19 @@ pub fn parse_retention(s: &str) -> Result<Duration, String> {
             .map(|d| Duration::from_secs(d * 86_400))
             .ok_or_else(|| format!("'{s}' is not a number of days from 1 to 3650, such as 7d")),
         None => parse_duration(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_takes_days() {
+        assert_eq!(parse_retention("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_retention("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_retention("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_retention("0d").is_err());
+        assert!(parse_retention("xd").is_err());
     }
 }

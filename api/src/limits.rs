@@ -17,7 +17,7 @@ use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
-use crate::auth::{self, Authenticated, TokenHash};
+use crate::auth::{self, Authenticated, Cached, TokenHash};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -157,14 +157,18 @@ pub async fn protect(State(state): State<AppState>, mut req: Request, next: Next
     let principal = match hash {
         None => None,
         Some(hash) => match state.tokens.get(&hash) {
-            Some(known) => known,
-            None => {
-                // A token not seen lately costs a query: charge its address first, so
-                // a flood of made-up tokens is held to the address's rate.
-                if let Some(r) = limits.refuse(address.clone()) {
-                    return r;
+            Cached::Fresh(known) => known,
+            cached => {
+                // A token not known to be valid costs a query: charge its address
+                // first, so a flood of made-up tokens is held to the address's rate.
+                // A token that was valid is looked up again free of charge, so such a
+                // flood does not lock out good tokens sent from the same address.
+                if cached == Cached::Unknown {
+                    if let Some(r) = limits.refuse(address.clone()) {
+                        return r;
+                    }
+                    charged_address = true;
                 }
-                charged_address = true;
                 let pool = if agent {
                     &state.agent_pool
                 } else {
