@@ -59,6 +59,11 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
+    /// A request body that sends nothing for this long is cut off (400 on `body`): a
+    /// client cannot hold a request open by trickling its body.
+    #[arg(long, env = "CACHEPLANE_BODY_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_idle_timeout: Duration,
+
     /// Most user requests served at once (long-polls and the agent protocol apart);
     /// beyond it a request is answered UNAVAILABLE (503) at once.
     #[arg(long, env = "CACHEPLANE_MAX_REQUESTS", default_value_t = 256)]

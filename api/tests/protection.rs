@@ -544,11 +544,13 @@ async fn retention_removes_old_operations_and_request_ids() {
 }
 
 /// A client that sends half a request head, or nothing, is disconnected after
-/// `--header-read-timeout`; complete requests are served as before.
+/// `--header-read-timeout`, and one whose body stops arriving is answered 400 after
+/// `--body-idle-timeout`; complete requests are served as before.
 #[tokio::test]
 async fn half_a_header_is_cut_off() {
     let db = TestDb::new().await;
-    let mut api = Api::start_with_args(&db, &["--header-read-timeout", "1s"]).await;
+    let args = ["--header-read-timeout", "1s", "--body-idle-timeout", "1s"];
+    let mut api = Api::start_with_args(&db, &args).await;
     let addr = format!("127.0.0.1:{}", api.port());
 
     for (what, sent) in [
@@ -583,4 +585,33 @@ async fn half_a_header_is_cut_off() {
     }
     let (status, body) = api.get("/healthz").await;
     assert_eq!(status, 200, "{body}");
+
+    // A body that stops arriving is cut off too, with an answer in the error shape.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/projects/{PROJECT}/networks?networkId=slow HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{",
+        api.admin_token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "a trickled body is still waited for after 10 s"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("INVALID_ARGUMENT"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(800), "{answer}");
+    expect_error(
+        "not created",
+        &api.get(&format!("/v1/projects/{PROJECT}/networks/slow"))
+            .await,
+        404,
+        "NOT_FOUND",
+        None,
+    );
 }

@@ -15,6 +15,7 @@ use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::Router;
 use serde::Deserialize;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi};
@@ -126,6 +127,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(protect)
+        .layer(RequestBodyTimeoutLayer::new(state.config.body_idle_timeout))
         .layer(axum::middleware::from_fn(reject_nul))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
