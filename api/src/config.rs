@@ -64,9 +64,94 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_DB_POOL", default_value_t = 20)]
     pub db_pool: u32,
 
+    /// Pool of database connections kept apart for the agent protocol (register,
+    /// heartbeat, host config), so user traffic never starves heartbeats.
+    #[arg(long, env = "CACHEPLANE_DB_AGENT_POOL", default_value_t = 8)]
+    pub db_agent_pool: u32,
+
+    /// A connection must send a request's complete head within this long of opening or
+    /// of its previous answer, or it is closed: the header-read and keep-alive idle timeout.
+    #[arg(long, env = "CACHEPLANE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A request body that sends nothing for this long is cut off (400 on `body`): a
+    /// client cannot hold a request open by trickling its body.
+    #[arg(long, env = "CACHEPLANE_BODY_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_idle_timeout: Duration,
+
+    /// Most user requests served at once (long-polls and the agent protocol apart);
+    /// beyond it a request is answered UNAVAILABLE (503) at once.
+    #[arg(long, env = "CACHEPLANE_MAX_REQUESTS", default_value_t = 256)]
+    pub max_requests: usize,
+
+    /// Most user long-polls (operation waits) at once; beyond it UNAVAILABLE (503).
+    #[arg(long, env = "CACHEPLANE_MAX_LONG_POLLS", default_value_t = 256)]
+    pub max_long_polls: usize,
+
+    /// Most agent-protocol requests (register, heartbeat, config long-polls) at once;
+    /// beyond it UNAVAILABLE (503).
+    #[arg(long, env = "CACHEPLANE_MAX_AGENT_REQUESTS", default_value_t = 2048)]
+    pub max_agent_requests: usize,
+
+    /// Requests per second allowed per token (per client address without a valid
+    /// token), with bursts of twice as many; beyond it RESOURCE_EXHAUSTED (429) with
+    /// Retry-After.
+    #[arg(long, env = "CACHEPLANE_RATE_LIMIT", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+
+    /// How long a token lookup (valid or not) is cached: a revoked token keeps working
+    /// for at most this long.
+    #[arg(long, env = "CACHEPLANE_TOKEN_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
+    pub token_cache_ttl: Duration,
+
+    /// Default quota: instances per project.
+    #[arg(long, env = "CACHEPLANE_QUOTA_INSTANCES", default_value_t = 100)]
+    pub quota_instances: i64,
+
+    /// Default quota: memory per project in GB, counted over every node
+    /// (`memorySizeGb` × (1 + `replicaCount`)).
+    #[arg(long, env = "CACHEPLANE_QUOTA_MEMORY_GB", default_value_t = 1000)]
+    pub quota_memory_gb: i64,
+
+    /// Default quota: networks per project, `default` included.
+    #[arg(long, env = "CACHEPLANE_QUOTA_NETWORKS", default_value_t = 10)]
+    pub quota_networks: i64,
+
+    /// Finished operations and their requestIds are removed this long after they end
+    /// (e.g. `7d`, `12h`).
+    #[arg(long, env = "CACHEPLANE_OPERATION_RETENTION", default_value = "7d", value_parser = parse_retention)]
+    pub operation_retention: Duration,
+
     /// Log format.
     #[arg(long, env = "CACHEPLANE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 }
 
 pub use cacheplane_types::duration::parse_duration;
+
+/// A retention: whole days (`7d`) or a duration [`parse_duration`] reads (at most 24 h).
+pub fn parse_retention(s: &str) -> Result<Duration, String> {
+    match s.trim().strip_suffix('d') {
+        Some(days) => days
+            .parse::<u64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .map(|d| Duration::from_secs(d * 86_400))
+            .ok_or_else(|| format!("'{s}' is not a number of days from 1 to 3650, such as 7d")),
+        None => parse_duration(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_takes_days() {
+        assert_eq!(parse_retention("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_retention("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_retention("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_retention("0d").is_err());
+        assert!(parse_retention("xd").is_err());
+    }
+}

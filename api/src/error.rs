@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 429: out of capacity (hosts, addresses).
     #[error("{0}")]
     ResourceExhausted(String),
+    /// 429: a project quota would be exceeded (answered at once, never as an operation).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// 405: the path exists but not with this method.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::Aborted(_) => (StatusCode::CONFLICT, "ABORTED"),
             ApiError::FailedPrecondition(_) => (StatusCode::BAD_REQUEST, "FAILED_PRECONDITION"),
             ApiError::ResourceExhausted(_) => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
+            ApiError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNIMPLEMENTED"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             ApiError::DeadlineExceeded(_) => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),

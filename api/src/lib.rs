@@ -15,11 +15,14 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod instances;
+pub mod limits;
 pub mod networks;
 pub mod notify;
 pub mod operations;
 pub mod paging;
+pub mod quotas;
 pub mod scheduler;
+pub mod server;
 pub mod state;
 pub mod tokens;
 
@@ -61,11 +64,21 @@ pub async fn connect(config: Config, shutdown: &CancellationToken) -> anyhow::Re
         .connect(&config.database_url)
         .await
         .context("connecting to Postgres")?;
+    // Opened lazily: a replica without agents holds no connection for them.
+    let agent_pool = PgPoolOptions::new()
+        .max_connections(config.db_agent_pool.max(1))
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_lazy(&config.database_url)
+        .context("the agents' Postgres pool")?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
     auth::bootstrap_admin_token(&pool, &config.admin_token).await?;
     let notifier = Notifier::start(&pool, shutdown.clone()).await?;
     Ok(AppState {
         pool,
+        agent_pool,
+        tokens: Arc::new(auth::TokenCache::new(config.token_cache_ttl)),
+        limits: Arc::new(limits::Limits::new(&config)),
+        retention: Arc::new(background::retention::Schedule::default()),
         config: Arc::new(config),
         notifier,
         grace: Arc::new(background::grace::Grace::new()),
@@ -83,15 +96,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", state.config.listen))?;
     tracing::info!(listen = %state.config.listen, "serving");
+    let header_read_timeout = state.config.header_read_timeout;
     let app = http::app(state);
     let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down");
-            stop.cancel();
-        })
-        .await?;
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        // Ends the long-polls too (they watch the notifier's token).
+        stop.cancel();
+    });
+    server::serve(listener, app, header_read_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = worker.await;
     Ok(())

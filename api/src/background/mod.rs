@@ -14,6 +14,7 @@
 pub mod driver;
 pub mod grace;
 pub mod health;
+pub mod retention;
 
 use std::fmt::Display;
 
@@ -63,6 +64,7 @@ pub async fn sweep(state: &AppState) {
             tracing::warn!(error = %e, "listing instances to check failed; will retry")
         }
     }
+    retention::sweep(state).await;
 }
 
 /// Follows up a committed heartbeat: the operations and instances it may have moved.

@@ -28,8 +28,10 @@ pub mod networks;
 pub mod nodes;
 pub mod operations;
 pub mod quarantine;
+pub mod quotas;
 pub mod ranges;
 pub mod requests;
+pub mod retention;
 pub mod tokens;
 
 use sqlx::PgExecutor;

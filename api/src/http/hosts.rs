@@ -58,7 +58,7 @@ async fn get_host(
     Path(host): Path<String>,
 ) -> ApiResult<Json<Host>> {
     p.check_host(&host)?;
-    Ok(Json(hosts::get(&s, &host).await?))
+    Ok(Json(hosts::get(&s.for_agents(), &host).await?))
 }
 
 /// Registers (or re-registers) a host.
@@ -73,7 +73,7 @@ async fn register_host(
     Body(req): Body<RegisterHostRequest>,
 ) -> ApiResult<Json<Host>> {
     p.check_host(&host)?;
-    Ok(Json(hosts::register(&s, &host, &req).await?))
+    Ok(Json(hosts::register(&s.for_agents(), &host, &req).await?))
 }
 
 /// Reports what the agent sees.
@@ -88,6 +88,7 @@ async fn heartbeat(
     Body(req): Body<HeartbeatRequest>,
 ) -> ApiResult<Json<HeartbeatResponse>> {
     p.check_host(&host)?;
+    let s = s.for_agents();
     let beat = hosts::heartbeat(&s, &host, &req).await?;
     background::after_heartbeat(&s, &beat).await;
     Ok(Json(beat.response))
@@ -118,6 +119,7 @@ async fn get_config(
     Query(q): Query<ConfigQuery>,
 ) -> ApiResult<Json<HostConfig>> {
     p.check_host(&host)?;
+    let s = s.for_agents();
     let Some(known) = q.generation.as_deref().filter(|g| !g.is_empty()) else {
         return Ok(Json(hosts::config(&s.pool, &host).await?));
     };

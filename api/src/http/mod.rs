@@ -15,6 +15,7 @@ use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::Router;
 use serde::Deserialize;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi};
@@ -59,6 +60,45 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The answers of the protection layer, on every `/v1` method (see `crate::limits`).
+struct Protection;
+
+impl Modify for Protection {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let limited = answer("RESOURCE_EXHAUSTED: rate limit (with Retry-After) or project quota");
+        let busy = answer("UNAVAILABLE: the server is at a concurrency cap (with Retry-After)");
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let responses = &mut op.responses.responses;
+                responses.insert("429".into(), limited.clone().into());
+                responses.insert("503".into(), busy.clone().into());
+            }
+        }
+    }
+}
+
 fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
@@ -72,15 +112,22 @@ fn router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every served route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    router().split_for_parts().1
+    let mut doc = router().split_for_parts().1;
+    // After the routes are merged: the derive's modifiers run before there are paths.
+    Protection.modify(&mut doc);
+    doc
 }
 
-/// The application: every route, the error shape for unknown routes, request tracing.
+/// The application: every route, the error shape for unknown routes, the protection
+/// layer (concurrency caps, cached authentication, rate limits), request tracing.
 pub fn app(state: AppState) -> Router {
     let (routes, _) = router().split_for_parts();
+    let protect = axum::middleware::from_fn_with_state(state.clone(), crate::limits::protect);
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(protect)
+        .layer(RequestBodyTimeoutLayer::new(state.config.body_idle_timeout))
         .layer(axum::middleware::from_fn(reject_nul))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::http::extract::{Json as Body, Path, Query};
-use crate::networks;
 use crate::state::AppState;
+use crate::{networks, quotas};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -61,6 +61,7 @@ async fn create_network(
     p.check_project(&project)?;
     let mut tx = s.pool.begin().await?;
     networks::ensure_project(&mut tx, &project, s.config.default_network_supernet).await?;
+    quotas::check_network(&mut tx, &s.config, &project).await?;
     let row = networks::create(&mut tx, &project, q.network_id.as_deref(), &req).await?;
     tx.commit().await?;
     Ok(Json(row.to_wire()))

@@ -59,5 +59,7 @@ async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     p.check_admin()?;
     tokens::revoke(&s.pool, &token).await?;
+    // Other replicas stop accepting it within --token-cache-ttl.
+    s.tokens.clear();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,7 +22,7 @@ use crate::networks::NetworkRow;
 use crate::operations::{self, OperationRow};
 use crate::scheduler::{self, Candidate};
 use crate::state::AppState;
-use crate::{alloc, catalog, idempotency, networks};
+use crate::{alloc, catalog, idempotency, networks, quotas};
 
 /// Creates an instance; answers with its operation.
 pub async fn create(
@@ -218,6 +218,14 @@ async fn insert_and_place(
     op_id: Uuid,
 ) -> ApiResult<Operation> {
     let spec = check_request(tx, target, req).await?;
+    quotas::check_create(
+        tx,
+        &state.config,
+        &target.project,
+        spec.memory_gb,
+        spec.replicas,
+    )
+    .await?;
     // Hosts first (locked in id order), then the network: the same order as every other
     // path that takes both.
     let mut candidates =

@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::instances::{render, touch_nodes, validate, InstanceRef, InstanceRow};
 use crate::operations::{self, NewOperation};
 use crate::state::AppState;
-use crate::{catalog, idempotency};
+use crate::{catalog, idempotency, quotas};
 
 /// Fields whose change reaches the nodes (and so needs a READY instance).
 const NODE_FIELDS: [&str; 4] = [
@@ -65,6 +65,12 @@ pub async fn patch(
         NODE_FIELDS.iter().any(|f| has(f)),
     )?;
 
+    let resizes = has("memorySizeGb") || has("replicaCount");
+    if resizes {
+        // Before any host is locked: the lock order of a create (project, then hosts).
+        quotas::lock(&mut tx, &target.project).await?;
+    }
+
     let display_name = has("displayName").then(|| req.display_name.clone().unwrap_or_default());
     if let Some(d) = &display_name {
         validate::display_name(d)?;
@@ -92,6 +98,19 @@ pub async fn patch(
         true => Some(ctx.replicas(&mut tx, &tier_info, memory_gb).await?),
         false => None,
     };
+    if resizes {
+        let before = quotas::footprint_gb(inst.memory_size_gb, inst.replica_count);
+        let after = quotas::footprint_gb(memory_gb, replicas.unwrap_or(inst.replica_count));
+        quotas::check_resize(
+            &mut tx,
+            &state.config,
+            &target.project,
+            inst.id,
+            before,
+            after,
+        )
+        .await?;
+    }
     let read_replicas = has("readReplicasMode") && ctx.read_replicas(&mut tx).await?;
     let mut touched = ctx.touched;
 
