@@ -454,7 +454,13 @@ async fn quotas_refuse_and_name_themselves() {
 #[tokio::test]
 async fn retention_removes_old_operations_and_request_ids() {
     let db = TestDb::new().await;
-    let api = Api::in_process_with_args(&db, &["--operation-retention", "1h"]).await;
+    // The operation deadline is set past the "running" operation's age (2 h), so the
+    // driver does not end it for being overdue: it must stay because it runs.
+    let api = Api::in_process_with_args(
+        &db,
+        &["--operation-retention", "1h", "--operation-deadline", "5h"],
+    )
+    .await;
     // No hosts: each create ends at once (no room), a finished operation.
     let with_request = |name: &str, request: &str| {
         format!("{PARENT}/instances?instanceId={name}&requestId={request}")
