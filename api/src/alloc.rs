@@ -12,7 +12,8 @@ use ipnet::{IpNet, Ipv4Net};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::db::ranges;
+use crate::db::networks as db_networks;
+use crate::db::{quarantine, ranges};
 use crate::error::ApiResult;
 
 /// Locks a network for allocation until the transaction ends.
@@ -136,6 +137,35 @@ pub fn split_siblings(block: Ipv4Net, want: Ipv4Net) -> Vec<Ipv4Net> {
         }
     }
     out
+}
+
+/// Ends the quarantine holds of `host` that its applied generation `applied` satisfies
+/// (every hold when `None`: an operator's release), and returns to the pool each range
+/// no longer held and no longer an instance's. Locks the networks concerned, in id order,
+/// and nothing else (call it outside a transaction holding host locks). Returns the
+/// ranges freed.
+pub async fn release_quarantine(
+    conn: &mut PgConnection,
+    host: &str,
+    applied: Option<i64>,
+) -> ApiResult<Vec<IpNet>> {
+    let networks = quarantine::networks_released_by(&mut *conn, host, applied).await?;
+    if networks.is_empty() {
+        return Ok(Vec::new());
+    }
+    for &network in &networks {
+        lock_network(&mut *conn, network).await?;
+    }
+    let mut freed = Vec::new();
+    for (network, range) in quarantine::release(&mut *conn, host, applied).await? {
+        let IpNet::V4(r) = range else { continue };
+        if quarantine::freeable(&mut *conn, network, range).await? {
+            let pool = db_networks::get_by_id(&mut *conn, network).await?.pool();
+            free(&mut *conn, network, pool, r).await?;
+            freed.push(range);
+        }
+    }
+    Ok(freed)
 }
 
 #[cfg(test)]

@@ -37,6 +37,21 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_HOST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub host_timeout: Duration,
 
+    /// A STANDARD_HA primary whose engine runs but has not answered its agent for longer
+    /// than this counts as lost (one slow answer never does).
+    #[arg(long, env = "CACHEPLANE_UNRESPONSIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub unresponsive_timeout: Duration,
+
+    /// A create or update whose node sits on a silent host fails after this long,
+    /// naming the node and the host (a failed create is rolled back).
+    #[arg(long, env = "CACHEPLANE_OPERATION_DEADLINE", default_value = "2m", value_parser = parse_duration)]
+    pub operation_deadline: Duration,
+
+    /// A replica whose host has been silent this long is re-created on another host
+    /// (same zone, else the alternative zone, else any).
+    #[arg(long, env = "CACHEPLANE_REPAIR_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub repair_after: Duration,
+
     /// Longest wait of a long-poll (host config, operation wait).
     #[arg(long, env = "CACHEPLANE_MAX_WAIT", default_value = "60s", value_parser = parse_duration)]
     pub max_wait: Duration,

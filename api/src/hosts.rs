@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cacheplane_types::{
     HeartbeatRequest, HeartbeatResponse, Host, HostConfig, HostState, NodeRole, NodeSpec,
-    ReadEndpointSpec, RegisterHostRequest, Tier, WriteFence,
+    ReadEndpointSpec, RegisterHostRequest, ReleaseRangesResponse, Tier, WriteFence,
 };
 use chrono::Utc;
 use ipnet::IpNet;
@@ -159,7 +159,43 @@ pub async fn heartbeat(
             crate::db::instances::list_to_recheck(&mut tx, host, &unwell_nodes(req)).await?;
     }
     tx.commit().await?;
+    release_quarantine(state, host, Some(req.applied_generation)).await;
     Ok(beat)
+}
+
+/// Releases every range quarantined against `host`, whatever it applied (an operator's
+/// call for a host gone for good).
+pub async fn release_ranges(state: &AppState, host: &str) -> ApiResult<ReleaseRangesResponse> {
+    get_row(&state.pool, host).await?;
+    let mut tx = state.pool.begin().await?;
+    let freed = crate::alloc::release_quarantine(&mut tx, host, None).await?;
+    tx.commit().await?;
+    tracing::warn!(host, ?freed, "quarantined ranges released by an operator");
+    Ok(ReleaseRangesResponse {
+        released_ranges: freed.iter().map(|r| r.to_string()).collect(),
+    })
+}
+
+/// Returns to the pool the ranges the host held in quarantine (its agent has applied a
+/// config without their nodes, or an operator said so with `applied = None`). A failure
+/// is logged: the next heartbeat tries again.
+async fn release_quarantine(state: &AppState, host: &str, applied: Option<i64>) {
+    let result = async {
+        let mut tx = state.pool.begin().await?;
+        let freed = crate::alloc::release_quarantine(&mut tx, host, applied).await?;
+        tx.commit().await?;
+        ApiResult::Ok(freed)
+    }
+    .await;
+    match result {
+        Ok(freed) if !freed.is_empty() => {
+            tracing::info!(host, ?freed, "ranges released from quarantine");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(host, error = %e, "releasing quarantined ranges failed; will retry")
+        }
+    }
 }
 
 /// Stores a current report: the applied generation, each node's observed state, and the
@@ -185,6 +221,7 @@ fn unwell_nodes(req: &HeartbeatRequest) -> Vec<Uuid> {
         .filter(|r| {
             !r.process_up
                 || r.error.is_some()
+                || r.unresponsive_seconds.is_some()
                 || (r.role == Some(NodeRole::Replica) && r.master_link_up != Some(true))
         })
         .map(|r| r.node_id)
@@ -250,12 +287,12 @@ fn node_spec(r: SpecRow) -> NodeSpec {
         // where it is.
         restart_in_place: r.tier == Tier::Basic,
         auth_string: r.auth_enabled.then_some(r.auth_string),
-        write_fence: (r.tier == Tier::StandardHa && role == NodeRole::Primary).then_some(
-            WriteFence {
+        // Lifted by the health monitor while no replica could acknowledge.
+        write_fence: (r.tier == Tier::StandardHa && role == NodeRole::Primary && r.write_fence)
+            .then_some(WriteFence {
                 min_replicas: 1,
                 max_lag_seconds: WRITE_FENCE_MAX_LAG_SECONDS,
-            },
-        ),
+            }),
     }
 }
 

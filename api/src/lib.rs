@@ -68,6 +68,7 @@ pub async fn connect(config: Config, shutdown: &CancellationToken) -> anyhow::Re
         pool,
         config: Arc::new(config),
         notifier,
+        grace: Arc::new(background::grace::Grace::new()),
     })
 }
 

@@ -60,6 +60,25 @@ pub fn plan_zones(
     out
 }
 
+/// The zones to re-create a node lost in `lost_zone` in, in order of preference: the
+/// same zone, the instance's alternative zone, then the region's other zones by id.
+pub fn repair_zones(
+    lost_zone: &str,
+    alternative: Option<&str>,
+    region_zones: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = vec![lost_zone.to_string()];
+    for z in alternative
+        .into_iter()
+        .chain(region_zones.iter().map(String::as_str))
+    {
+        if !out.iter().any(|o| o == z) {
+            out.push(z.to_string());
+        }
+    }
+    out
+}
+
 /// Picks a host in `zone` for a node of `bytes`, preferring hosts not in `avoid`, and
 /// charges it. RESOURCE_EXHAUSTED names the zone when none fits.
 pub fn pick_host(
@@ -191,5 +210,34 @@ mod tests {
             pick_host(&mut c, "a", 1 << 30, "REDIS_7_0", &["h1".into()]).unwrap(),
             "h2"
         );
+    }
+
+    #[test]
+    fn a_lost_node_is_recreated_in_its_zone_then_the_alternative_then_any() {
+        // (case, lost zone, alternative zone, the order expected)
+        let cases: Vec<(&str, &str, Option<&str>, Vec<&str>)> = vec![
+            (
+                "same zone first, then the alternative",
+                "b",
+                Some("c"),
+                vec!["b", "c", "a"],
+            ),
+            ("no alternative", "c", None, vec!["c", "a", "b"]),
+            (
+                "the alternative is the lost zone",
+                "a",
+                Some("a"),
+                vec!["a", "b", "c"],
+            ),
+            (
+                "a zone outside the region still comes first",
+                "z",
+                Some("b"),
+                vec!["z", "b", "a", "c"],
+            ),
+        ];
+        for (name, lost, alt, want) in cases {
+            assert_eq!(repair_zones(lost, alt, &zones()), want, "{name}");
+        }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::background::grace::Grace;
 use crate::config::Config;
 use crate::notify::Notifier;
 
@@ -17,4 +18,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Wakes long-polls when a host config or an operation changes (on any replica).
     pub notifier: Notifier,
+    /// When host silence starts to count for this process (the health monitor's grace
+    /// period after a start or a database outage).
+    pub grace: Arc<Grace>,
 }

@@ -73,6 +73,18 @@ pub struct ListHostsResponse {
     pub hosts: Vec<Host>,
 }
 
+/// Answer of `POST /v1/hosts/{host}/releaseRanges`: the address ranges returned to their
+/// networks' pools. A range freed while one of its nodes sat on the host, silent, is held
+/// until the host confirms its engines stopped; an operator who knows the host is gone
+/// for good releases its holds with this call.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseRangesResponse {
+    /// The ranges now free (CIDR); empty when none was held only by this host.
+    pub released_ranges: Vec<String>,
+}
+
 /// Body of `POST /v1/hosts/{host}/heartbeat`: what the agent sees.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,13 +13,15 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::instances::{self as db, Guard, InstanceRow, TryLock};
-use crate::db::{nodes, operations as ops, ranges};
+use crate::db::{nodes, operations as ops, quarantine, ranges};
 use crate::error::ApiResult;
 use crate::instances::node_state::{host_up, node_state};
 use crate::instances::{lock_region_hosts, render, touch_nodes, NodeRow};
 use crate::operations::{self, NewOperation, OperationRow};
 use crate::state::AppState;
 use crate::{alloc, networks};
+
+use super::{grace, health};
 
 #[cfg(test)]
 mod tests;
@@ -60,13 +62,16 @@ pub enum Step {
     },
 }
 
-/// The next step of `op` on `inst` (`None` once deleted) with its `nodes`, at `now`.
+/// The next step of `op` on `inst` (`None` once deleted) with its `nodes`, at `now`. A
+/// create or update still waiting, past `deadline` from its start, for a node whose host
+/// is silent fails, naming the node and its host.
 pub fn decide(
     op: &OperationRow,
     inst: Option<&InstanceRow>,
     nodes: &[NodeRow],
     now: DateTime<Utc>,
     host_timeout: Duration,
+    deadline: Duration,
 ) -> Step {
     if inst.is_none() {
         return Step::Gone;
@@ -84,7 +89,39 @@ pub fn decide(
             Step::AwaitStop { drop, left }
         };
     }
+    if let Some(step) = overdue(op, nodes, now, host_timeout, deadline) {
+        return step;
+    }
     converge(op, nodes, now, host_timeout)
+}
+
+/// A create or update past its deadline with a node on a silent host: it fails.
+fn overdue(
+    op: &OperationRow,
+    nodes: &[NodeRow],
+    now: DateTime<Utc>,
+    timeout: Duration,
+    deadline: Duration,
+) -> Option<Step> {
+    if !matches!(op.verb, OperationVerb::Create | OperationVerb::Update) {
+        return None;
+    }
+    let age = now.signed_duration_since(op.created_at).to_std().ok()?;
+    if age <= deadline {
+        return None;
+    }
+    let stuck = nodes
+        .iter()
+        .find(|n| !n.removing && !host_up(n, now, timeout))?;
+    let since = stuck
+        .host_last_heartbeat_at
+        .map_or_else(|| "ever".to_string(), |t| t.to_rfc3339());
+    Some(Step::Fail {
+        message: format!(
+            "node {} in zone {} could not come up: its host {} has been silent since {since}",
+            stuck.id, stuck.zone_id, stuck.host_id
+        ),
+    })
 }
 
 fn converge(op: &OperationRow, nodes: &[NodeRow], now: DateTime<Utc>, timeout: Duration) -> Step {
@@ -153,13 +190,16 @@ pub async fn advance(state: &AppState, op_id: Uuid) -> ApiResult<()> {
         },
         None => None,
     };
-    let nodes = match &inst {
+    let mut nodes = match &inst {
         Some(inst) => nodes::of_instances(&mut *tx, &[inst.id]).await?,
         None => Vec::new(),
     };
-    let now = Utc::now();
     let timeout = state.config.host_timeout;
-    let step = decide(&op, inst.as_ref(), &nodes, now, timeout);
+    let from = state.grace.seen(Utc::now(), grace::stall(timeout));
+    grace::apply(&mut nodes, from);
+    let now = Utc::now();
+    let deadline = state.config.operation_deadline;
+    let step = decide(&op, inst.as_ref(), &nodes, now, timeout, deadline);
     match (step, inst) {
         (step, Some(inst)) => apply(&mut tx, &op, &inst, &nodes, step, now, timeout).await?,
         (_, None) => finish_gone(&mut tx, &op).await?,
@@ -194,18 +234,30 @@ async fn apply(
     match step {
         Step::Gone => finish_gone(tx, op).await,
         Step::AwaitStop { drop, left } => {
-            nodes::delete(tx, &drop).await?;
+            drop_silent(tx, inst, nodes, &drop).await?;
             let detail = format!("waiting for {left} node(s) to stop");
             operations::set_progress(tx, op.id, 50, &detail).await
         }
         Step::Remove { drop } => {
-            nodes::delete(tx, &drop).await?;
+            drop_silent(tx, inst, nodes, &drop).await?;
             remove_instance(tx, inst).await?;
             operations::finish(tx, op.id, Ok(None)).await
         }
         Step::Fail { message } => fail(tx, op, inst, message).await,
         Step::Ready => {
-            db::set_state(tx, inst.id, InstanceState::Ready, Some(""), Guard::Always).await?;
+            // A failover does not wait for nodes on silent hosts or with a broken engine,
+            // but the instance is READY only once every node serves.
+            let sick = health::sick(nodes, now, timeout);
+            let (next, message) = if sick.is_empty() {
+                (InstanceState::Ready, String::new())
+            } else if op.verb == OperationVerb::Failover {
+                // Keep saying which failover this was, until the monitor's next look.
+                let done = inst.status_message.trim_end_matches("; ");
+                (InstanceState::Repairing, format!("{done}; {sick}"))
+            } else {
+                (InstanceState::Repairing, sick)
+            };
+            db::set_state(tx, inst.id, next, Some(&message), Guard::Always).await?;
             let inst = db::get_by_id(&mut *tx, inst.id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("instance vanished under its row lock"))?;
@@ -218,13 +270,40 @@ async fn apply(
     }
 }
 
-/// Frees an instance's ranges and deletes it (its nodes are gone).
+/// Deletes nodes whose hosts are silent; their ranges are quarantined against those
+/// hosts, whose engines may still hold the addresses.
+async fn drop_silent(
+    tx: &mut PgConnection,
+    inst: &InstanceRow,
+    nodes: &[NodeRow],
+    drop: &[Uuid],
+) -> ApiResult<()> {
+    if drop.is_empty() {
+        return Ok(());
+    }
+    let mut hosts: Vec<String> = nodes
+        .iter()
+        .filter(|n| drop.contains(&n.id))
+        .map(|n| n.host_id.clone())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    quarantine::hold(tx, inst.id, &hosts).await?;
+    nodes::delete(tx, drop).await
+}
+
+/// Frees an instance's ranges and deletes it (its nodes are gone). A range held in
+/// quarantine stays out of the pool until its hosts let it go.
 async fn remove_instance(tx: &mut PgConnection, inst: &InstanceRow) -> ApiResult<()> {
     for held in ranges::of_instance(tx, inst.id).await? {
         let net = networks::get_by_id(&mut *tx, held.network_id).await?;
         alloc::lock_network(tx, held.network_id).await?;
         if let IpNet::V4(r) = held.range {
             ranges::delete(tx, inst.id, held.range).await?;
+            if quarantine::is_held(tx, held.network_id, held.range).await? {
+                tracing::info!(instance = %inst.full_name(), range = %r, "range quarantined until its silent hosts return");
+                continue;
+            }
             alloc::free(tx, held.network_id, net.pool(), r).await?;
         }
     }

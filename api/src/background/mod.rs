@@ -12,6 +12,7 @@
 //! id and retried on the next tick, and the others go on.
 
 pub mod driver;
+pub mod grace;
 pub mod health;
 
 use std::fmt::Display;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::db;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::hosts::Heartbeat;
 use crate::state::AppState;
 
@@ -44,13 +45,23 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
 /// One pass: advances every unfinished operation, then checks every instance whose
 /// health is in doubt.
 pub async fn sweep(state: &AppState) {
+    let stall = grace::stall(state.config.host_timeout);
     match db::operations::list_unfinished(&state.pool, SWEEP_LIMIT).await {
-        Ok(ops) => advance_each(state, &ops).await,
-        Err(e) => tracing::warn!(error = %e, "listing unfinished operations failed; will retry"),
+        Ok(ops) => {
+            state.grace.seen(chrono::Utc::now(), stall);
+            advance_each(state, &ops).await
+        }
+        Err(e) => {
+            state.grace.lost();
+            tracing::warn!(error = %e, "listing unfinished operations failed; will retry")
+        }
     }
     match db::instances::list_suspects(&state.pool, state.config.host_timeout).await {
         Ok(instances) => check_each(state, &instances).await,
-        Err(e) => tracing::warn!(error = %e, "listing instances to check failed; will retry"),
+        Err(e) => {
+            state.grace.lost();
+            tracing::warn!(error = %e, "listing instances to check failed; will retry")
+        }
     }
 }
 
@@ -63,23 +74,49 @@ pub async fn after_heartbeat(state: &AppState, beat: &Heartbeat) {
 /// Advances one operation now (e.g. a delete whose nodes sit on hosts that are down);
 /// a failure is left to the next sweep.
 pub async fn nudge(state: &AppState, op: Uuid) {
-    log_failure("operation", op, advance(state, op).await);
+    log_failure(state, "operation", op, advance(state, op).await);
 }
 
 async fn advance_each(state: &AppState, ops: &[Uuid]) {
     for &op in ops {
-        log_failure("operation", op, advance(state, op).await);
+        log_failure(state, "operation", op, advance(state, op).await);
     }
 }
 
 async fn check_each(state: &AppState, instances: &[Uuid]) {
     for &instance in instances {
-        log_failure("instance", instance, health::check(state, instance).await);
+        log_failure(
+            state,
+            "instance",
+            instance,
+            health::check(state, instance).await,
+        );
     }
 }
 
-fn log_failure(what: &str, id: impl Display, result: ApiResult<()>) {
+fn log_failure(state: &AppState, what: &str, id: impl Display, result: ApiResult<()>) {
     if let Err(e) = result {
+        if lost_database(&e) {
+            state.grace.lost();
+        }
         tracing::warn!(%id, error = %e, "{what} step failed; will retry on the next sweep");
     }
+}
+
+/// Whether an error says the database could not be reached (as opposed to a query it
+/// refused): the health monitor's grace period then restarts.
+fn lost_database(e: &ApiError) -> bool {
+    let ApiError::Internal(e) = e else {
+        return false;
+    };
+    matches!(
+        e.downcast_ref::<sqlx::Error>(),
+        Some(
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed
+        )
+    )
 }

@@ -283,6 +283,8 @@ pub struct SpecRow {
     pub read_replicas_enabled: bool,
     /// The addresses of the instance's replicas, by ordinal.
     pub replica_addresses: Vec<IpNet>,
+    /// Whether the node's write fence is on (it applies to STANDARD_HA primaries).
+    pub write_fence: bool,
 }
 
 /// The nodes a host should run (not being removed), by id.
@@ -294,7 +296,8 @@ pub async fn specs(db: impl PgExecutor<'_>, host: &str) -> ApiResult<Vec<SpecRow
                (select p.address from node p where p.instance_id = i.id and p.role = 'PRIMARY' and not p.removing) as primary_address,
                i.read_replicas_enabled,
                array(select r.address from node r where r.instance_id = i.id and r.role = 'REPLICA'
-                     and not r.removing order by r.ordinal) as replica_addresses
+                     and not r.removing order by r.ordinal) as replica_addresses,
+               n.write_fence
            from node n join instance i on i.id = n.instance_id
            where n.host_id = $1 and not n.removing order by n.id"#,
     )

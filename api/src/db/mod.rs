@@ -27,6 +27,7 @@ pub mod instances;
 pub mod networks;
 pub mod nodes;
 pub mod operations;
+pub mod quarantine;
 pub mod ranges;
 pub mod requests;
 pub mod tokens;

@@ -218,3 +218,33 @@ pub async fn delete_stopped(
     .fetch_all(&mut *conn)
     .await?)
 }
+
+/// Whether a node's write fence is on (see the `write_fence` column).
+pub async fn write_fence(conn: &mut PgConnection, node: Uuid) -> ApiResult<bool> {
+    Ok(
+        sqlx::query_scalar("select write_fence from node where id = $1")
+            .bind(node)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or(true),
+    )
+}
+
+/// Turns a node's write fence on or off.
+pub async fn set_write_fence(conn: &mut PgConnection, node: Uuid, on: bool) -> ApiResult<()> {
+    sqlx::query("update node set write_fence = $2, updated_at = now() where id = $1")
+        .bind(node)
+        .bind(on)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks nodes for removal.
+pub async fn mark_removing(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<()> {
+    sqlx::query("update node set removing = true, updated_at = now() where id = any($1)")
+        .bind(nodes)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use cacheplane_types::{
     ErrorBody, HeartbeatRequest, HeartbeatResponse, Host, HostConfig, ListHostsResponse,
-    RegisterHostRequest,
+    RegisterHostRequest, ReleaseRangesResponse,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -24,6 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_host, register_host))
         .routes(routes!(heartbeat))
         .routes(routes!(get_config))
+        .routes(routes!(release_ranges))
 }
 
 /// Query of the config long-poll.
@@ -90,6 +91,20 @@ async fn heartbeat(
     let beat = hosts::heartbeat(&s, &host, &req).await?;
     background::after_heartbeat(&s, &beat).await;
     Ok(Json(beat.response))
+}
+
+/// Releases the address ranges quarantined against a host (one whose nodes were dropped
+/// while it was silent): for a host known to be gone for good.
+#[utoipa::path(post, path = "/v1/hosts/{host}/releaseRanges", tag = "admin",
+    params(("host" = String, Path)),
+    responses((status = 200, body = ReleaseRangesResponse), (status = "4XX", body = ErrorBody)))]
+async fn release_ranges(
+    p: Principal,
+    State(s): State<AppState>,
+    Path(host): Path<String>,
+) -> ApiResult<Json<ReleaseRangesResponse>> {
+    p.check_admin()?;
+    Ok(Json(hosts::release_ranges(&s, &host).await?))
 }
 
 /// The host's desired config; long-polls while `generation` is current.

@@ -2,17 +2,23 @@
 //! or when the health monitor finds the primary lost (automatic).
 
 use cacheplane_types::{
-    DataProtectionMode, FailoverRequest, InstanceState, NodeRole, Operation, OperationVerb, Tier,
+    DataProtectionMode, FailoverRequest, InstanceState, NodeRole, NodeState, Operation,
+    OperationVerb, Tier,
 };
+use ipnet::IpNet;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::instances::{self as db, Guard};
-use crate::db::nodes;
+use crate::db::{catalog as catalog_db, nodes};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency;
-use crate::instances::{touch_nodes, InstanceRef, InstanceRow, NodeRow};
+use crate::instances::node_state::{host_up, node_state};
+use crate::instances::{
+    add_nodes, touch_nodes, InstanceRef, InstanceRow, NewNode, NodeRow, Placement,
+};
 use crate::operations::{self, NewOperation};
+use crate::scheduler;
 use crate::state::AppState;
 
 #[cfg(test)]
@@ -35,6 +41,39 @@ pub fn best_replica<'a>(nodes: &'a [NodeRow], primary_zone: &str) -> Option<(&'a
         .min_by_key(|(n, lag)| (*lag, n.zone_id != primary_zone, n.ordinal))
 }
 
+/// The replica to promote when forcing a REPAIRING instance over: on a heartbeating
+/// host, its engine runs and answers with no error, whatever its link and even in a full
+/// sync (FORCE_DATA_LOSS); one not syncing first, then the most data (highest replication
+/// offset), the old primary's zone, the oldest.
+pub fn running_replica<'a>(
+    nodes: &'a [NodeRow],
+    primary_zone: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    host_timeout: std::time::Duration,
+) -> Option<&'a NodeRow> {
+    nodes
+        .iter()
+        .filter(|n| !n.removing && n.role == NodeRole::Replica)
+        .filter(|n| host_up(n, now, host_timeout))
+        .filter_map(|n| {
+            let r = &n.observed.as_ref()?.0;
+            (r.process_up && r.error.is_none() && r.unresponsive_seconds.is_none()).then_some((
+                n,
+                !r.full_sync_in_progress,
+                r.replication_offset.unwrap_or(0),
+            ))
+        })
+        .max_by_key(|(n, synced, offset)| {
+            (
+                *synced,
+                *offset,
+                n.zone_id == primary_zone,
+                std::cmp::Reverse(n.ordinal),
+            )
+        })
+        .map(|(n, _, _)| n)
+}
+
 /// The current primary of an instance's nodes.
 pub fn primary(nodes: &[NodeRow]) -> Option<&NodeRow> {
     nodes
@@ -54,6 +93,9 @@ pub struct Promotion<'a> {
     pub message: String,
     /// The operation's parameters (the driver reads `newPrimary`).
     pub params: serde_json::Value,
+    /// Whether the new primary starts with its write fence on: only when another replica
+    /// could acknowledge its writes.
+    pub fence: bool,
 }
 
 /// Starts a failover in the caller's transaction, which holds the instance's row lock:
@@ -72,6 +114,7 @@ pub async fn start(
         promotion.new_primary.id,
     )
     .await?;
+    nodes::set_write_fence(&mut *conn, promotion.new_primary.id, promotion.fence).await?;
     let all: Vec<Uuid> = nodes.iter().filter(|n| !n.removing).map(|n| n.id).collect();
     touch_nodes(&mut *conn, &all).await?;
     db::set_state(
@@ -103,6 +146,7 @@ pub async fn start_automatic(
     old_primary: &NodeRow,
     new_primary: &NodeRow,
     reason: &str,
+    fence: bool,
 ) -> ApiResult<Uuid> {
     crate::instances::lock_region_hosts(&mut *conn, &inst.region_id).await?;
     let op_id = Uuid::new_v4();
@@ -118,6 +162,7 @@ pub async fn start_automatic(
             "automatic": true, "newPrimary": new_primary.id,
             "oldPrimary": old_primary.id, "reason": reason,
         }),
+        fence,
     };
     start(conn, inst, nodes, promotion).await?;
     tracing::warn!(instance = %inst.full_name(), old = %old_primary.id, new = %new_primary.id, reason, "automatic failover");
@@ -150,9 +195,13 @@ pub async fn failover(
             "a BASIC instance has no replica to fail over to".into(),
         ));
     }
-    if inst.state != InstanceState::Ready {
+    // A REPAIRING instance may be forced over to whatever replica runs: the way out
+    // when its primary is lost and no replica qualifies for an automatic failover.
+    let rescue =
+        inst.state == InstanceState::Repairing && mode == DataProtectionMode::ForceDataLoss;
+    if inst.state != InstanceState::Ready && !rescue {
         return Err(ApiError::FailedPrecondition(format!(
-            "instance '{}' is {}; failover needs READY",
+            "instance '{}' is {}; failover needs READY (or REPAIRING with FORCE_DATA_LOSS)",
             inst.name,
             inst.state.as_str()
         )));
@@ -160,9 +209,33 @@ pub async fn failover(
     let nodes = nodes::of_instances(&mut *tx, &[inst.id]).await?;
     let primary = primary(&nodes)
         .ok_or_else(|| ApiError::FailedPrecondition("the instance has no primary".into()))?;
-    let (best, lag) = best_replica(&nodes, &primary.zone_id).ok_or_else(|| {
+    let now = chrono::Utc::now();
+    let timeout = state.config.host_timeout;
+    let chosen = if rescue {
+        running_replica(&nodes, &primary.zone_id, now, timeout).map(|n| (n, 0))
+    } else {
+        best_replica(&nodes, &primary.zone_id)
+    };
+    if rescue && chosen.is_none() {
+        restart_empty(state, &mut tx, &inst, &nodes, primary, op_id).await?;
+        tx.commit().await?;
+        return Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire());
+    }
+    let (best, lag) = chosen.ok_or_else(|| {
         ApiError::FailedPrecondition("no replica is linked and in sync to take over".into())
     })?;
+    // The fence goes on only if another replica could acknowledge the new primary's
+    // writes; the old primary counts when it is well (a manual failover from READY).
+    let fence = nodes
+        .iter()
+        .filter(|n| !n.removing && n.id != best.id)
+        .any(|n| {
+            host_up(n, now, timeout)
+                && !matches!(
+                    node_state(n, now, timeout),
+                    NodeState::Down | NodeState::Failed
+                )
+        });
     if mode == DataProtectionMode::LimitedDataLoss && lag >= MAX_LAG_BYTES {
         return Err(ApiError::FailedPrecondition(format!(
             "the best replica lags by {lag} bytes (30 MB or more); retry later or use FORCE_DATA_LOSS"
@@ -174,10 +247,96 @@ pub async fn failover(
         new_primary: best,
         message: format!("manual failover to node {} in {}", best.id, best.zone_id),
         params: serde_json::json!({ "newPrimary": best.id, "oldPrimary": primary.id, "mode": mode }),
+        fence,
     };
     start(&mut tx, &inst, &nodes, promotion).await?;
     tx.commit().await?;
     Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
+}
+
+/// FORCE_DATA_LOSS on a REPAIRING instance none of whose replicas runs: the primary is
+/// re-created empty, as a new node (a new engine with no data) on an up host of its zone
+/// (else the alternative zone, else any), and every replica follows it, discarding what
+/// it held. The old primary node is removed (its agent stops it). The instance goes
+/// FAILING_OVER with a failover operation whose `newPrimary` is the new node.
+async fn restart_empty(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    inst: &InstanceRow,
+    nodes: &[NodeRow],
+    old: &NodeRow,
+    op_id: Uuid,
+) -> ApiResult<()> {
+    let range = inst
+        .range()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("instance {} has no range", inst.id)))?;
+    let mut candidates =
+        scheduler::load_candidates(&mut *tx, &inst.region_id, state.config.host_timeout).await?;
+    let region_zones = catalog_db::zones_of(&mut *tx, &inst.region_id).await?;
+    let zones =
+        scheduler::repair_zones(&old.zone_id, Some(inst.location_id.as_str()), &region_zones);
+    let zone = zones
+        .into_iter()
+        .find(|z| {
+            let mut trial = candidates.clone();
+            scheduler::pick_host(&mut trial, z, old.memory_bytes, &inst.redis_version, &[]).is_ok()
+        })
+        .ok_or_else(|| {
+            ApiError::ResourceExhausted("no up host has room to restart the primary empty".into())
+        })?;
+    let used: Vec<IpNet> = nodes.iter().map(|n| n.address).collect();
+    nodes::mark_removing(&mut *tx, &[old.id]).await?;
+    let placement = Placement {
+        instance: inst.id,
+        range,
+        engine: &inst.redis_version,
+        bytes: old.memory_bytes,
+        candidates: &mut candidates,
+        hosts_in_use: Vec::new(),
+        used_addresses: &used,
+        first_ordinal: nodes.iter().map(|n| n.ordinal + 1).max().unwrap_or(0),
+    };
+    let new = add_nodes(
+        &mut *tx,
+        placement,
+        &[NewNode {
+            zone: zone.clone(),
+            role: NodeRole::Primary,
+        }],
+    )
+    .await?;
+    let new = *new
+        .first()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no node placed")))?;
+    // No replica runs to acknowledge: unfenced until the health monitor sees one.
+    nodes::set_write_fence(&mut *tx, new, false).await?;
+    let all: Vec<Uuid> = nodes.iter().filter(|n| !n.removing).map(|n| n.id).collect();
+    touch_nodes(&mut *tx, &all).await?;
+    let message = format!(
+        "primary restarted empty as node {new} in {zone} (FORCE_DATA_LOSS: no replica was running)"
+    );
+    db::set_state(
+        &mut *tx,
+        inst.id,
+        InstanceState::FailingOver,
+        Some(&message),
+        Guard::Always,
+    )
+    .await?;
+    let new_op = NewOperation {
+        params: serde_json::json!({
+            "newPrimary": new, "oldPrimary": old.id,
+            "mode": DataProtectionMode::ForceDataLoss, "restartedEmpty": true,
+        }),
+        ..inst.new_operation(
+            op_id,
+            OperationVerb::Failover,
+            "restarting the primary empty",
+        )
+    };
+    operations::insert(&mut *tx, new_op).await?;
+    tracing::warn!(instance = %inst.full_name(), old = %old.id, %new, "primary restarted empty on request");
+    Ok(())
 }
 
 /// Swaps roles in two statements (one primary per instance holds after each).

@@ -10,6 +10,7 @@ pub mod node_state;
 pub mod patch;
 pub mod read;
 pub mod render;
+pub mod repair;
 pub mod validate;
 
 use std::collections::BTreeSet;

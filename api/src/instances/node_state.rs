@@ -29,7 +29,8 @@ pub fn host_up(node: &NodeRow, now: DateTime<Utc>, timeout: Duration) -> bool {
 }
 
 /// A node's state. READY means: its host applied the node's current configuration, the
-/// engine runs in the wanted role and, for a replica, its link to the primary is up.
+/// engine runs in the wanted role and, for a replica, its link to the primary is up and
+/// its initial sync done.
 pub fn node_state(node: &NodeRow, now: DateTime<Utc>, host_timeout: Duration) -> NodeState {
     if node.removing {
         return NodeState::Deleting;
@@ -55,7 +56,9 @@ pub fn node_state(node: &NodeRow, now: DateTime<Utc>, host_timeout: Duration) ->
     let linked = match node.role {
         NodeRole::Primary => report.role == Some(NodeRole::Primary),
         NodeRole::Replica => {
-            report.role == Some(NodeRole::Replica) && report.master_link_up == Some(true)
+            report.role == Some(NodeRole::Replica)
+                && report.master_link_up == Some(true)
+                && !report.full_sync_in_progress
         }
     };
     if current && linked {

@@ -2,7 +2,10 @@ use cacheplane_types::{NodeRole, OperationVerb, Tier};
 use serde_json::json;
 
 use super::*;
-use crate::fixtures::{host_silent, instance, node, now, operation, reported, TIMEOUT};
+use crate::fixtures::{ago, host_silent, instance, node, now, operation, reported, TIMEOUT};
+
+/// The operation deadline of every test (the test operations started 10 s ago).
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn primary() -> NodeRow {
     node(0, NodeRole::Primary, "a")
@@ -49,6 +52,14 @@ fn steps() {
         OperationVerb::Failover,
         json!({ "newPrimary": promoted.id, "oldPrimary": primary().id }),
     );
+    let old_create = OperationRow {
+        created_at: ago(121),
+        ..create.clone()
+    };
+    let old_failover = OperationRow {
+        created_at: ago(121),
+        ..failover.clone()
+    };
     let inst = instance(Tier::StandardHa);
     let progress = |percent, detail: &str| Step::Progress {
         percent,
@@ -88,6 +99,60 @@ fn steps() {
                     replica(1).id
                 ),
             },
+        ),
+        (
+            "create: a replica still in its initial sync",
+            &create,
+            Some(&inst),
+            vec![
+                primary(),
+                reported(replica(1), |r| r.full_sync_in_progress = true),
+            ],
+            progress(50, "1 of 2 nodes ready"),
+        ),
+        (
+            "create: a replica whose link is not up yet",
+            &create,
+            Some(&inst),
+            vec![
+                primary(),
+                reported(replica(1), |r| r.master_link_up = Some(false)),
+            ],
+            progress(50, "1 of 2 nodes ready"),
+        ),
+        (
+            "create: a node on a silent host, within the deadline",
+            &create,
+            Some(&inst),
+            vec![primary(), host_silent(starting(replica(1)))],
+            progress(50, "1 of 2 nodes ready"),
+        ),
+        (
+            "create: a node on a silent host, past the deadline",
+            &old_create,
+            Some(&inst),
+            vec![primary(), host_silent(starting(replica(1)))],
+            Step::Fail {
+                message: format!(
+                    "node {} in zone b could not come up: its host host-1 has been silent since {}",
+                    replica(1).id,
+                    ago(60).to_rfc3339()
+                ),
+            },
+        ),
+        (
+            "create past the deadline with every host up keeps waiting",
+            &old_create,
+            Some(&inst),
+            vec![primary(), starting(replica(1))],
+            progress(50, "1 of 2 nodes ready"),
+        ),
+        (
+            "failover past the deadline is not bound by it",
+            &old_failover,
+            Some(&inst),
+            vec![promoted.clone(), host_silent(replica(2))],
+            Step::Ready,
         ),
         (
             "update: a removed replica still stopping",
@@ -155,6 +220,46 @@ fn steps() {
         ),
     ];
     for (name, op, inst, nodes, want) in cases {
-        assert_eq!(decide(op, inst, &nodes, now(), TIMEOUT), want, "{name}");
+        assert_eq!(
+            decide(op, inst, &nodes, now(), TIMEOUT, DEADLINE),
+            want,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_operation_ends_ready_only_when_every_node_serves() {
+    let p = primary();
+    let r = replica(1);
+    // (case, nodes, the status message: empty means READY, else REPAIRING)
+    let cases: Vec<(&str, Vec<NodeRow>, String)> = vec![
+        ("all serve", vec![primary(), replica(1)], String::new()),
+        (
+            "a replica on a silent host after a failover",
+            vec![primary(), host_silent(replica(1))],
+            format!("replica node {} in zone b is down", r.id),
+        ),
+        (
+            "a replica not linked",
+            vec![
+                primary(),
+                reported(replica(1), |x| x.master_link_up = Some(false)),
+            ],
+            format!("replica node {} in zone b is starting", r.id),
+        ),
+        (
+            "a primary failed",
+            vec![failed(primary()), replica(1)],
+            format!("primary node {} in zone a is failed", p.id),
+        ),
+        (
+            "nodes being removed do not count",
+            vec![primary(), removing(host_silent(replica(1)))],
+            String::new(),
+        ),
+    ];
+    for (name, nodes, want) in cases {
+        assert_eq!(health::sick(&nodes, now(), TIMEOUT), want, "{name}");
     }
 }

@@ -68,6 +68,16 @@ fn node_states() {
             NodeState::Creating,
         ),
         (
+            "replica linked but still in its initial full sync",
+            reported(replica(), |r| r.full_sync_in_progress = true),
+            NodeState::Creating,
+        ),
+        (
+            "engine slow to answer still serves",
+            reported(replica(), |r| r.unresponsive_seconds = Some(4)),
+            NodeState::Ready,
+        ),
+        (
             "engine still in the old role",
             reported(primary(), |r| r.role = Some(NodeRole::Replica)),
             NodeState::Creating,
