@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::db::hosts::{self as db, HostRow, Registration, SpecRow};
-use crate::db::nodes;
+use crate::db::{nodes, quarantine};
 use crate::error::{ApiError, ApiResult};
 use crate::instances::layout;
 use crate::instances::node_state::heartbeat_fresh;
@@ -151,15 +151,23 @@ pub async fn heartbeat(
         operations: Vec::new(),
         instances: Vec::new(),
     };
+    let mut releases = false;
     if req.applied_generation >= current.applied_generation {
         let freed = record_reports(&mut tx, host, req).await?;
         beat.operations =
             crate::db::operations::list_unfinished_near(&mut tx, host, &freed).await?;
         beat.instances =
             crate::db::instances::list_to_recheck(&mut tx, host, &unwell_nodes(req)).await?;
+        let applied = Some(req.applied_generation);
+        releases = !quarantine::networks_released_by(&mut tx, host, applied)
+            .await?
+            .is_empty();
     }
     tx.commit().await?;
-    release_quarantine(state, host, Some(req.applied_generation)).await;
+    // Freeing ranges locks networks: done apart, never under this host's lock.
+    if releases {
+        release_quarantine(state, host, Some(req.applied_generation)).await;
+    }
     Ok(beat)
 }
 

@@ -1,17 +1,20 @@
-//! The agent's loops: a config watcher (register, then long-poll the host config, save
-//! it, wake the reconciler) and a reconciler (observe, plan, apply, heartbeat) on an
-//! interval plus wake-ups, which also keeps the read endpoints ([`crate::proxy`]) in step
-//! and renews the primary lease ([`crate::lease`]) on each answered heartbeat; a lease
-//! guard demotes the primaries when it runs out. All stop on the cancellation token; the
-//! engines keep running, since they are the caches.
+//! The agent's loops, each its own task so that none waits for another: a config
+//! watcher (register, then long-poll the host config, save it, wake the reconciler), a
+//! reconciler (observe, plan, apply, keep the read endpoints ([`crate::proxy`]) in step,
+//! publish the reports) on an interval plus wake-ups (a new config, an engine's exit),
+//! and a heartbeat that sends the latest reports every interval, and at once when they
+//! change, however long an engine call or an action takes. All stop on the cancellation
+//! token; the engines keep running, since they are the caches.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use cacheplane_types::{HeartbeatRequest, HostConfig, RegisterHostRequest};
+use cacheplane_types::{
+    HeartbeatRequest, HostConfig, NodeReport, RefusedConfig, RegisterHostRequest,
+};
 use tokio::sync::{watch, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -19,10 +22,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api::ApiClient;
 use crate::backoff::{retry, Backoff};
 use crate::config::Config;
-use crate::lease::{self, Lease};
 use crate::meminfo;
 use crate::proxy::ReadEndpoints;
 use crate::redis::version;
+use crate::safety;
 use crate::store::ConfigStore;
 use crate::supervisor::Supervisor;
 
@@ -31,8 +34,6 @@ use crate::supervisor::Supervisor;
 const QUICK_INTERVAL: Duration = Duration::from_millis(200);
 /// How long quick passes go on after the last action.
 const QUICK_FOR: Duration = Duration::from_secs(5);
-/// The API's default host timeout: the primary lease must be shorter.
-const API_HOST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn api_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
@@ -46,8 +47,36 @@ struct Shared {
     registered: AtomicBool,
     /// Asks the watcher to poll again at once (the API has a newer config).
     nudge: Notify,
-    /// Renewed by answered heartbeats; its guard demotes the primaries when it runs out.
-    lease: Arc<Lease>,
+    /// Asks the heartbeat to go at once (the reports changed).
+    beat_now: Notify,
+    /// What the heartbeat sends: the latest reconcile's outcome.
+    status: watch::Sender<Option<Status>>,
+    /// The config the agent refuses to apply now (see [`crate::safety`]).
+    refused: Mutex<Option<RefusedConfig>>,
+}
+
+impl Shared {
+    fn refused(&self) -> Option<RefusedConfig> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn refused_generation(&self) -> Option<i64> {
+        self.refused().map(|r| r.generation)
+    }
+
+    fn set_refused(&self, r: Option<RefusedConfig>) {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+}
+
+/// What the reconciler last saw, for the heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+struct Status {
+    applied_generation: i64,
+    reports: Vec<NodeReport>,
 }
 
 /// Runs the agent until `cancel` fires. Fails at start on a configuration the agent
@@ -85,16 +114,13 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         saved_generation = saved.as_ref().map(|c| c.generation),
         "node agent starting"
     );
-    if cfg.primary_lease >= API_HOST_TIMEOUT {
+    if cfg.primary_lease.is_some() {
         tracing::warn!(
-            lease = ?cfg.primary_lease,
-            "the primary lease is not shorter than the API's default host timeout (10 s): \
-             a primary cut off from the API may still take writes after a failover"
+            "--primary-lease is ignored: STANDARD_HA primaries are fenced by their \
+             replicas (min-replicas-to-write), not by heartbeats"
         );
     }
-    let lease = Arc::new(Lease::new(cfg.primary_lease));
-    let mut supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
-    supervisor.set_lease(lease.clone());
+    let supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
     let shared = Arc::new(Shared {
         api: ApiClient::new(&cfg.api_url, &host_id, &cfg.token)?,
         registration: RegisterHostRequest {
@@ -105,19 +131,29 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         },
         registered: AtomicBool::new(false),
         nudge: Notify::new(),
-        lease,
+        beat_now: Notify::new(),
+        status: watch::channel(None).0,
+        refused: Mutex::new(None),
     });
     let (tx, rx) = watch::channel(saved.map(Arc::new));
     // A refused registration ends the watcher with an error, and with it the agent.
     let stop = cancel.child_token();
     let watcher = async {
-        let r = watch_config(&shared, &store, cfg.poll_timeout, tx, &stop).await;
+        let r = watch_config(
+            &shared,
+            &store,
+            cfg.poll_timeout,
+            tx,
+            cfg.accept_config_drops,
+            &stop,
+        )
+        .await;
         stop.cancel();
         r
     };
-    let guard = lease::guard(&shared.lease, rx.clone(), &stop);
+    let heartbeats = heartbeat_loop(&shared, cfg.heartbeat_interval, rx.clone(), &stop);
     let reconciler = reconcile_loop(&shared, supervisor, cfg.heartbeat_interval, rx, &stop);
-    let (watched, (), ()) = tokio::join!(watcher, reconciler, guard);
+    let (watched, (), ()) = tokio::join!(watcher, reconciler, heartbeats);
     tracing::info!("node agent stopped; engines left running");
     watched
 }
@@ -143,6 +179,7 @@ async fn watch_config(
     store: &ConfigStore,
     poll_timeout: Duration,
     tx: watch::Sender<Option<Arc<HostConfig>>>,
+    accept_drops: bool,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     if !register(shared, cancel).await? {
@@ -154,7 +191,9 @@ async fn watch_config(
     // waiting for one newer than held: the API's generation may also have gone back.
     let mut at_once = true;
     loop {
-        let known = if at_once { None } else { held };
+        // Wait for a config newer than the one refused too, if newer than held.
+        let refused = shared.refused_generation();
+        let known = if at_once { None } else { held.max(refused) };
         at_once = false;
         let result = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -168,13 +207,32 @@ async fn watch_config(
             Ok(config) => {
                 backoff.reset();
                 if Some(config.generation) == held {
+                    shared.set_refused(None);
                     continue;
                 }
+                let verdict = safety::judge(tx.borrow().as_deref(), &config, accept_drops);
+                if let safety::Verdict::Refuse(reason) = verdict {
+                    if refused != Some(config.generation) {
+                        tracing::error!(
+                            generation = config.generation,
+                            held = ?held,
+                            %reason,
+                            "host config refused: the agent keeps running what it runs; \
+                             restart it with --accept-config-drops to apply such a config"
+                        );
+                    }
+                    shared.set_refused(Some(RefusedConfig {
+                        generation: config.generation,
+                        reason,
+                    }));
+                    continue;
+                }
+                shared.set_refused(None);
                 if let Some(h) = held.filter(|h| config.generation < *h) {
                     tracing::warn!(
                         held = h,
                         got = config.generation,
-                        "the API's config generation went back; following the API"
+                        "the API's config generation went back; following the API (--accept-config-drops)"
                     );
                 }
                 tracing::info!(
@@ -225,9 +283,10 @@ async fn register(shared: &Shared, cancel: &CancellationToken) -> anyhow::Result
     }
 }
 
-/// Observes, reconciles and heartbeats every `interval`, at once when the config
-/// changes, and more often for a while after acting. Does nothing before a config is
-/// known (from disk or the API): an unknown desired state never stops an engine.
+/// Observes and reconciles every `interval`, at once when the config changes or an
+/// engine exits, and more often for a while after acting; publishes each pass's reports
+/// for the heartbeat, which goes at once when they changed. Does nothing before a config
+/// is known (from disk or the API): an unknown desired state never stops an engine.
 async fn reconcile_loop(
     shared: &Shared,
     mut supervisor: Supervisor,
@@ -239,9 +298,9 @@ async fn reconcile_loop(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut applied_generation: i64 = 0;
     let mut quick_until: Option<Instant> = None;
-    let mut api_down_logged = false;
     let mut config_open = true;
     let mut endpoints = ReadEndpoints::new();
+    let exits = supervisor.exits();
     loop {
         let quick = quick_until
             .filter(|until| Instant::now() < *until)
@@ -250,6 +309,7 @@ async fn reconcile_loop(
             biased;
             _ = cancel.cancelled() => return,
             r = rx.changed(), if config_open => config_open = r.is_ok(),
+            _ = exits.notified() => {}
             _ = tick.tick() => {}
             _ = sleep_until(quick), if quick.is_some() => {}
         }
@@ -264,32 +324,94 @@ async fn reconcile_loop(
         if pass.acted {
             quick_until = Some(Instant::now() + QUICK_FOR);
         }
+        let status = Status {
+            applied_generation,
+            reports: pass.reports,
+        };
+        let urgent = shared.status.send_if_modified(|old| {
+            let changed = old.as_ref().is_none_or(|o| news(o, &status));
+            *old = Some(status);
+            changed
+        });
+        if urgent {
+            shared.beat_now.notify_one();
+        }
+    }
+}
+
+/// Whether `new` tells the API something it must hear at once: another applied
+/// generation, or a node that appeared, went, came up or down, changed role or link,
+/// turned unresponsive or answered again, or failed. Offsets, memory and the seconds
+/// counting up wait for the next interval.
+fn news(old: &Status, new: &Status) -> bool {
+    fn key(r: &NodeReport) -> impl PartialEq + '_ {
+        (
+            r.node_id,
+            r.process_up,
+            r.unresponsive_seconds.is_some(),
+            r.role,
+            r.master_link_up,
+            r.full_sync_in_progress,
+            r.error.as_deref(),
+            r.pid,
+        )
+    }
+    old.applied_generation != new.applied_generation
+        || old.reports.len() != new.reports.len()
+        || old
+            .reports
+            .iter()
+            .zip(&new.reports)
+            .any(|(a, b)| key(a) != key(b))
+}
+
+/// Sends the latest reports every `interval` and whenever the reconciler says they
+/// changed, on its own task: neither engine calls nor actions delay it. An answer naming
+/// another generation than the config held makes the watcher poll at once.
+async fn heartbeat_loop(
+    shared: &Shared,
+    interval: Duration,
+    config: watch::Receiver<Option<Arc<HostConfig>>>,
+    cancel: &CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut status_rx = shared.status.subscribe();
+    let mut api_down_logged = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = shared.beat_now.notified() => {}
+            _ = tick.tick() => {}
+        }
         if !shared.registered.load(Ordering::Relaxed) {
             continue;
         }
-        let req = HeartbeatRequest {
-            applied_generation,
-            free_memory_bytes: meminfo::read().ok().and_then(|m| m.available_bytes),
-            nodes: pass.reports,
+        let Some(status) = status_rx.borrow_and_update().clone() else {
+            continue;
         };
-        let sent = Instant::now();
-        match shared.api.heartbeat(&req).await {
+        let req = HeartbeatRequest {
+            applied_generation: status.applied_generation,
+            free_memory_bytes: meminfo::read().ok().and_then(|m| m.available_bytes),
+            nodes: status.reports,
+            refused_config: shared.refused(),
+        };
+        let sent = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = shared.api.heartbeat(&req) => r,
+        };
+        match sent {
             Ok(resp) => {
                 if api_down_logged {
                     tracing::info!("heartbeats reach the API again");
                     api_down_logged = false;
                 }
-                // Only an agent that holds the API's current config may keep its
-                // primaries: a newer one may have moved the primary elsewhere.
-                if resp.config_generation != config.generation {
+                let held = config.borrow().as_ref().map(|c| c.generation);
+                if Some(resp.config_generation) != held
+                    && Some(resp.config_generation) != shared.refused_generation()
+                {
                     shared.nudge.notify_one();
-                } else {
-                    let was_expired = shared.lease.is_expired();
-                    shared.lease.renew(sent);
-                    if was_expired {
-                        // Restore the demoted primaries soon, not a full interval later.
-                        quick_until = Some(Instant::now() + QUICK_FOR);
-                    }
                 }
             }
             Err(e) if e.code() == Some(404) => {
@@ -303,7 +425,7 @@ async fn reconcile_loop(
                 if api_down_logged {
                     tracing::debug!(error = %e, "heartbeat failed");
                 } else {
-                    tracing::warn!(error = %e, "heartbeat failed; engines keep running, retrying every interval");
+                    tracing::warn!(error = %e, "heartbeat failed; engines keep running and serving, retrying every interval");
                     api_down_logged = true;
                 }
             }

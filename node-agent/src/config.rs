@@ -67,12 +67,16 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_HEARTBEAT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
 
-    /// How long a STANDARD_HA primary keeps taking writes without a successful
-    /// heartbeat; then it is demoted (read-only) until heartbeats succeed again. Must be
-    /// longer than the heartbeat interval and shorter than the API's host timeout (10 s
-    /// by default), after which the API may promote a replica elsewhere.
-    #[arg(long, env = "CACHEPLANE_PRIMARY_LEASE", default_value = "5s", value_parser = parse_duration)]
-    pub primary_lease: Duration,
+    /// No longer used: primaries are fenced by their replicas (`write_fence`), not by a
+    /// lease on heartbeats. Accepted so that existing unit files keep working; ignored.
+    #[arg(long, env = "CACHEPLANE_PRIMARY_LEASE", hide = true)]
+    pub primary_lease: Option<String>,
+
+    /// Apply host configs that would stop all or most (more than half) of this host's
+    /// nodes, or whose generation went back. Without it such a config is refused, logged
+    /// and reported in heartbeats, and the agent keeps running what it runs.
+    #[arg(long, env = "CACHEPLANE_ACCEPT_CONFIG_DROPS")]
+    pub accept_config_drops: bool,
 
     /// Longest wait of one config long-poll.
     #[arg(long, env = "CACHEPLANE_POLL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -98,6 +102,7 @@ impl std::fmt::Debug for Config {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("primary_lease", &self.primary_lease)
             .field("poll_timeout", &self.poll_timeout)
+            .field("accept_config_drops", &self.accept_config_drops)
             .finish()
     }
 }
@@ -113,13 +118,6 @@ impl Config {
         }
         if self.heartbeat_interval.is_zero() {
             anyhow::bail!("--heartbeat-interval must be more than 0");
-        }
-        if self.primary_lease <= self.heartbeat_interval {
-            anyhow::bail!(
-                "--primary-lease ({:?}) must be longer than --heartbeat-interval ({:?})",
-                self.primary_lease,
-                self.heartbeat_interval
-            );
         }
         if self.api_url.trim().is_empty() {
             anyhow::bail!("--api-url must not be empty");
@@ -177,13 +175,10 @@ mod tests {
     }
 
     #[test]
-    fn the_primary_lease_outlasts_heartbeats() {
-        let base = BASE;
-        let c = Config::try_parse_from(base).expect("parses");
-        assert_eq!(c.primary_lease, Duration::from_secs(5));
-        let c = Config::try_parse_from(base.iter().copied().chain(["--primary-lease", "1s"]))
+    fn the_old_lease_flag_is_accepted_and_ignored() {
+        let c = Config::try_parse_from(BASE.iter().copied().chain(["--primary-lease", "1s"]))
             .expect("parses");
-        let err = c.check().expect_err("not longer than 1 s").to_string();
-        assert!(err.contains("--primary-lease"), "{err}");
+        assert!(c.check().is_ok());
+        assert_eq!(c.primary_lease.as_deref(), Some("1s"));
     }
 }

@@ -4,20 +4,23 @@
 //!
 //! Layout: [`config`] (flags), [`api`] (the agent protocol), [`store`] (the saved
 //! config), [`plan`] (the pure reconcile decision), [`redis`] (engine files, processes,
-//! client, INFO), [`adopt`] (taking over running engines at start), [`supervisor`]
-//! (observe, plan, apply), [`lease`] (a primary cut off from the API stops taking
-//! writes), [`proxy`] (read endpoints), [`agent`] (the loops).
+//! client, INFO), [`adopt`] (taking over running engines at start), [`exits`] (an
+//! engine's exit as it happens), [`relink`] (a replica links as soon as its primary
+//! listens), [`safety`] (configs not applied without confirmation), [`supervisor`]
+//! (observe, plan, apply), [`proxy`] (read endpoints), [`agent`] (the loops).
 
 pub mod adopt;
 pub mod agent;
 pub mod api;
 pub mod backoff;
 pub mod config;
-pub mod lease;
+pub mod exits;
 pub mod meminfo;
 pub mod plan;
 pub mod proxy;
 pub mod redis;
+pub mod relink;
+pub mod safety;
 pub mod store;
 pub mod supervisor;
 

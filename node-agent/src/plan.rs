@@ -51,6 +51,8 @@ pub enum Change {
     Bind,
     /// Role or the primary followed (`REPLICAOF`).
     Replication,
+    /// The write fence (`min-replicas-to-write`, `min-replicas-max-lag`).
+    Fence,
 }
 
 /// Work for the agent.
@@ -129,6 +131,7 @@ pub fn differences(
             Change::Auth,
             Change::Bind,
             Change::Replication,
+            Change::Fence,
         ]);
     };
     let mut what = BTreeSet::new();
@@ -149,6 +152,9 @@ pub fn differences(
     }
     if replication_differs(spec, old, role, master) {
         what.insert(Change::Replication);
+    }
+    if conf::write_fence(spec) != conf::write_fence(old) {
+        what.insert(Change::Fence);
     }
     what
 }

@@ -1,6 +1,11 @@
-//! The nodes of this host: observes their engines, runs the plan, applies its actions
-//! and builds the reports a heartbeat carries. Each action is idempotent; a failure is
-//! logged per node and the pass goes on.
+//! The nodes of this host: observes their engines (all at once, within one deadline),
+//! runs the plan, applies its actions and builds the reports a heartbeat carries. Each
+//! action is idempotent; a failure is logged per node and the pass goes on.
+//!
+//! An engine whose process runs but does not answer within the deadline (a paused
+//! client, a long command, SIGSTOP) is *unresponsive*, not down: it is left alone, and
+//! its report repeats the last answer with `unresponsive_seconds`. Only a process that
+//! is gone is down; [`crate::exits`] learns of that the moment it happens.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -8,16 +13,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cacheplane_types::{NodeReport, NodeRole, NodeSpec};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::adopt;
 use crate::backoff::Backoff;
-use crate::lease::{self, Lease};
-use crate::plan::{self, Action, Observed, Process};
+use crate::exits::ExitWatch;
+use crate::plan::{self, Action, Change, Observed, Process};
 use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
 use crate::redis::{process, reconfigure, NodeDir};
+use crate::relink::{self, Relink};
 
 /// Restart backoff of one node: 1 s, doubling, at most 30 s.
 fn restart_backoff() -> Backoff {
@@ -26,6 +34,13 @@ fn restart_backoff() -> Backoff {
 
 /// An engine up this long has its restart backoff forgotten.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+/// How long one observation of all engines may take: an engine that has not answered
+/// by then is unresponsive for this pass, whatever the others do.
+pub const OBSERVE_DEADLINE: Duration = Duration::from_millis(500);
+
+/// Longest wait for a remote primary's offset (a replica's lag).
+const LAG_DEADLINE: Duration = Duration::from_millis(300);
 
 /// What the agent keeps about one node between passes.
 struct Tracked {
@@ -41,6 +56,14 @@ struct Tracked {
     /// Why the last start or change failed, in the engine's words.
     last_error: Option<String>,
     client: Option<Client>,
+    /// The running process (pid) and when it last answered, or was first seen silent.
+    heard: Option<(u32, Instant)>,
+    /// The report of its last answer, repeated while it does not answer.
+    last_report: Option<NodeReport>,
+    /// Learns of the engine's exit as it happens.
+    exit_watch: Option<ExitWatch>,
+    /// Hastens a replica's link after a start or a change of primary.
+    relink: Option<Relink>,
 }
 
 impl Tracked {
@@ -54,6 +77,10 @@ impl Tracked {
             retry_at: None,
             last_error: None,
             client: None,
+            heard: None,
+            last_report: None,
+            exit_watch: None,
+            relink: None,
         }
     }
 }
@@ -77,9 +104,8 @@ pub struct Supervisor {
     nodes: BTreeMap<Uuid, Tracked>,
     /// Connections to the primaries that local replicas follow, for their offsets.
     primaries: HashMap<(String, u16), Client>,
-    /// The primary lease: while it is expired, nothing makes an engine a writable
-    /// STANDARD_HA primary (see [`lease`]).
-    lease: Option<Arc<Lease>>,
+    /// Notified when an engine exits.
+    exited: Arc<Notify>,
 }
 
 impl Supervisor {
@@ -97,18 +123,13 @@ impl Supervisor {
             redis_server,
             nodes,
             primaries: HashMap::new(),
-            lease: None,
+            exited: Arc::new(Notify::new()),
         }
     }
 
-    /// Follows `lease`: while it is expired, promotions and starts of STANDARD_HA
-    /// primaries are withheld, so that the reconcile does not undo the lease's demotion.
-    pub fn set_lease(&mut self, lease: Arc<Lease>) {
-        self.lease = Some(lease);
-    }
-
-    fn fenced(&self) -> bool {
-        self.lease.as_ref().is_some_and(|l| l.is_expired())
+    /// Notified whenever one of the engines exits: a pass should follow at once.
+    pub fn exits(&self) -> Arc<Notify> {
+        self.exited.clone()
     }
 
     /// Ids of the nodes the agent has files or engines for.
@@ -120,13 +141,7 @@ impl Supervisor {
     pub async fn reconcile(&mut self, desired: &[NodeSpec]) -> Pass {
         let by_id: HashMap<Uuid, &NodeSpec> = desired.iter().map(|s| (s.node_id, s)).collect();
         let ids: Vec<Uuid> = self.nodes.keys().copied().collect();
-        let mut observed = BTreeMap::new();
-        let mut reports = BTreeMap::new();
-        for id in ids {
-            let (o, r) = self.observe(id, by_id.get(&id).copied()).await;
-            observed.insert(id, o);
-            reports.insert(id, r);
-        }
+        let (observed, mut reports) = self.observe(&ids, &by_id).await;
         let actions = plan::plan(desired, &observed);
         let mut pass = Pass {
             applied: true,
@@ -138,27 +153,13 @@ impl Supervisor {
                 Action::Reconfigure { spec, .. } => spec.node_id,
                 Action::Stop(id) => *id,
             };
-            // Checked per action: the lease may run out during the pass.
-            let action = if self.fenced() {
-                let kept = lease::withhold(action.clone());
-                if kept.as_ref() != Some(&action) {
-                    tracing::debug!(node = %id, "promotion withheld while the primary lease is expired");
-                    pass.applied = false;
-                }
-                match kept {
-                    Some(a) => a,
-                    None => continue,
-                }
-            } else {
-                action
-            };
             pass.acted = true;
             if !self.apply(action).await {
                 pass.applied = false;
             }
             if self.nodes.contains_key(&id) {
-                let (_, r) = self.observe(id, by_id.get(&id).copied()).await;
-                reports.insert(id, r);
+                let (_, r) = self.observe(&[id], &by_id).await;
+                reports.extend(r);
             } else {
                 reports.remove(&id);
             }
@@ -171,74 +172,144 @@ impl Supervisor {
         pass
     }
 
-    /// Looks at one node's engine: its process, then INFO.
-    async fn observe(&mut self, id: Uuid, desired: Option<&NodeSpec>) -> (Observed, NodeReport) {
+    /// Looks at the engines of `ids` all at once: each process, then INFO, all within
+    /// [`OBSERVE_DEADLINE`].
+    async fn observe(
+        &mut self,
+        ids: &[Uuid],
+        by_id: &HashMap<Uuid, &NodeSpec>,
+    ) -> (BTreeMap<Uuid, Observed>, BTreeMap<Uuid, NodeReport>) {
+        let deadline = Instant::now() + OBSERVE_DEADLINE;
+        let mut observed = BTreeMap::new();
+        let mut reports = BTreeMap::new();
+        let mut asking = JoinSet::new();
+        let mut pending: BTreeMap<Uuid, u32> = BTreeMap::new();
+        for &id in ids {
+            let desired = by_id.get(&id).copied();
+            let Some(t) = self.nodes.get_mut(&id) else {
+                continue;
+            };
+            let pid = process::read_pid(&t.dir).filter(|p| match t.applied.as_ref().or(desired) {
+                Some(s) => process::is_engine_of(*p, &s.address, s.port),
+                None => process::is_redis(*p),
+            });
+            let Some(pid) = pid else {
+                let (o, r) = down(id, t);
+                observed.insert(id, o);
+                reports.insert(id, r);
+                continue;
+            };
+            let client = t.client.take();
+            let applied = t.applied.clone();
+            let desired = desired.cloned();
+            pending.insert(id, pid);
+            asking.spawn(async move {
+                let r = info(client, applied.as_ref(), desired.as_ref()).await;
+                (id, r)
+            });
+        }
+        while !pending.is_empty() {
+            let (id, r) = match tokio::time::timeout_at(deadline, asking.join_next()).await {
+                Ok(Some(Ok(answer))) => answer,
+                Ok(Some(Err(_))) => continue,
+                Ok(None) | Err(_) => break,
+            };
+            let Some(pid) = pending.remove(&id) else {
+                continue;
+            };
+            let (o, r) = match r {
+                Ok((info, client)) => self.answered(id, pid, &info, client),
+                Err(e) => {
+                    tracing::debug!(node = %id, error = %e, "engine did not answer INFO");
+                    self.silent(id, pid)
+                }
+            };
+            observed.insert(id, o);
+            reports.insert(id, r);
+        }
+        asking.abort_all();
+        for (id, pid) in pending {
+            tracing::debug!(node = %id, deadline = ?OBSERVE_DEADLINE, "engine did not answer INFO in time");
+            let (o, r) = self.silent(id, pid);
+            observed.insert(id, o);
+            reports.insert(id, r);
+        }
+        (observed, reports)
+    }
+
+    /// Records an answer of engine `pid` of node `id`.
+    fn answered(
+        &mut self,
+        id: Uuid,
+        pid: u32,
+        info: &Info,
+        client: Client,
+    ) -> (Observed, NodeReport) {
+        let exited = self.exited.clone();
         let Some(t) = self.nodes.get_mut(&id) else {
-            let down = NodeReport {
-                node_id: id,
-                ..NodeReport::default()
-            };
-            let o = Observed {
-                applied: None,
-                process: Process::Down {
-                    was_up: false,
-                    retry_due: true,
-                },
-            };
-            return (o, down);
+            return (unknown(None), NodeReport::default());
         };
         let now = Instant::now();
-        let pid = process::read_pid(&t.dir).filter(|p| match t.applied.as_ref().or(desired) {
-            Some(s) => process::is_engine_of(*p, &s.address, s.port),
-            None => process::is_redis(*p),
-        });
-        let mut report = NodeReport {
-            node_id: id,
-            pid: pid.map(i64::from),
-            ..NodeReport::default()
-        };
-        let Some(_) = pid else {
-            t.client = None;
-            t.up_since = None;
-            let retry_due = t.retry_at.is_none_or(|at| now >= at);
-            let o = Observed {
-                applied: t.applied.clone(),
-                process: Process::Down {
-                    was_up: t.was_up,
-                    retry_due,
-                },
-            };
-            return (o, report);
-        };
-        match info(t, desired).await {
-            Ok(info) => {
-                t.was_up = true;
-                t.last_error = None;
-                let since = *t.up_since.get_or_insert(now);
-                if now.duration_since(since) >= STABLE_AFTER {
-                    t.backoff.reset();
-                    t.retry_at = None;
-                }
-                report = observe::report(id, &info, None);
-                let o = Observed {
-                    applied: t.applied.clone(),
-                    process: Process::Up {
-                        role: info.role(),
-                        master: info.master(),
-                    },
-                };
-                (o, report)
-            }
-            Err(e) => {
-                tracing::debug!(node = %id, error = %e, "engine did not answer INFO");
-                t.client = None;
-                let o = Observed {
-                    applied: t.applied.clone(),
-                    process: Process::Unknown,
-                };
-                (o, report)
+        t.client = Some(client);
+        t.was_up = true;
+        t.last_error = None;
+        t.heard = Some((pid, now));
+        let since = *t.up_since.get_or_insert(now);
+        if now.duration_since(since) >= STABLE_AFTER {
+            t.backoff.reset();
+            t.retry_at = None;
+        }
+        if !t.exit_watch.as_ref().is_some_and(|w| w.watches(pid)) {
+            if let Some(s) = t.applied.as_ref() {
+                t.exit_watch = Some(ExitWatch::spawn(
+                    pid,
+                    s.address.clone(),
+                    s.port,
+                    s.auth_string.clone(),
+                    exited,
+                ));
             }
         }
+        let mut report = observe::report(id, info, None);
+        // Linked, but maybe not receiving writes yet (see `relink`): not up for the API.
+        if report.master_link_up == Some(true) && t.relink.as_ref().is_some_and(|r| r.unsettled()) {
+            report.master_link_up = Some(false);
+        }
+        t.last_report = Some(report.clone());
+        let o = Observed {
+            applied: t.applied.clone(),
+            process: Process::Up {
+                role: info.role(),
+                master: info.master(),
+            },
+        };
+        (o, report)
+    }
+
+    /// Records that engine `pid` of node `id` runs but did not answer.
+    fn silent(&mut self, id: Uuid, pid: u32) -> (Observed, NodeReport) {
+        let Some(t) = self.nodes.get_mut(&id) else {
+            return (unknown(None), NodeReport::default());
+        };
+        let now = Instant::now();
+        t.client = None;
+        let since = match t.heard {
+            Some((p, at)) if p == pid => at,
+            _ => {
+                t.heard = Some((pid, now));
+                t.last_report = None;
+                now
+            }
+        };
+        let mut report = t.last_report.clone().unwrap_or_else(|| NodeReport {
+            node_id: id,
+            ..NodeReport::default()
+        });
+        report.process_up = true;
+        report.pid = Some(i64::from(pid));
+        report.unresponsive_seconds =
+            Some(i64::try_from(now.duration_since(since).as_secs()).unwrap_or(i64::MAX));
+        (unknown(t.applied.clone()), report)
     }
 
     /// Applies one action; false when it must be tried again before the config counts
@@ -268,6 +339,9 @@ impl Supervisor {
                         tracing::info!(node = %id, instance = %spec.instance, changes = ?what, "changed engine online");
                         if let Err(e) = process::write_files(&spec, &t.dir) {
                             tracing::warn!(node = %id, error = %format!("{e:#}"), "cannot rewrite the engine's files");
+                        }
+                        if what.contains(&Change::Replication) {
+                            t.relink = relink::hasten(&spec);
                         }
                         t.applied = Some(spec);
                         t.last_error = None;
@@ -305,6 +379,7 @@ impl Supervisor {
                 t.was_up = true;
                 t.up_since = Some(Instant::now());
                 t.last_error = None;
+                t.relink = relink::hasten(&spec);
             }
             Err(reason) => {
                 tracing::warn!(node = %id, instance = %spec.instance, %reason, "engine could not start");
@@ -363,7 +438,11 @@ impl Supervisor {
                 Some(o) => Some(*o),
                 None => {
                     used.push(key.clone());
-                    self.primary_offset(&key, spec.auth_string.as_deref()).await
+                    let auth = spec.auth_string.as_deref();
+                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, auth))
+                        .await
+                        .ok()
+                        .flatten()
                 }
             };
             if let (Some(p), Some(o)) = (offset, r.replication_offset) {
@@ -387,22 +466,56 @@ impl Supervisor {
     }
 }
 
-/// INFO from a node's engine, over its cached connection or a new one.
-async fn info(t: &mut Tracked, desired: Option<&NodeSpec>) -> Result<Info, ClientError> {
-    let mut c = match t.client.take() {
+/// A node whose engine process is gone.
+fn down(id: Uuid, t: &mut Tracked) -> (Observed, NodeReport) {
+    t.client = None;
+    t.up_since = None;
+    t.heard = None;
+    t.last_report = None;
+    t.exit_watch = None;
+    let retry_due = t.retry_at.is_none_or(|at| Instant::now() >= at);
+    let o = Observed {
+        applied: t.applied.clone(),
+        process: Process::Down {
+            was_up: t.was_up,
+            retry_due,
+        },
+    };
+    let r = NodeReport {
+        node_id: id,
+        ..NodeReport::default()
+    };
+    (o, r)
+}
+
+/// A node whose engine runs but did not answer: left alone this pass.
+fn unknown(applied: Option<NodeSpec>) -> Observed {
+    Observed {
+        applied,
+        process: Process::Unknown,
+    }
+}
+
+/// INFO from a node's engine, over `client` or a new connection; answers the connection
+/// too, for the next pass.
+async fn info(
+    client: Option<Client>,
+    applied: Option<&NodeSpec>,
+    desired: Option<&NodeSpec>,
+) -> Result<(Info, Client), ClientError> {
+    let mut c = match client {
         Some(c) => c,
         None => {
-            let Some(spec) = desired.or(t.applied.as_ref()) else {
+            let Some(spec) = desired.or(applied) else {
                 return Err(ClientError::Protocol(
                     "the node's address is unknown".into(),
                 ));
             };
-            connect(t.applied.as_ref(), spec).await?
+            connect(applied, spec).await?
         }
     };
     let text = c.info().await?;
-    t.client = Some(c);
-    Ok(Info::parse(&text))
+    Ok((Info::parse(&text), c))
 }
 
 /// Connects to a node's engine with the auth string it runs with (`applied`), falling

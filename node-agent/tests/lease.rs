@@ -1,162 +1,173 @@
-//! The primary lease over real `redis-server`s: an agent that cannot reach the API
-//! demotes its STANDARD_HA primary (writes answer READONLY, reads and data stay) and
-//! does not undo it; once the lease holds again the reconcile restores what the API
-//! wants, a primary again or a replica of a primary promoted meanwhile. Skipped only
-//! when `redis-server` is not installed.
+//! No primary lease any more: an agent cut off from the API (or PostgreSQL) leaves its
+//! STANDARD_HA primary taking writes, however long the outage; what stops a primary cut
+//! off from the rest of the instance is its write fence, applied by the agent and held
+//! by the engine itself: once no replica has acknowledged within `maxLagSeconds`, writes
+//! answer NOREPLICAS, agent or no agent. Over real `redis-server`s; fails when
+//! `redis-server` is not installed.
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cacheplane_node_agent::agent;
-use cacheplane_node_agent::config::Config;
-use cacheplane_node_agent::lease::{self, Lease};
-use cacheplane_node_agent::redis::client::{Client, ClientError, Reply};
+use cacheplane_node_agent::redis::client::{ClientError, Reply};
 use cacheplane_node_agent::store::ConfigStore;
-use cacheplane_node_agent::supervisor::Supervisor;
-use cacheplane_types::{HostConfig, NodeRole, NodeSpec};
-use clap::Parser;
-use common::{connect, info, linked, spec, start, wait_until, DataDir};
+use cacheplane_types::{HostConfig, NodeRole, NodeSpec, WriteFence};
+use common::{
+    agent_config, config_get, connect, linked, spec, start, try_write, wait_until, DataDir,
+};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Whether a write on `host` is refused with READONLY.
-async fn read_only(host: &str) -> bool {
-    let mut c = connect(host).await;
-    matches!(c.call(&["SET", "probe", "1"]).await, Err(ClientError::Server(m)) if m.starts_with("READONLY"))
-}
+const FENCE: WriteFence = WriteFence {
+    min_replicas: 1,
+    max_lag_seconds: 2,
+};
 
-async fn get(c: &mut Client, key: &str) -> Option<Vec<u8>> {
-    match c.call(&["GET", key]).await.expect("GET") {
-        Reply::Bulk(v) => v,
-        other => panic!("GET answered {other:?}"),
-    }
+fn pid_of(data: &DataDir, s: &NodeSpec) -> Pid {
+    let dir = cacheplane_node_agent::redis::NodeDir::new(data.path(), s.node_id);
+    let pid = cacheplane_node_agent::redis::process::read_pid(&dir).expect("a pid file");
+    Pid::from_raw(i32::try_from(pid).expect("pid"))
 }
 
 #[tokio::test]
-async fn a_primary_cut_off_from_the_api_stops_taking_writes_until_the_lease_holds() {
+async fn an_agent_cut_off_from_the_api_keeps_its_primary_taking_writes() {
     let bin = require_redis!();
-    let data = DataDir::new("lease");
+    let data = DataDir::new("no-lease");
+    // The engines run without a fence; the config the agent holds asks for one.
     let primary = spec(20, NodeRole::Primary, None);
     let replica = spec(21, NodeRole::Replica, Some(&primary));
-    let desired = vec![primary.clone(), replica.clone()];
-    for s in &desired {
+    for s in [&primary, &replica] {
         start(&bin, &data, s).await;
     }
     wait_until(10, "the replica links up", || linked(&replica.address)).await;
-    let mut c = connect(&primary.address).await;
-    c.call(&["SET", "k", "before"])
-        .await
-        .expect("the primary takes writes");
-
-    // An agent whose API refuses connections: it adopts the engines, never heartbeats.
+    let fenced = NodeSpec {
+        write_fence: Some(FENCE),
+        ..primary.clone()
+    };
     ConfigStore::new(data.path())
         .save(&HostConfig {
             host: "hosts/lease-it".into(),
             generation: 1,
-            nodes: desired.clone(),
+            nodes: vec![fenced.clone(), replica.clone()],
         })
         .expect("saves the config");
-    let data_dir = data.path().to_string_lossy().into_owned();
-    let bin_path = bin.to_string_lossy().into_owned();
-    let cfg = Config::try_parse_from([
-        "agent",
-        "--api-url",
-        "http://127.0.0.1:1",
-        "--token",
-        "t",
-        "--zone",
-        "z",
-        "--host-id",
-        "lease-it",
-        "--data-dir",
-        &data_dir,
-        "--redis-server",
-        &bin_path,
-        "--memory-bytes",
-        "1073741824",
-        "--heartbeat-interval",
-        "200ms",
-        "--primary-lease",
-        "1s",
-    ])
-    .expect("flags parse");
+
+    // An agent whose API refuses connections: it adopts the engines, never heartbeats.
+    let cfg = agent_config("http://127.0.0.1:1", "lease-it", &data, &bin, "200ms");
     let cancel = CancellationToken::new();
     let agent = tokio::spawn(agent::run(cfg, cancel.clone()));
 
-    wait_until(5, "the primary is demoted", || read_only(&primary.address)).await;
-    let mut c = connect(&primary.address).await;
+    // The agent applies the fence online, from the saved config.
+    let p = primary.address.clone();
+    wait_until(10, "the fence is set on the engine", || {
+        let p = p.clone();
+        async move { config_get(&mut connect(&p).await, "min-replicas-to-write").await == "1" }
+    })
+    .await;
     assert_eq!(
-        get(&mut c, "k").await.as_deref(),
-        Some(&b"before"[..]),
-        "reads and data stay"
+        config_get(&mut connect(&primary.address).await, "min-replicas-max-lag").await,
+        "2"
     );
-    let i = info(&mut c, "replication").await.expect("INFO");
-    assert_eq!(i.get("master_host"), Some(lease::DEMOTE_TO.0));
-    assert_eq!(i.get("master_port"), Some("1"));
-    // Several passes later the reconcile has not undone it; the replica is untouched.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        read_only(&primary.address).await,
-        "the reconcile undid the demotion"
+
+    // Far longer than the old lease (and the API's host timeout's worth of passes):
+    // every write is taken.
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut writes = 0;
+    while Instant::now() < until {
+        let mut c = connect(&primary.address).await;
+        match c.call(&["INCR", "n"]).await {
+            Ok(_) => writes += 1,
+            Err(e) => panic!("write {writes} refused with the API away: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut c = connect(&primary.address).await;
+    let i = common::info(&mut c, "replication").await.expect("INFO");
+    assert_eq!(i.get("role"), Some("master"), "still the primary");
+    assert_eq!(
+        c.call(&["GET", "n"]).await.expect("GET"),
+        Reply::Bulk(Some(writes.to_string().into_bytes()))
     );
-    let mut r = connect(&replica.address).await;
-    let ri = info(&mut r, "replication").await.expect("INFO");
-    assert_eq!(ri.get("master_host"), Some(primary.address.as_str()));
+
     cancel.cancel();
     agent
         .await
         .expect("joins")
         .expect("the agent stops cleanly");
+}
 
-    // Heartbeats succeed again and the API still wants it primary: writes come back.
-    let mut sup = Supervisor::new(data.path().to_path_buf(), bin.clone()).await;
-    sup.set_lease(Arc::new(Lease::new(Duration::from_secs(30))));
-    let pass = sup.reconcile(&desired).await;
-    assert!(pass.acted && pass.applied);
+#[tokio::test]
+async fn a_fenced_primary_whose_replica_is_gone_refuses_writes_by_itself() {
+    let bin = require_redis!();
+    let data = DataDir::new("fence");
+    let primary = NodeSpec {
+        write_fence: Some(FENCE),
+        ..spec(22, NodeRole::Primary, None)
+    };
+    let replica = spec(23, NodeRole::Replica, Some(&primary));
+    for s in [&primary, &replica] {
+        start(&bin, &data, s).await;
+    }
+    wait_until(10, "the replica links up", || linked(&replica.address)).await;
+    // The fence is in the generated redis.conf: no agent runs in this test.
     let mut c = connect(&primary.address).await;
-    c.call(&["SET", "k2", "after"]).await.expect("writes again");
-    assert_eq!(
-        get(&mut c, "k").await.as_deref(),
-        Some(&b"before"[..]),
-        "data intact"
+    assert_eq!(config_get(&mut c, "min-replicas-to-write").await, "1");
+    // Linked is not yet online for the primary (it puts a replica online once it has
+    // reaped the fork of the full sync): wait for that.
+    let p = primary.address.clone();
+    wait_until(10, "a primary with a live replica takes writes", || {
+        let p = p.clone();
+        async move { try_write(&p).await.is_ok() }
+    })
+    .await;
+
+    // The replica freezes (its host is cut off, or hangs): within max lag, writes stop.
+    let frozen = pid_of(&data, &replica);
+    kill(frozen, Signal::SIGSTOP).expect("SIGSTOP");
+    let stopped_at = Instant::now();
+    wait_until(15, "writes answer NOREPLICAS", || {
+        let p = p.clone();
+        async move {
+            try_write(&p)
+                .await
+                .is_err_and(|e| e.starts_with("NOREPLICAS"))
+        }
+    })
+    .await;
+    tracing::info!(after = ?stopped_at.elapsed(), bound = FENCE.max_lag_seconds, "the primary stopped taking writes");
+    let mut c = connect(&primary.address).await;
+    assert!(
+        matches!(c.call(&["GET", "n"]).await, Ok(Reply::Bulk(_))),
+        "reads keep working"
+    );
+    assert!(
+        matches!(c.call(&["SET", "x", "1"]).await, Err(ClientError::Server(m)) if m.starts_with("NOREPLICAS"))
     );
 
-    // A failover happened meanwhile: the API now wants the old primary to follow the
-    // promoted replica, whose data replaces its own.
-    lease::demote(&primary).await.expect("demoted again");
-    let promoted = NodeSpec {
-        role: NodeRole::Primary,
-        primary_address: None,
-        ..replica.clone()
-    };
-    let follower = NodeSpec {
-        role: NodeRole::Replica,
-        primary_address: Some(replica.address.clone()),
-        ..primary.clone()
-    };
-    let after = vec![follower.clone(), promoted.clone()];
-    sup.reconcile(&after).await;
-    let mut p = connect(&promoted.address).await;
-    p.call(&["SET", "k3", "new-primary"])
-        .await
-        .expect("the new primary takes writes");
-    wait_until(10, "the old primary follows the new one", || {
-        linked(&follower.address)
+    // It thaws: writes come back without anyone's help.
+    kill(frozen, Signal::SIGCONT).expect("SIGCONT");
+    wait_until(15, "writes are taken again", || {
+        let p = p.clone();
+        async move { try_write(&p).await.is_ok() }
     })
     .await;
-    let follower_at = follower.address.clone();
-    wait_until(5, "the write arrives", || {
-        let at = follower_at.clone();
-        async move { get(&mut connect(&at).await, "k3").await.is_some() }
-    })
+
+    // It dies: the same.
+    kill(pid_of(&data, &replica), Signal::SIGKILL).expect("SIGKILL");
+    wait_until(
+        15,
+        "writes answer NOREPLICAS once the replica is gone",
+        || {
+            let p = p.clone();
+            async move {
+                try_write(&p)
+                    .await
+                    .is_err_and(|e| e.starts_with("NOREPLICAS"))
+            }
+        },
+    )
     .await;
-    let mut f = connect(&follower.address).await;
-    assert!(read_only(&follower.address).await);
-    assert_eq!(
-        get(&mut f, "k3").await.as_deref(),
-        Some(&b"new-primary"[..])
-    );
-    let fi = info(&mut f, "replication").await.expect("INFO");
-    assert_eq!(fi.get("master_host"), Some(promoted.address.as_str()));
 }

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cacheplane_node_agent::proxy::ReadEndpoints;
-use cacheplane_node_agent::redis::client::Client;
+use cacheplane_node_agent::redis::client::{Client, Reply};
+use cacheplane_node_agent::supervisor::Supervisor;
 use cacheplane_types::{NodeRole, NodeSpec, ReadEndpointSpec};
 use common::{address, connect, linked, run_id, spec, start, wait_until, DataDir};
 use tokio::io::AsyncReadExt;
@@ -175,4 +176,67 @@ async fn connections_spread_over_healthy_replicas_and_follow_the_config() {
             .is_err()
     })
     .await;
+}
+
+/// Right after an HA create turned READY (every replica reported linked), a read through
+/// the read endpoint must see a write made on the primary 50 ms earlier. It used to miss
+/// it 70 times in 100: after a diskless full sync the primary streams to a replica only
+/// from an ACK received after it reaped its fork, which the replica's first ACK
+/// usually precedes, so the stream started up to a second after the replica reported
+/// its link up. Several rounds, each a fresh instance run by the supervisor as on a
+/// create, read through a fresh endpoint.
+#[tokio::test]
+async fn a_replica_reported_linked_has_the_writes_made_since() {
+    let bin = require_redis!();
+    let data = DataDir::new("read-fresh");
+    let mut misses = Vec::new();
+    for round in 0..5u8 {
+        let primary = spec(20 + 2 * round, NodeRole::Primary, None);
+        let replica = spec(21 + 2 * round, NodeRole::Replica, Some(&primary));
+        let ep = address(40 + round);
+        let primary = NodeSpec {
+            read_endpoint: Some(ReadEndpointSpec {
+                address: ep.clone(),
+                port: 6379,
+                replicas: vec![replica.address.clone()],
+            }),
+            ..primary
+        };
+        let desired = vec![primary.clone(), replica.clone()];
+        let mut sup = Supervisor::new(data.path().to_path_buf(), bin.clone()).await;
+        let mut endpoints = ReadEndpoints::new();
+        // Passes until the replica reports its link up, as the API waits for READY.
+        let mut ready = false;
+        for _ in 0..200 {
+            let pass = sup.reconcile(&desired).await;
+            endpoints.update(&desired);
+            ready = pass
+                .reports
+                .iter()
+                .any(|r| r.node_id == replica.node_id && r.master_link_up == Some(true));
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ready, "round {round}: the replica never reported linked");
+        let value = format!("v{round}");
+        connect(&primary.address)
+            .await
+            .call(&["SET", "k", &value])
+            .await
+            .expect("SET on the primary");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let got = match Client::connect(&ep, 6379, Some(common::AUTH)).await {
+            Ok(mut c) => match c.call(&["GET", "k"]).await {
+                Ok(Reply::Bulk(Some(v))) => String::from_utf8_lossy(&v).into_owned(),
+                other => format!("{other:?}"),
+            },
+            Err(e) => format!("no connection: {e}"),
+        };
+        if got != value {
+            misses.push(format!("round {round}: {got}"));
+        }
+    }
+    assert!(misses.is_empty(), "reads missed a write: {misses:?}");
 }

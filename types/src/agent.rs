@@ -99,6 +99,23 @@ pub struct HeartbeatRequest {
     /// One report per node the agent runs or is stopping.
     #[serde(default)]
     pub nodes: Vec<NodeReport>,
+    /// The newest host config the agent refused to apply, if it refuses one now: it
+    /// would have stopped all or most of the host's nodes, or its generation went back.
+    /// The agent keeps running what it ran (its `appliedGeneration`) until an operator
+    /// restarts it with `--accept-config-drops` or the config changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_config: Option<RefusedConfig>,
+}
+
+/// A host config the agent did not apply: see [`HeartbeatRequest::refused_config`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefusedConfig {
+    /// Its generation.
+    pub generation: i64,
+    /// Why, e.g. `it would stop 4 of the 4 nodes this host runs`.
+    pub reason: String,
 }
 
 /// Observed state of one node.

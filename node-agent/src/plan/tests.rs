@@ -251,10 +251,48 @@ fn an_adopted_node_without_a_record_gets_everything_set() {
                 Change::Configs,
                 Change::Auth,
                 Change::Bind,
-                Change::Replication
+                Change::Replication,
+                Change::Fence
             ]
         )]
     );
+}
+
+#[test]
+fn the_write_fence_is_set_and_lifted_online() {
+    let fence = Some(cacheplane_types::WriteFence {
+        min_replicas: 1,
+        max_lag_seconds: 3,
+    });
+    let p = primary(4);
+    let fenced = NodeSpec {
+        write_fence: fence,
+        ..p.clone()
+    };
+    assert_eq!(
+        plan(std::slice::from_ref(&fenced), &obs(vec![(4, up(&p))])),
+        vec![reconfigure(&fenced, &[Change::Fence])]
+    );
+    assert_eq!(
+        plan(std::slice::from_ref(&p), &obs(vec![(4, up(&fenced))])),
+        vec![reconfigure(&p, &[Change::Fence])],
+        "the API lifts the fence (no live replica): writes come back"
+    );
+    // A demotion lifts it too; the same fence on a replica is no fence at all.
+    let demoted = replica(4, "127.64.0.5");
+    assert_eq!(
+        plan(std::slice::from_ref(&demoted), &obs(vec![(4, up(&fenced))])),
+        vec![reconfigure(
+            &demoted,
+            &[Change::Bind, Change::Replication, Change::Fence]
+        )]
+    );
+    let r = replica(5, "127.64.0.4");
+    let r_fenced = NodeSpec {
+        write_fence: fence,
+        ..r.clone()
+    };
+    assert_eq!(plan(&[r_fenced], &obs(vec![(5, up(&r))])), vec![]);
 }
 
 #[test]

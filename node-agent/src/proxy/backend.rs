@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// One replica behind a read endpoint.
@@ -18,6 +19,8 @@ pub struct Backend {
     /// Cancelled when the replica leaves the endpoint (or the endpoint stops): closes its
     /// connections and stops its health check.
     pub closed: CancellationToken,
+    /// Asks its health check to look now rather than at its next tick.
+    pub check_now: Notify,
 }
 
 impl Backend {
@@ -30,6 +33,7 @@ impl Backend {
             healthy: AtomicBool::new(false),
             active: AtomicUsize::new(0),
             closed,
+            check_now: Notify::new(),
         }
     }
 

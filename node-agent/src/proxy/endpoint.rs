@@ -23,6 +23,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Listen backlog: a pool of clients reconnecting at once should not be turned away.
 const BACKLOG: u32 = 1024;
+/// How long a client that finds no healthy replica waits for a fresh check of them
+/// (asked at once) before its connection is closed. Health seen up to a check period
+/// ago must not turn away a client of a replica that has just linked.
+const NO_REPLICA_WAIT: Duration = Duration::from_millis(250);
+/// How often that client looks again meanwhile.
+const NO_REPLICA_LOOK: Duration = Duration::from_millis(5);
 
 /// A read endpoint the agent serves.
 pub struct Endpoint {
@@ -175,22 +181,45 @@ async fn accept_loop(
                 continue;
             }
         };
-        let lent = {
-            let set = backends.borrow();
-            let view: Vec<Candidate> = set.iter().map(|b| b.candidate()).collect();
-            backend::choose(&view, cursor).map(|i| {
-                cursor = i.wrapping_add(1);
-                set[i].lend()
-            })
-        };
+        let lent = pick(&backends, &mut cursor);
         match lent {
             Some(lent) => {
                 tokio::spawn(relay(client, lent));
             }
             None => {
-                tracing::debug!("read endpoint: no healthy replica; connection refused");
-                drop(client);
+                tokio::spawn(wait_for_replica(client, backends.clone()));
             }
+        }
+    }
+}
+
+/// The replica for a new connection, if one is healthy.
+fn pick(backends: &watch::Receiver<Vec<Arc<Backend>>>, cursor: &mut usize) -> Option<Lent> {
+    let set = backends.borrow();
+    let view: Vec<Candidate> = set.iter().map(|b| b.candidate()).collect();
+    backend::choose(&view, *cursor).map(|i| {
+        *cursor = i.wrapping_add(1);
+        set[i].lend()
+    })
+}
+
+/// A client that found no healthy replica: asks every replica's check to look now and
+/// relays to the first found healthy within [`NO_REPLICA_WAIT`], else closes it.
+async fn wait_for_replica(client: TcpStream, backends: watch::Receiver<Vec<Arc<Backend>>>) {
+    for b in backends.borrow().iter() {
+        b.check_now.notify_one();
+    }
+    let deadline = tokio::time::Instant::now() + NO_REPLICA_WAIT;
+    let mut cursor = 0;
+    loop {
+        tokio::time::sleep(NO_REPLICA_LOOK).await;
+        if let Some(lent) = pick(&backends, &mut cursor) {
+            relay(client, lent).await;
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::debug!("read endpoint: no healthy replica; connection refused");
+            return;
         }
     }
 }

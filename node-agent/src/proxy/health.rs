@@ -1,19 +1,22 @@
 //! The health check of a read endpoint's replicas: `INFO replication` every
-//! [`CHECK_EVERY`]. A replica may take new connections only while it is a replica whose
+//! [`CHECK_EVERY`] while healthy, every [`RECHECK_EVERY`] while not (a replica that has
+//! just linked takes connections within that), and at once when a client finds no
+//! healthy replica. A replica may take new connections only while it is a replica whose
 //! link to its primary is up and that is not in a full sync.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
 use super::backend::Backend;
 use crate::redis::client::{Client, ClientError, Reply};
 use crate::redis::observe::Info;
 
-/// How often each replica is checked.
+/// How often each healthy replica is checked.
 pub const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How often each unhealthy replica is checked.
+pub const RECHECK_EVERY: Duration = Duration::from_millis(50);
 /// Longest a check may take (connect, AUTH, INFO); a slower replica counts as unhealthy.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -37,12 +40,20 @@ pub fn is_serving(info: &Info) -> Result<(), &'static str> {
 /// string; logs changes of its health.
 pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Option<String>>) {
     let mut client: Option<Client> = None;
-    let mut tick = tokio::time::interval(CHECK_EVERY);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
+        let next = if first {
+            Duration::ZERO
+        } else if backend.is_healthy() {
+            CHECK_EVERY
+        } else {
+            RECHECK_EVERY
+        };
+        first = false;
         tokio::select! {
             _ = backend.closed.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = backend.check_now.notified() => {}
+            _ = tokio::time::sleep(next) => {}
         }
         if auth.has_changed().unwrap_or(false) {
             auth.mark_unchanged();

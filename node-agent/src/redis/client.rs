@@ -118,6 +118,19 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Waits, without a deadline, until the engine closes this connection (EOF or a
+    /// broken connection). On a connection that sends nothing this is the moment the
+    /// engine exits, or drops the client (`CLIENT KILL`, a client timeout).
+    pub async fn closed(&mut self) {
+        let mut buf = [0u8; 256];
+        loop {
+            match self.conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// `SHUTDOWN NOSAVE`: the engine exits without writing its dataset. The connection
     /// closing is the expected answer.
     pub async fn shutdown_nosave(mut self) -> Result<(), ClientError> {

@@ -29,6 +29,10 @@ const OWNED: &[&str] = &[
     "repl-diskless-sync",
     "repl-diskless-sync-delay",
     "repl-diskless-load",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "min-slaves-to-write",
+    "min-slaves-max-lag",
 ];
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -59,6 +63,19 @@ pub fn bind_addresses(spec: &NodeSpec) -> Vec<String> {
         }
     }
     v
+}
+
+/// The engine's default for `min-replicas-max-lag`, used when no fence is set.
+const DEFAULT_MAX_LAG: u32 = 10;
+
+/// `min-replicas-to-write` and `min-replicas-max-lag` for `spec`: its write fence, or
+/// no fence (0 replicas needed) on replicas, BASIC primaries and primaries the API left
+/// unfenced. See docs/architecture.md#primary-lease.
+pub fn write_fence(spec: &NodeSpec) -> (u32, u32) {
+    match spec.write_fence.filter(|_| spec.role == NodeRole::Primary) {
+        Some(f) => (f.min_replicas, f.max_lag_seconds.max(1)),
+        None => (0, DEFAULT_MAX_LAG),
+    }
 }
 
 /// The `redisConfigs` entries passed to the engine as they are: every key except those
@@ -131,6 +148,9 @@ pub fn render(spec: &NodeSpec, dir: &NodeDir) -> String {
     c.push_str("repl-diskless-load on-empty-db\n");
     let _ = writeln!(c, "maxmemory {}", effective_maxmemory(spec));
     let _ = writeln!(c, "replica-announce-ip {}", quote(&spec.address));
+    let (min_replicas, max_lag) = write_fence(spec);
+    let _ = writeln!(c, "min-replicas-to-write {min_replicas}");
+    let _ = writeln!(c, "min-replicas-max-lag {max_lag}");
     if let Some(auth) = &spec.auth_string {
         let _ = writeln!(c, "requirepass {}", quote(auth));
         let _ = writeln!(c, "masterauth {}", quote(auth));
@@ -206,6 +226,35 @@ mod tests {
             assert!(l.contains(&want), "missing {want:?} in\n{conf}");
         }
         assert!(!conf.contains("replicaof"), "{conf}");
+        assert!(l.contains(&"min-replicas-to-write 0"), "unfenced: {conf}");
+    }
+
+    #[test]
+    fn a_fenced_primary_needs_its_replicas_and_a_replica_never_does() {
+        let dir = NodeDir::new(Path::new("/data"), Uuid::nil());
+        let fence = Some(cacheplane_types::WriteFence {
+            min_replicas: 1,
+            max_lag_seconds: 3,
+        });
+        let mut p = spec(NodeRole::Primary);
+        p.write_fence = fence;
+        p.redis_configs
+            .insert("min-replicas-to-write".into(), "0".into());
+        let conf = render(&p, &dir);
+        let l = lines(&conf);
+        assert!(l.contains(&"min-replicas-to-write 1"), "{conf}");
+        assert!(l.contains(&"min-replicas-max-lag 3"), "{conf}");
+        assert_eq!(
+            conf.matches("min-replicas-to-write").count(),
+            1,
+            "redisConfigs cannot lift the fence: {conf}"
+        );
+        // A replica told to fence (a spec in the middle of a role change) is not fenced:
+        // a replica takes no writes anyway, and it would refuse them once promoted by hand.
+        let mut r = spec(NodeRole::Replica);
+        r.write_fence = fence;
+        assert_eq!(write_fence(&r), (0, 10));
+        assert!(lines(&render(&r, &dir)).contains(&"min-replicas-to-write 0"));
     }
 
     #[test]

@@ -87,14 +87,30 @@ pub async fn apply(
         set(c, "masterauth", pw).await?;
         set(c, "requirepass", pw).await?;
     }
-    // Promotion: stop replicating before taking the endpoint, so that no client reaches
-    // it while it is still read-only. Demotion: give up the endpoint first.
+    // Promotion: fence first (a replica takes no writes anyway), stop replicating before
+    // taking the endpoint, so that no client reaches it while it is still read-only.
+    // Demotion: give up the endpoint first, lift the fence last, once it is a replica.
     if spec.role == NodeRole::Primary {
+        fence(c, spec, what).await?;
         replication(c, spec, what).await?;
         bind(c, spec, previous, what).await?;
     } else {
         bind(c, spec, previous, what).await?;
         replication(c, spec, what).await?;
+        fence(c, spec, what).await?;
+    }
+    Ok(())
+}
+
+async fn fence(
+    c: &mut Client,
+    spec: &NodeSpec,
+    what: &BTreeSet<Change>,
+) -> Result<(), ReconfigureError> {
+    if what.contains(&Change::Fence) {
+        let (min_replicas, max_lag) = conf::write_fence(spec);
+        set(c, "min-replicas-max-lag", &max_lag.to_string()).await?;
+        set(c, "min-replicas-to-write", &min_replicas.to_string()).await?;
     }
     Ok(())
 }

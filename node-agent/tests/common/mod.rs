@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod fake_api;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -138,4 +140,58 @@ pub async fn linked(host: &str) -> bool {
     info(&mut c, "replication")
         .await
         .is_ok_and(|i| i.get("master_link_status") == Some("up"))
+}
+
+/// The agent's flags for host `host` with data in `data`, against `api_url`, passes and
+/// heartbeats every `interval`.
+pub fn agent_config(
+    api_url: &str,
+    host: &str,
+    data: &DataDir,
+    bin: &Path,
+    interval: &str,
+) -> cacheplane_node_agent::config::Config {
+    let data_dir = data.path().to_string_lossy().into_owned();
+    let bin_path = bin.to_string_lossy().into_owned();
+    <cacheplane_node_agent::config::Config as clap::Parser>::try_parse_from([
+        "agent",
+        "--api-url",
+        api_url,
+        "--token",
+        "t",
+        "--zone",
+        "z",
+        "--host-id",
+        host,
+        "--data-dir",
+        &data_dir,
+        "--redis-server",
+        &bin_path,
+        "--memory-bytes",
+        "1073741824",
+        "--heartbeat-interval",
+        interval,
+    ])
+    .expect("flags parse")
+}
+
+/// `CONFIG GET key` over `c`.
+pub async fn config_get(c: &mut Client, key: &str) -> String {
+    match c.call(&["CONFIG", "GET", key]).await.expect("CONFIG GET") {
+        Reply::Array(Some(items)) => match items.get(1) {
+            Some(Reply::Bulk(Some(v))) => String::from_utf8_lossy(v).into_owned(),
+            other => panic!("unexpected CONFIG GET item {other:?}"),
+        },
+        other => panic!("unexpected CONFIG GET reply {other:?}"),
+    }
+}
+
+/// What a write of `probe` on `host` answers: `Ok` or the engine's error.
+pub async fn try_write(host: &str) -> Result<(), String> {
+    let mut c = connect(host).await;
+    match c.call(&["SET", "probe", "1"]).await {
+        Ok(_) => Ok(()),
+        Err(ClientError::Server(m)) => Err(m),
+        Err(e) => Err(e.to_string()),
+    }
 }

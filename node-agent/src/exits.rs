@@ -1,0 +1,76 @@
+//! Learning of an engine's exit as it happens. Engines are daemonized, so they are not
+//! the agent's children (and adopted ones never were): instead the agent holds one idle
+//! connection per running engine. The kernel closes an exiting process's sockets, so the
+//! connection reads EOF the moment the engine dies; the agent then checks that the pid
+//! is gone and wakes the reconciler, which heartbeats at once (failover starts within
+//! milliseconds of a crash instead of on the next pass). A frozen engine (SIGSTOP, a
+//! long command) keeps the connection open and is not taken for dead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::redis::client::Client;
+use crate::redis::process;
+
+/// How long after EOF the process may still be seen (its sockets close just before it
+/// becomes a zombie).
+const GONE_WITHIN: Duration = Duration::from_millis(200);
+/// How often the pid is looked at meanwhile.
+const LOOK_EVERY: Duration = Duration::from_millis(5);
+
+/// The watch on one engine process; dropping it stops the watch.
+#[derive(Debug)]
+pub struct ExitWatch {
+    pid: u32,
+    task: AbortHandle,
+}
+
+impl ExitWatch {
+    /// Watches engine `pid` at `address:port`; `exited` is notified when it exits. A
+    /// watch that cannot connect, or whose connection the engine drops while it keeps
+    /// running, just ends: the next pass starts another.
+    pub fn spawn(
+        pid: u32,
+        address: String,
+        port: u16,
+        auth: Option<String>,
+        exited: Arc<Notify>,
+    ) -> Self {
+        let task = tokio::spawn(async move {
+            let Ok(mut c) = Client::connect(&address, port, auth.as_deref()).await else {
+                return;
+            };
+            c.closed().await;
+            let deadline = Instant::now() + GONE_WITHIN;
+            loop {
+                if !process::is_running(pid) {
+                    tracing::warn!(pid, engine = %format!("{address}:{port}"), "engine exited");
+                    exited.notify_one();
+                    return;
+                }
+                if Instant::now() >= deadline {
+                    tracing::debug!(pid, "engine closed the watch connection but runs");
+                    return;
+                }
+                tokio::time::sleep(LOOK_EVERY).await;
+            }
+        })
+        .abort_handle();
+        ExitWatch { pid, task }
+    }
+
+    /// Whether it still watches engine `pid`.
+    pub fn watches(&self, pid: u32) -> bool {
+        self.pid == pid && !self.task.is_finished()
+    }
+}
+
+impl Drop for ExitWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
