@@ -243,11 +243,10 @@ async fn after_an_api_restart_silent_hosts_get_a_grace_period() {
     assert!(fenced(&mut agent, &primary).await);
 }
 
-#[tokio::test]
-async fn a_create_whose_node_sits_on_a_silent_host_fails_after_the_deadline() {
-    let db = TestDb::new().await;
-    let api = Api::in_process_with_args(
-        &db,
+/// An API with a 1 s host timeout and a 2 s operation deadline.
+async fn deadline_api(db: &TestDb) -> Api {
+    Api::in_process_with_args(
+        db,
         &[
             "--host-timeout",
             "1s",
@@ -257,42 +256,96 @@ async fn a_create_whose_node_sits_on_a_silent_host_fails_after_the_deadline() {
             "100ms",
         ],
     )
-    .await;
-    let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
-    let op = create_ok(&api, "stuck", standard_ha(1, 1)).await;
-    for a in &mut fleet.agents {
+    .await
+}
+
+/// Starts creating `name` (HA, one replica); returns the operation's name, the replica's
+/// id and the host it was placed on (whose agent then never answers again).
+async fn create_with_silent_replica(
+    api: &Api,
+    agents: &mut [FakeAgent],
+    name: &str,
+) -> (String, String, String) {
+    let op = create_ok(api, name, standard_ha(1, 1)).await;
+    for a in agents.iter_mut() {
         a.fetch_config().await;
     }
-    let replica = instance(&api, "stuck").await;
-    let replica = node_id(&replica, "REPLICA");
-    let (silent, _) = fleet.find_node(&replica).expect("the replica is placed");
-    let silent = silent.host.clone();
-    let name = string_field(&op, "name");
+    let replica = node_id(&instance(api, name).await, "REPLICA");
+    let holder = agents
+        .iter()
+        .find(|a| a.node(&replica).is_some())
+        .expect("the replica is placed");
+    (string_field(&op, "name"), replica, holder.host.clone())
+}
+
+/// Syncs every agent but `silent`'s until the operation `name` is done; returns it.
+async fn done_without(api: &Api, agents: &[FakeAgent], silent: &str, name: &str) -> Value {
     let others = tokio::sync::Mutex::new(
-        fleet
-            .agents
+        agents
             .iter()
             .filter(|a| a.host != silent)
             .cloned()
             .collect::<Vec<_>>(),
     );
-    // The replica's host never answers again; the others do.
-    let done = wait_until("the create ends", Duration::from_secs(60), POLL, || async {
-        for a in others.lock().await.iter_mut() {
-            a.sync().await;
-        }
-        let (_, o) = api.get(&format!("/v1/{name}")).await;
-        if o["done"] == true {
-            Ok(o)
-        } else {
-            not_yet::<_, String>(o)
-        }
-    })
-    .await;
+    wait_until(
+        "the operation ends",
+        Duration::from_secs(60),
+        POLL,
+        || async {
+            for a in others.lock().await.iter_mut() {
+                a.sync().await;
+            }
+            let (_, o) = api.get(&format!("/v1/{name}")).await;
+            if o["done"] == true {
+                Ok(o)
+            } else {
+                not_yet::<_, String>(o)
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_create_whose_node_sits_on_a_silent_host_is_placed_again_after_the_deadline() {
+    let db = TestDb::new().await;
+    let api = deadline_api(&db).await;
+    let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
+    let (op, replica, silent) = create_with_silent_replica(&api, &mut fleet.agents, "moved").await;
+    let done = done_without(&api, &fleet.agents, &silent, &op).await;
+    assert!(done["error"].is_null(), "{done}");
+    let i = instance(&api, "moved").await;
+    assert_eq!(i["state"], "READY", "{i}");
+    let now = node_id(&i, "REPLICA");
+    assert_ne!(now, replica, "a new node: {i}");
+    for a in &mut fleet.agents {
+        a.fetch_config().await;
+    }
+    let (holder, _) = fleet.find_node(&now).expect("placed on a live host");
+    assert_ne!(holder.host, silent);
+    assert_ne!(
+        holder.host, "host-a",
+        "not beside its primary while a host is free"
+    );
+}
+
+#[tokio::test]
+async fn a_create_whose_node_cannot_be_placed_again_fails_naming_the_node_and_host() {
+    let db = TestDb::new().await;
+    let api = deadline_api(&db).await;
+    // host-a has room for the primary only; the replica goes to host-b.
+    let mut agents = vec![
+        FakeAgent::register(&api, "host-a", "local-a", GIB).await,
+        FakeAgent::register(&api, "host-b", "local-b", 16 * GIB).await,
+    ];
+    let (op, replica, silent) = create_with_silent_replica(&api, &mut agents, "stuck").await;
+    assert_eq!(silent, "host-b");
+    let done = done_without(&api, &agents, &silent, &op).await;
     let message = str_field(&done, "error.message");
     assert!(message.contains(&replica), "names the node: {done}");
     assert!(message.contains(&silent), "names the host: {done}");
     // Rolled back as a failed create is.
+    let others = tokio::sync::Mutex::new(agents[..1].to_vec());
     wait_until("the instance is gone", WAIT, POLL, || async {
         for a in others.lock().await.iter_mut() {
             a.sync().await;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use cacheplane_types::{InstanceState, NodeState, OperationVerb, Status};
+use cacheplane_types::{InstanceState, NodeRole, NodeState, OperationVerb, Status};
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use sqlx::PgConnection;
@@ -16,7 +16,7 @@ use crate::db::instances::{self as db, Guard, InstanceRow, TryLock};
 use crate::db::{nodes, operations as ops, quarantine, ranges};
 use crate::error::ApiResult;
 use crate::instances::node_state::{host_up, node_state};
-use crate::instances::{lock_region_hosts, render, touch_nodes, NodeRow};
+use crate::instances::{lock_region_hosts, render, repair, touch_nodes, NodeRow};
 use crate::operations::{self, NewOperation, OperationRow};
 use crate::state::AppState;
 use crate::{alloc, networks};
@@ -45,6 +45,15 @@ pub enum Step {
     Remove {
         /// Nodes to delete now.
         drop: Vec<Uuid>,
+    },
+    /// A node sits on a host silent past the operation's deadline: it is placed again on
+    /// another host (`node` is any node of a create, a replica of an update), or, with no
+    /// host that has room, the operation fails with `message`.
+    Replace {
+        /// The node to place again.
+        node: Uuid,
+        /// Why it fails when it cannot be placed, naming the node and its host.
+        message: String,
     },
     /// A node could not start: the operation fails (a create is rolled back).
     Fail {
@@ -116,11 +125,19 @@ fn overdue(
     let since = stuck
         .host_last_heartbeat_at
         .map_or_else(|| "ever".to_string(), |t| t.to_rfc3339());
-    Some(Step::Fail {
-        message: format!(
-            "node {} in zone {} could not come up: its host {} has been silent since {since}",
-            stuck.id, stuck.zone_id, stuck.host_id
-        ),
+    let message = format!(
+        "node {} in zone {} could not come up: its host {} has been silent since {since}",
+        stuck.id, stuck.zone_id, stuck.host_id
+    );
+    // An update's primary holds data: never placed again empty.
+    let replace = op.verb == OperationVerb::Create || stuck.role == NodeRole::Replica;
+    Some(if replace {
+        Step::Replace {
+            node: stuck.id,
+            message,
+        }
+    } else {
+        Step::Fail { message }
     })
 }
 
@@ -244,6 +261,31 @@ async fn apply(
             operations::finish(tx, op.id, Ok(None)).await
         }
         Step::Fail { message } => fail(tx, op, inst, message).await,
+        Step::Replace { node, message } => {
+            lock_region_hosts(&mut *tx, &inst.region_id).await?;
+            let Some(stuck) = nodes.iter().find(|n| n.id == node) else {
+                return Ok(());
+            };
+            match repair::replace_lost(tx, inst, nodes, stuck, timeout).await? {
+                Some(new) => {
+                    tracing::warn!(instance = %inst.full_name(), old = %node, %new, host = %stuck.host_id, "node on a silent host placed again");
+                    let detail = format!(
+                        "node {node} placed again as {new}: its host {} is silent",
+                        stuck.host_id
+                    );
+                    operations::set_progress(tx, op.id, 0, &detail).await
+                }
+                None => {
+                    fail(
+                        tx,
+                        op,
+                        inst,
+                        format!("{message}, and no other host has room"),
+                    )
+                    .await
+                }
+            }
+        }
         Step::Ready => {
             // A failover does not wait for nodes on silent hosts or with a broken engine,
             // but the instance is READY only once every node serves.

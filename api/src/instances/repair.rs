@@ -13,10 +13,11 @@ use uuid::Uuid;
 
 use crate::db::{catalog as catalog_db, hosts, nodes, quarantine};
 use crate::error::{ApiError, ApiResult};
-use crate::instances::{add_nodes, InstanceRow, NewNode, NodeRow, Placement};
+use crate::instances::{add_nodes, touch_nodes, InstanceRow, NewNode, NodeRow, Placement};
 use crate::scheduler;
 
-/// Re-creates `lost` (a replica of `inst`, whose nodes are `all`) on an up host: in its
+/// Re-creates `lost` (a replica of `inst`, whose nodes are `all`, or any node of an
+/// instance being created, which holds no data yet) on an up host: in its
 /// zone, else the instance's alternative zone, else any zone of the region. Returns the
 /// new node, or `None` when no host has room (the instance stays REPAIRING and the next
 /// sweep tries again). The caller's transaction holds the instance's row lock.
@@ -43,17 +44,23 @@ pub async fn replace_lost(
         inst.alternative_location_id.as_deref(),
         &region_zones,
     );
-    let Some(zone) = zones.into_iter().find(|z| {
-        let mut trial = candidates.clone();
-        scheduler::pick_host(
-            &mut trial,
-            z,
-            lost.memory_bytes,
-            &inst.redis_version,
-            &in_use,
-        )
-        .is_ok()
-    }) else {
+    // A zone with a free host that holds no other node of the instance first; then any
+    // zone where a host has room.
+    let fits = |z: &str, spread: bool| {
+        candidates.iter().any(|c| {
+            c.zone_id == z
+                && c.up
+                && c.free_bytes >= lost.memory_bytes
+                && c.engines.contains(&inst.redis_version)
+                && !(spread && in_use.contains(&c.id))
+        })
+    };
+    let zone = zones
+        .iter()
+        .find(|z| fits(z, true))
+        .or_else(|| zones.iter().find(|z| fits(z, false)))
+        .cloned();
+    let Some(zone) = zone else {
         return Ok(None);
     };
     // Every address the instance's nodes hold stays taken, the lost node's included: its
@@ -69,15 +76,6 @@ pub async fn replace_lost(
         used_addresses: &used,
         first_ordinal: all.iter().map(|n| n.ordinal + 1).max().unwrap_or(0),
     };
-    let new = add_nodes(
-        &mut *tx,
-        placement,
-        &[NewNode {
-            zone,
-            role: NodeRole::Replica,
-        }],
-    )
-    .await?;
     // The lost node's host (should it return) and the primary's (its read endpoint lists
     // the replicas) get a new config.
     let mut changed = vec![lost.id];
@@ -91,5 +89,24 @@ pub async fn replace_lost(
     // the instance lets it go, before that host confirms the engine is gone.
     quarantine::hold(&mut *tx, inst.id, std::slice::from_ref(&lost.host_id)).await?;
     nodes::delete(&mut *tx, &[lost.id]).await?;
+    let new = add_nodes(
+        &mut *tx,
+        placement,
+        &[NewNode {
+            zone,
+            role: lost.role,
+        }],
+    )
+    .await?;
+    if lost.role == NodeRole::Primary {
+        // A primary re-placed (only ever during a create, before it holds data): the
+        // other nodes follow its new address.
+        let others: Vec<Uuid> = all
+            .iter()
+            .filter(|n| !n.removing && n.id != lost.id)
+            .map(|n| n.id)
+            .collect();
+        touch_nodes(&mut *tx, &others).await?;
+    }
     Ok(new.first().copied())
 }

@@ -56,6 +56,10 @@ fn steps() {
         created_at: ago(121),
         ..create.clone()
     };
+    let old_update = OperationRow {
+        created_at: ago(121),
+        ..update.clone()
+    };
     let old_failover = OperationRow {
         created_at: ago(121),
         ..failover.clone()
@@ -128,14 +132,56 @@ fn steps() {
             progress(50, "1 of 2 nodes ready"),
         ),
         (
-            "create: a node on a silent host, past the deadline",
+            "create: a node on a silent host, past the deadline: placed again",
             &old_create,
             Some(&inst),
             vec![primary(), host_silent(starting(replica(1)))],
-            Step::Fail {
+            Step::Replace {
+                node: replica(1).id,
                 message: format!(
                     "node {} in zone b could not come up: its host host-1 has been silent since {}",
                     replica(1).id,
+                    ago(60).to_rfc3339()
+                ),
+            },
+        ),
+        (
+            "create: even its primary, which holds no data yet",
+            &old_create,
+            Some(&inst),
+            vec![host_silent(starting(primary())), replica(1)],
+            Step::Replace {
+                node: primary().id,
+                message: format!(
+                    "node {} in zone a could not come up: its host host-0 has been silent since {}",
+                    primary().id,
+                    ago(60).to_rfc3339()
+                ),
+            },
+        ),
+        (
+            "update: a replica on a silent host is placed again",
+            &old_update,
+            Some(&inst),
+            vec![primary(), host_silent(replica(1))],
+            Step::Replace {
+                node: replica(1).id,
+                message: format!(
+                    "node {} in zone b could not come up: its host host-1 has been silent since {}",
+                    replica(1).id,
+                    ago(60).to_rfc3339()
+                ),
+            },
+        ),
+        (
+            "update: a primary on a silent host is never placed again empty",
+            &old_update,
+            Some(&inst),
+            vec![host_silent(primary()), replica(1)],
+            Step::Fail {
+                message: format!(
+                    "node {} in zone a could not come up: its host host-0 has been silent since {}",
+                    primary().id,
                     ago(60).to_rfc3339()
                 ),
             },
