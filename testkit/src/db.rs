@@ -38,7 +38,13 @@ pub struct TestDb {
 impl TestDb {
     /// Creates `cp_test_<uuid>` in the cluster named by `DATABASE_URL`.
     pub async fn new() -> TestDb {
-        let cluster_url = cluster_url();
+        TestDb::new_in(&cluster_url()).await
+    }
+
+    /// Creates `cp_test_<uuid>` in the cluster at `cluster_url` (a URL whose role may
+    /// create databases), e.g. a test's private cluster ([`crate::pg::PrivatePg`]).
+    pub async fn new_in(cluster_url: &str) -> TestDb {
+        let cluster_url = cluster_url.to_string();
         let name = format!("cp_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&cluster_url)
             .await

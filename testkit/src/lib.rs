@@ -13,6 +13,10 @@
 //! - [`stack`]: the API plus three real agents, and `redis-cli`.
 //! - [`resp`]: the RESP client (the agent's own) and what tests read from replies.
 //! - [`process`]: built binaries, log tails, pids.
+//! - [`writer`]: a client writing through `host:port` that counts failed and lost writes.
+//! - [`chaos`]: freezing processes (SIGSTOP, always resumed) and the questions the chaos
+//!   tests ask the API.
+//! - [`pg`]: a PostgreSQL cluster of a test's own, for tests that stop it.
 //!
 //! ```ignore
 //! let db = TestDb::new().await;
@@ -23,14 +27,17 @@
 
 pub mod agent;
 pub mod api;
+pub mod chaos;
 pub mod db;
 pub mod fake_agent;
 pub mod json;
 pub mod net;
+pub mod pg;
 pub mod process;
 pub mod resp;
 pub mod stack;
 pub mod wait;
+pub mod writer;
 
 pub use api::{Api, Caller};
 pub use db::TestDb;
