@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::instances::{self as db, Guard};
 use crate::db::{hosts, nodes};
 use crate::error::ApiResult;
-use crate::instances::node_state::{host_up, node_state};
+use crate::instances::node_state::{host_up, node_state, running_replicas};
 use crate::instances::{failover, repair};
 use crate::instances::{lock_region_hosts, InstanceRow, NodeRow};
 use crate::state::AppState;
@@ -203,18 +203,9 @@ pub fn successor<'a>(
     now: DateTime<Utc>,
     host_timeout: Duration,
 ) -> Option<&'a NodeRow> {
-    nodes
-        .iter()
-        .filter(|n| !n.removing && n.role == NodeRole::Replica)
-        .filter(|n| host_up(n, now, host_timeout))
-        .filter_map(|n| {
-            let r = &n.observed.as_ref()?.0;
-            (r.process_up
-                && r.error.is_none()
-                && !r.full_sync_in_progress
-                && r.unresponsive_seconds.is_none())
-            .then_some((n, r.replication_offset.unwrap_or(0)))
-        })
+    running_replicas(nodes, now, host_timeout)
+        .filter(|(_, r)| !r.full_sync_in_progress)
+        .map(|(n, r)| (n, r.replication_offset.unwrap_or(0)))
         .max_by_key(|(n, offset)| {
             (
                 *offset,

@@ -10,13 +10,14 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::db::instances::{self as db, Guard};
-use crate::db::{catalog as catalog_db, nodes};
+use crate::db::nodes;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency;
-use crate::instances::node_state::{host_up, node_state};
+use crate::instances::node_state::{host_up, node_state, running_replicas};
 use crate::instances::{
     add_nodes, touch_nodes, InstanceRef, InstanceRow, NewNode, NodeRow, Placement,
 };
+use crate::instances::{placement_context, PlacementContext};
 use crate::operations::{self, NewOperation};
 use crate::scheduler;
 use crate::state::AppState;
@@ -51,17 +52,13 @@ pub fn running_replica<'a>(
     now: chrono::DateTime<chrono::Utc>,
     host_timeout: std::time::Duration,
 ) -> Option<&'a NodeRow> {
-    nodes
-        .iter()
-        .filter(|n| !n.removing && n.role == NodeRole::Replica)
-        .filter(|n| host_up(n, now, host_timeout))
-        .filter_map(|n| {
-            let r = &n.observed.as_ref()?.0;
-            (r.process_up && r.error.is_none() && r.unresponsive_seconds.is_none()).then_some((
+    running_replicas(nodes, now, host_timeout)
+        .map(|(n, r)| {
+            (
                 n,
                 !r.full_sync_in_progress,
                 r.replication_offset.unwrap_or(0),
-            ))
+            )
         })
         .max_by_key(|(n, synced, offset)| {
             (
@@ -267,12 +264,11 @@ async fn restart_empty(
     old: &NodeRow,
     op_id: Uuid,
 ) -> ApiResult<()> {
-    let range = inst
-        .range()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("instance {} has no range", inst.id)))?;
-    let mut candidates =
-        scheduler::load_candidates(&mut *tx, &inst.region_id, state.config.host_timeout).await?;
-    let region_zones = catalog_db::zones_of(&mut *tx, &inst.region_id).await?;
+    let PlacementContext {
+        range,
+        mut candidates,
+        region_zones,
+    } = placement_context(&mut *tx, inst, state.config.host_timeout).await?;
     let zones =
         scheduler::repair_zones(&old.zone_id, Some(inst.location_id.as_str()), &region_zones);
     let zone = zones

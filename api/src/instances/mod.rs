@@ -207,3 +207,32 @@ pub async fn add_nodes(
     touch_nodes(conn, &ids).await?;
     Ok(ids)
 }
+
+/// What placing further nodes of a running instance needs: its range (for their
+/// addresses), the region's hosts locked as placement candidates, and the region's zones.
+pub struct PlacementContext {
+    /// The instance's primary range.
+    pub range: Ipv4Net,
+    /// The region's hosts, locked for the rest of the transaction.
+    pub candidates: Vec<Candidate>,
+    /// The region's zones, by id.
+    pub region_zones: Vec<String>,
+}
+
+/// Loads the [`PlacementContext`] of `inst` inside `tx`.
+pub async fn placement_context(
+    tx: &mut PgConnection,
+    inst: &InstanceRow,
+    host_timeout: std::time::Duration,
+) -> ApiResult<PlacementContext> {
+    let range = inst
+        .range()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("instance {} has no range", inst.id)))?;
+    let candidates = scheduler::load_candidates(&mut *tx, &inst.region_id, host_timeout).await?;
+    let region_zones = crate::db::catalog::zones_of(&mut *tx, &inst.region_id).await?;
+    Ok(PlacementContext {
+        range,
+        candidates,
+        region_zones,
+    })
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cacheplane_types::{NodeRole, NodeState};
+use cacheplane_types::{NodeReport, NodeRole, NodeState};
 use chrono::{DateTime, Utc};
 
 use crate::db::nodes::NodeRow;
@@ -26,6 +26,21 @@ pub fn heartbeat_fresh(last: Option<DateTime<Utc>>, now: DateTime<Utc>, timeout:
 /// Whether the node's host has heartbeated within `timeout` of `now`.
 pub fn host_up(node: &NodeRow, now: DateTime<Utc>, timeout: Duration) -> bool {
     heartbeat_fresh(node.host_last_heartbeat_at, now, timeout)
+}
+
+/// The replicas that could take over as primary: not being removed, on a heartbeating
+/// host, their engine running and answering with no error; each with its report.
+pub fn running_replicas(
+    nodes: &[NodeRow],
+    now: DateTime<Utc>,
+    host_timeout: Duration,
+) -> impl Iterator<Item = (&NodeRow, &NodeReport)> {
+    nodes
+        .iter()
+        .filter(|n| !n.removing && n.role == NodeRole::Replica)
+        .filter(move |n| host_up(n, now, host_timeout))
+        .filter_map(|n| Some((n, &n.observed.as_ref()?.0)))
+        .filter(|(_, r)| r.process_up && r.error.is_none() && r.unresponsive_seconds.is_none())
 }
 
 /// A node's state. READY means: its host applied the node's current configuration, the

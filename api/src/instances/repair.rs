@@ -11,9 +11,10 @@ use ipnet::IpNet;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::db::{catalog as catalog_db, hosts, nodes, quarantine};
-use crate::error::{ApiError, ApiResult};
+use crate::db::{hosts, nodes, quarantine};
+use crate::error::ApiResult;
 use crate::instances::{add_nodes, touch_nodes, InstanceRow, NewNode, NodeRow, Placement};
+use crate::instances::{placement_context, PlacementContext};
 use crate::scheduler;
 
 /// Re-creates `lost` (a replica of `inst`, whose nodes are `all`, or any node of an
@@ -28,12 +29,11 @@ pub async fn replace_lost(
     lost: &NodeRow,
     host_timeout: Duration,
 ) -> ApiResult<Option<Uuid>> {
-    let range = inst
-        .range()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("instance {} has no range", inst.id)))?;
-    let mut candidates =
-        scheduler::load_candidates(&mut *tx, &inst.region_id, host_timeout).await?;
-    let region_zones = catalog_db::zones_of(&mut *tx, &inst.region_id).await?;
+    let PlacementContext {
+        range,
+        mut candidates,
+        region_zones,
+    } = placement_context(&mut *tx, inst, host_timeout).await?;
     let in_use: Vec<String> = all
         .iter()
         .filter(|n| !n.removing && n.id != lost.id)

@@ -10,11 +10,12 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::ranges::Purpose;
-use crate::db::{catalog as catalog_db, hosts, nodes};
+use crate::db::{hosts, nodes};
 use crate::error::{ApiError, ApiResult};
 use crate::instances::{
     add_nodes, render, validate, InstanceRow, NewNode, NodeRow, Placement, GIB,
 };
+use crate::instances::{placement_context, PlacementContext};
 use crate::state::AppState;
 use crate::{alloc, networks, scheduler};
 
@@ -230,12 +231,11 @@ async fn rescale(
     if wanted == current {
         return Ok(Vec::new());
     }
-    let range = inst
-        .range()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("instance {} has no range", inst.id)))?;
-    let mut candidates =
-        scheduler::load_candidates(&mut *tx, &inst.region_id, state.config.host_timeout).await?;
-    let region_zones = catalog_db::zones_of(&mut *tx, &inst.region_id).await?;
+    let PlacementContext {
+        range,
+        mut candidates,
+        region_zones,
+    } = placement_context(&mut *tx, inst, state.config.host_timeout).await?;
     let all = nodes::of_instances(&mut *tx, &[inst.id]).await?;
     let existing_zones: Vec<String> = current_nodes.iter().map(|n| n.zone_id.clone()).collect();
     let zones = scheduler::plan_zones(
