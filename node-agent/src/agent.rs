@@ -120,7 +120,8 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
              replicas (min-replicas-to-write), not by heartbeats"
         );
     }
-    let supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
+    let mut supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
+    supervisor.set_pass_interval(cfg.heartbeat_interval);
     let shared = Arc::new(Shared {
         api: ApiClient::new(&cfg.api_url, &host_id, &cfg.token)?,
         registration: RegisterHostRequest {

@@ -39,6 +39,19 @@ const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// by then is unresponsive for this pass, whatever the others do.
 pub const OBSERVE_DEADLINE: Duration = Duration::from_millis(500);
 
+/// Slack over the time a step of the agent should take (its observation deadline, its
+/// wait between passes) before the overrun is taken for the agent itself having been
+/// stopped (SIGSTOP, a frozen VM) rather than for an engine being slow.
+const PAUSE_SLACK: Duration = Duration::from_secs(1);
+
+/// How long the agent itself was stopped during a step that should have taken at most
+/// `expected` but took `elapsed` (monotonic time runs on while a process is stopped):
+/// `None` when the step overran by no more than [`PAUSE_SLACK`], else the overrun, which
+/// is no time an engine can be blamed for.
+pub fn paused_for(elapsed: Duration, expected: Duration) -> Option<Duration> {
+    (elapsed > expected + PAUSE_SLACK).then(|| elapsed - expected)
+}
+
 /// Longest wait for a remote primary's offset (a replica's lag).
 const LAG_DEADLINE: Duration = Duration::from_millis(300);
 
@@ -106,6 +119,11 @@ pub struct Supervisor {
     primaries: HashMap<(String, u16), Client>,
     /// Notified when an engine exits.
     exited: Arc<Notify>,
+    /// The longest wait between two passes (the reconciler's interval).
+    pass_interval: Duration,
+    /// When the last pass ended: a longer wait than `pass_interval` until the next one
+    /// means the agent was stopped.
+    last_pass_end: Option<Instant>,
 }
 
 impl Supervisor {
@@ -124,6 +142,25 @@ impl Supervisor {
             nodes,
             primaries: HashMap::new(),
             exited: Arc::new(Notify::new()),
+            pass_interval: Duration::from_secs(1),
+            last_pass_end: None,
+        }
+    }
+
+    /// The longest wait between two passes (default 1 s); a longer one is taken for the
+    /// agent having been stopped.
+    pub fn set_pass_interval(&mut self, interval: Duration) {
+        self.pass_interval = interval;
+    }
+
+    /// The agent was stopped for `paused`: engines cannot be blamed for not answering
+    /// then, so their silence counts only from `paused` later.
+    fn forgive(&mut self, paused: Duration) {
+        let now = Instant::now();
+        for t in self.nodes.values_mut() {
+            if let Some((_, at)) = t.heard.as_mut() {
+                *at = (*at + paused).min(now);
+            }
         }
     }
 
@@ -140,6 +177,12 @@ impl Supervisor {
     /// One pass: observe, plan, apply, observe again what changed.
     pub async fn reconcile(&mut self, desired: &[NodeSpec]) -> Pass {
         let by_id: HashMap<Uuid, &NodeSpec> = desired.iter().map(|s| (s.node_id, s)).collect();
+        if let Some(end) = self.last_pass_end {
+            if let Some(paused) = paused_for(end.elapsed(), self.pass_interval) {
+                tracing::warn!(?paused, "the agent itself was stopped between two passes; that time counts against no engine");
+                self.forgive(paused);
+            }
+        }
         let ids: Vec<Uuid> = self.nodes.keys().copied().collect();
         let (observed, mut reports) = self.observe(&ids, &by_id).await;
         let actions = plan::plan(desired, &observed);
@@ -169,19 +212,49 @@ impl Supervisor {
             r.error = self.nodes.get(id).and_then(|t| t.last_error.clone());
         }
         pass.reports = reports.into_values().collect();
+        self.last_pass_end = Some(Instant::now());
         pass
     }
 
     /// Looks at the engines of `ids` all at once: each process, then INFO, all within
-    /// [`OBSERVE_DEADLINE`].
+    /// [`OBSERVE_DEADLINE`]. An engine is reported unresponsive only from an observation
+    /// the agent's own pause cannot explain: when the observation overran its deadline
+    /// (the agent was stopped while it waited), the engines that did not answer are
+    /// asked again with a fresh deadline, and the pause counts against none of them.
     async fn observe(
         &mut self,
         ids: &[Uuid],
         by_id: &HashMap<Uuid, &NodeSpec>,
     ) -> (BTreeMap<Uuid, Observed>, BTreeMap<Uuid, NodeReport>) {
-        let deadline = Instant::now() + OBSERVE_DEADLINE;
         let mut observed = BTreeMap::new();
         let mut reports = BTreeMap::new();
+        let (mut pending, paused) = self.ask(ids, by_id, &mut observed, &mut reports).await;
+        if paused && !pending.is_empty() {
+            let again: Vec<Uuid> = pending.keys().copied().collect();
+            (pending, _) = self.ask(&again, by_id, &mut observed, &mut reports).await;
+        }
+        for (id, pid) in pending {
+            tracing::debug!(node = %id, deadline = ?OBSERVE_DEADLINE, "engine did not answer INFO in time");
+            let (o, r) = self.silent(id, pid);
+            observed.insert(id, o);
+            reports.insert(id, r);
+        }
+        (observed, reports)
+    }
+
+    /// One round of [`Self::observe`]: records the engines that are down or answered, and
+    /// returns those that run but did not answer in time, and whether the round overran
+    /// its deadline because the agent itself was stopped meanwhile (then the pause is
+    /// forgiven, and those engines deserve a fresh deadline before being judged).
+    async fn ask(
+        &mut self,
+        ids: &[Uuid],
+        by_id: &HashMap<Uuid, &NodeSpec>,
+        observed: &mut BTreeMap<Uuid, Observed>,
+        reports: &mut BTreeMap<Uuid, NodeReport>,
+    ) -> (BTreeMap<Uuid, u32>, bool) {
+        let started = Instant::now();
+        let deadline = started + OBSERVE_DEADLINE;
         let mut asking = JoinSet::new();
         let mut pending: BTreeMap<Uuid, u32> = BTreeMap::new();
         for &id in ids {
@@ -228,13 +301,15 @@ impl Supervisor {
             reports.insert(id, r);
         }
         asking.abort_all();
-        for (id, pid) in pending {
-            tracing::debug!(node = %id, deadline = ?OBSERVE_DEADLINE, "engine did not answer INFO in time");
-            let (o, r) = self.silent(id, pid);
-            observed.insert(id, o);
-            reports.insert(id, r);
+        let mut paused = false;
+        if !pending.is_empty() {
+            if let Some(p) = paused_for(started.elapsed(), OBSERVE_DEADLINE) {
+                tracing::warn!(paused = ?p, "the agent itself was stopped while observing; asking the engines again");
+                self.forgive(p);
+                paused = true;
+            }
         }
-        (observed, reports)
+        (pending, paused)
     }
 
     /// Records an answer of engine `pid` of node `id`.
@@ -528,5 +603,35 @@ async fn connect(applied: Option<&NodeSpec>, desired: &NodeSpec) -> Result<Clien
             Client::connect(&target.address, target.port, desired.auth_string.as_deref()).await
         }
         r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_step_within_its_time_and_the_slack_is_no_pause() {
+        assert_eq!(paused_for(ms(0), OBSERVE_DEADLINE), None);
+        assert_eq!(paused_for(ms(500), OBSERVE_DEADLINE), None);
+        // A slow engine or a busy host: the deadline plus up to the slack.
+        assert_eq!(paused_for(ms(1500), OBSERVE_DEADLINE), None);
+        assert_eq!(paused_for(ms(2000), ms(1000)), None);
+    }
+
+    #[test]
+    fn an_overrun_beyond_the_slack_is_the_agent_stopped_and_counts_whole() {
+        // SIGSTOPped 30 s while waiting for INFO: the 30 s are the agent's, not the engine's.
+        assert_eq!(
+            paused_for(ms(30_500), OBSERVE_DEADLINE),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(paused_for(ms(1501), OBSERVE_DEADLINE), Some(ms(1001)));
+        // Stopped between two passes 1 s apart.
+        assert_eq!(paused_for(ms(31_000), ms(1000)), Some(ms(30_000)));
     }
 }

@@ -146,6 +146,16 @@ pub fn render(spec: &NodeSpec, dir: &NodeDir) -> String {
     c.push_str("repl-diskless-sync yes\n");
     c.push_str("repl-diskless-sync-delay 0\n");
     c.push_str("repl-diskless-load on-empty-db\n");
+    // A replica of a primary that went silent (its host frozen or cut off) must say its
+    // link is down well before Redis's 60 s default: the API fails a silent host's primary
+    // over only once its replicas report that. The primary pings its replicas every second
+    // (default 10 s) so that an idle link is never taken for a dead one, and 10 s of
+    // silence mark it down, about when the API's host timeout (10 s) runs out. Not lower:
+    // `repl-timeout` also bounds a stall of a full sync (a fork, loading a big key), and
+    // Redis keeps a syncing replica's link alive with newlines every second while it
+    // loads or flushes, so 10 s leave a wide margin. `redisConfigs` may raise it.
+    c.push_str("repl-ping-replica-period 1\n");
+    c.push_str("repl-timeout 10\n");
     let _ = writeln!(c, "maxmemory {}", effective_maxmemory(spec));
     let _ = writeln!(c, "replica-announce-ip {}", quote(&spec.address));
     let (min_replicas, max_lag) = write_fence(spec);
@@ -264,6 +274,19 @@ mod tests {
         let l = lines(&conf);
         assert!(l.contains(&"replicaof \"127.64.0.5\" 6379"), "{conf}");
         assert!(l.contains(&"bind \"127.64.0.4\""), "{conf}");
+    }
+
+    #[test]
+    fn every_engine_notices_a_silent_link_within_10_s() {
+        let dir = NodeDir::new(Path::new("/data"), Uuid::nil());
+        for role in [NodeRole::Primary, NodeRole::Replica] {
+            let conf = render(&spec(role), &dir);
+            let l = lines(&conf);
+            // The primary pings every second, well within the timeout, so an idle link
+            // stays up; a silent one is down after 10 s, not Redis's default 60 s.
+            assert!(l.contains(&"repl-ping-replica-period 1"), "{conf}");
+            assert!(l.contains(&"repl-timeout 10"), "{conf}");
+        }
     }
 
     #[test]
