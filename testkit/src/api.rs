@@ -551,3 +551,25 @@ enum StartError {
 fn new_admin_token() -> String {
     format!("cp-test-admin-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// Creates instance `name` under `parent` (`/v1/projects/P/locations/R`), waits (up to
+/// 60 s) until its create operation is done without error, and returns the instance and
+/// its auth string.
+pub async fn create_ready(api: &Api, parent: &str, name: &str, body: Value) -> (Value, String) {
+    let (status, op) = api
+        .post(&format!("{parent}/instances?instanceId={name}"), body)
+        .await;
+    assert_eq!(status, 200, "create {name}: {op}");
+    let done = wait_op(api, &op_name(&op), "60s").await;
+    assert!(
+        done["done"] == true && done["error"].is_null(),
+        "create {name}: {done}"
+    );
+    let (status, auth) = api
+        .get(&format!("{parent}/instances/{name}/authString"))
+        .await;
+    assert_eq!(status, 200, "authString of {name}: {auth}");
+    let (status, inst) = api.get(&format!("{parent}/instances/{name}")).await;
+    assert_eq!(status, 200, "GET instance {name}: {inst}");
+    (inst, crate::json::string_field(&auth, "authString"))
+}

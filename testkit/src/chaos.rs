@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::agent::Agent;
-use crate::api::{op_name, wait_op, Api};
+use crate::api::{create_ready, Api};
 use crate::json::{port_field, string_field};
 use crate::process::is_redis;
 use crate::wait::{not_yet, wait_until};
@@ -127,26 +127,13 @@ pub async fn create_ha(api: &Api, name: &str) -> HaInstance {
     let body = json!({"tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 2,
                       "readReplicasMode": "READ_REPLICAS_ENABLED",
                       "locationId": "local-a", "alternativeLocationId": "local-b"});
-    let (status, op) = api
-        .post(&format!("{PARENT}/instances?instanceId={name}"), body)
-        .await;
-    assert_eq!(status, 200, "create {name}: {op}");
-    let done = wait_op(api, &op_name(&op), "60s").await;
-    assert!(
-        done["done"] == true && done["error"].is_null(),
-        "create {name}: {done}"
-    );
-    let (status, auth) = api
-        .get(&format!("{PARENT}/instances/{name}/authString"))
-        .await;
-    assert_eq!(status, 200, "authString of {name}: {auth}");
-    let inst = instance(api, name).await;
+    let (inst, auth) = create_ready(api, PARENT, name, body).await;
     let primary = primary_node(&inst);
     HaInstance {
         name: name.to_string(),
         host: string_field(&inst, "host"),
         port: port_field(&inst, "port"),
-        auth: string_field(&auth, "authString"),
+        auth,
         primary: string_field(&primary, "id"),
         primary_zone: string_field(&primary, "zone"),
     }
