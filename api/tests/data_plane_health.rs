@@ -13,29 +13,13 @@ use std::time::Duration;
 use cacheplane_testkit::json::{str_field, string_field};
 use cacheplane_testkit::wait::{not_yet, ready_if};
 use cacheplane_testkit::{wait_until, Api, FakeAgent, Fleet, TestDb, GIB};
-use common::client::{create_ok, get_instance, instance, instance_path, standard_ha, PARENT};
+use common::client::{
+    create_ok, get_instance, instance, instance_path, node_id, ready_ha, standard_ha, PARENT,
+};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
-
-async fn ready_ha(api: &Api, fleet: &mut Fleet, name: &str, replicas: i64) -> Value {
-    let op = create_ok(api, name, standard_ha(1, replicas)).await;
-    let done = fleet.converge(api, &op).await;
-    assert!(done["error"].is_null(), "create {name}: {done}");
-    let inst = instance(api, name).await;
-    assert_eq!(inst["state"], "READY", "{inst}");
-    inst
-}
-
-fn node_id(inst: &Value, role: &str) -> String {
-    inst["nodes"]
-        .as_array()
-        .and_then(|n| n.iter().find(|n| n["role"] == role))
-        .and_then(|n| n["id"].as_str())
-        .unwrap_or_else(|| panic!("no {role} in {inst}"))
-        .to_string()
-}
 
 /// Fetches and applies the host's config, then heartbeats its report with `change`
 /// made to each node's entry.

@@ -10,33 +10,14 @@ use cacheplane_testkit::json::{str_field, string_field};
 use cacheplane_testkit::wait::ready_if;
 use cacheplane_testkit::{wait_until, Fleet, GIB};
 use cacheplane_testkit::{Api, TestDb};
-use common::client::{create, create_ok, instance, standard_ha, PARENT};
-use serde_json::Value;
-
-async fn ready_instance(api: &Api, fleet: &mut Fleet, name: &str) -> Value {
-    let op = create_ok(api, name, standard_ha(1, 2)).await;
-    let done = fleet.converge(api, &op).await;
-    assert!(done["error"].is_null(), "create {name}: {done}");
-    let inst = instance(api, name).await;
-    assert_eq!(inst["state"], "READY", "{inst}");
-    inst
-}
-
-fn node_id(inst: &Value, role: &str) -> String {
-    inst["nodes"]
-        .as_array()
-        .and_then(|n| n.iter().find(|n| n["role"] == role))
-        .and_then(|n| n["id"].as_str())
-        .unwrap_or_else(|| panic!("no {role} in {inst}"))
-        .to_string()
-}
+use common::client::{create, instance, node_id, ready_ha, standard_ha, PARENT};
 
 #[tokio::test]
 async fn a_replica_that_goes_down_makes_the_instance_repairing_until_it_is_back() {
     let db = TestDb::new().await;
     let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
-    let inst = ready_instance(&api, &mut fleet, "sick").await;
+    let inst = ready_ha(&api, &mut fleet, "sick", 2).await;
     let replica = node_id(&inst, "REPLICA");
 
     fleet.fail_node(&replica, "the process exited").await;
@@ -63,7 +44,7 @@ async fn a_primary_that_goes_down_is_replaced_by_the_replica_with_the_most_data(
     let db = TestDb::new().await;
     let api = Api::in_process(&db).await;
     let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
-    let inst = ready_instance(&api, &mut fleet, "lost").await;
+    let inst = ready_ha(&api, &mut fleet, "lost", 2).await;
     let primary = node_id(&inst, "PRIMARY");
     // Two replicas: the one in local-c is further behind (lower offset).
     let behind = inst["nodes"]
@@ -104,7 +85,7 @@ async fn a_silent_host_makes_its_instances_repairing() {
         Api::in_process_with_args(&db, &["--host-timeout", "1s", "--worker-interval", "200ms"])
             .await;
     let mut fleet = Fleet::three_zones(&api, 16 * GIB).await;
-    ready_instance(&api, &mut fleet, "quiet").await;
+    ready_ha(&api, &mut fleet, "quiet", 2).await;
 
     // host-a (the primary's) stops heartbeating; the others go on.
     let shared = tokio::sync::Mutex::new(&mut fleet);

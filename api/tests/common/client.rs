@@ -119,3 +119,24 @@ pub fn assert_error(what: &str, got: (u16, &Value), code: u16, status: &str) -> 
     assert_eq!(body["error"]["status"], status, "{what}: {body}");
     cacheplane_testkit::json::string_field(body, "error.message")
 }
+
+/// Creates STANDARD_HA instance `name` with `replicas` replicas, converges it with the
+/// fake agents of `fleet`, and returns it READY.
+pub async fn ready_ha(api: &Api, fleet: &mut Fleet, name: &str, replicas: i64) -> Value {
+    let op = create_ok(api, name, standard_ha(1, replicas)).await;
+    let done = fleet.converge(api, &op).await;
+    assert!(done["error"].is_null(), "create {name}: {done}");
+    let inst = instance(api, name).await;
+    assert_eq!(inst["state"], "READY", "{inst}");
+    inst
+}
+
+/// The id of the instance's (first) node in `role` (`PRIMARY`, `REPLICA`).
+pub fn node_id(inst: &Value, role: &str) -> String {
+    inst["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["role"] == role))
+        .and_then(|n| n["id"].as_str())
+        .unwrap_or_else(|| panic!("no {role} in {inst}"))
+        .to_string()
+}
