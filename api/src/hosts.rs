@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use cacheplane_types::{
-    HeartbeatRequest, HeartbeatResponse, Host, HostConfig, HostState, NodeRole, NodeSpec,
-    ReadEndpointSpec, RegisterHostRequest, ReleaseRangesResponse, Tier, WriteFence,
+    HeartbeatRequest, HeartbeatResponse, Host, HostConfig, HostState, NetworkSpec, NodeRole,
+    NodeSpec, ReadEndpointSpec, RegisterHostRequest, ReleaseRangesResponse, Tier, WriteFence,
 };
 use chrono::Utc;
 use ipnet::IpNet;
@@ -250,6 +250,7 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
         host: format!("hosts/{host}"),
         generation,
         nodes,
+        connectors: Vec::new(),
     })
 }
 
@@ -301,6 +302,10 @@ fn node_spec(r: SpecRow) -> NodeSpec {
                 min_replicas: 1,
                 max_lag_seconds: WRITE_FENCE_MAX_LAG_SECONDS,
             }),
+        network: Some(NetworkSpec {
+            name: r.network_name,
+            ip_range: r.network_ip_range.to_string(),
+        }),
     }
 }
 

@@ -63,6 +63,7 @@ mod tests {
 
     fn node(n: u128) -> NodeSpec {
         NodeSpec {
+            network: None,
             node_id: Uuid::from_u128(n),
             instance: format!("projects/p/locations/local/instances/c{n}"),
             engine_version: "REDIS_7_0".into(),
@@ -82,6 +83,7 @@ mod tests {
 
     fn config(generation: i64, nodes: &[u128]) -> HostConfig {
         HostConfig {
+            connectors: Vec::new(),
             host: "hosts/h".into(),
             generation,
             nodes: nodes.iter().map(|n| node(*n)).collect(),

@@ -94,6 +94,7 @@ mod tests {
             host: "hosts/h1".into(),
             generation: 7,
             nodes: Vec::new(),
+            connectors: Vec::new(),
         };
         store.save(&cfg).expect("saves");
         store.save(&cfg).expect("saves over the old file");

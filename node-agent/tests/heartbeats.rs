@@ -63,6 +63,7 @@ async fn a_paused_engine_delays_no_heartbeat_and_is_unresponsive_not_down() {
     let data = DataDir::new("hb-pause");
     let (a, b) = (basic(40), basic(41));
     let api = FakeApi::start(HostConfig {
+        connectors: Vec::new(),
         host: "hosts/hb".into(),
         generation: 1,
         nodes: vec![a.clone(), b.clone()],
@@ -165,6 +166,7 @@ async fn an_engine_exit_is_reported_at_once() {
     // A STANDARD_HA primary: not restarted in place, so it stays down once killed.
     let p = spec(42, NodeRole::Primary, None);
     let api = FakeApi::start(HostConfig {
+        connectors: Vec::new(),
         host: "hosts/hb-exit".into(),
         generation: 1,
         nodes: vec![p.clone()],

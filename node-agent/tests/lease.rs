@@ -49,6 +49,7 @@ async fn an_agent_cut_off_from_the_api_keeps_its_primary_taking_writes() {
     };
     ConfigStore::new(data.path())
         .save(&HostConfig {
+            connectors: Vec::new(),
             host: "hosts/lease-it".into(),
             generation: 1,
             nodes: vec![fenced.clone(), replica.clone()],

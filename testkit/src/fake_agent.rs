@@ -77,6 +77,7 @@ impl FakeAgent {
                 host: format!("hosts/{host}"),
                 generation: 0,
                 nodes: Vec::new(),
+                connectors: Vec::new(),
             },
             applied: 0,
             errors: HashMap::new(),

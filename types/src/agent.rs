@@ -188,6 +188,40 @@ pub struct HostConfig {
     pub generation: i64,
     /// The nodes to run; any other node the agent runs must stop.
     pub nodes: Vec<NodeSpec>,
+    /// The connectors to realise on this host (netns mode); any other connector the
+    /// agent realised must go. Empty in loopback mode, where connectors are not realised.
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSpec>,
+}
+
+/// The network a node or connector lives in, as an agent needs to know it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// `projects/{project}/networks/{network}`: identifies the network's bridge and
+    /// namespaces on the host.
+    pub name: String,
+    /// The network's pool, e.g. `10.128.0.0/16`: the prefix of every address in it.
+    pub ip_range: String,
+}
+
+/// Desired state of one connector: a namespace with an address in the network, from
+/// which client processes reach the network's instances.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorSpec {
+    /// `projects/{p}/locations/{r}/connectors/{name}`.
+    pub name: String,
+    /// The network it joins.
+    pub network: NetworkSpec,
+    /// The connector's /28 in the network.
+    pub ip_cidr_range: String,
+    /// The connector's own address (the first usable address of its /28).
+    pub address: String,
+    /// The Linux network namespace the agent creates for it.
+    pub namespace: String,
 }
 
 /// Desired state of one node.
@@ -234,6 +268,11 @@ pub struct NodeSpec {
     /// cut off from its replicas stops taking writes by itself, agent or no agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_fence: Option<WriteFence>,
+    /// The network the node lives in. The agent's netns and host modes need it (the
+    /// namespace and bridge of the network, the pool's prefix length); loopback mode
+    /// ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
 }
 
 /// A primary's write fence: see [`NodeSpec::write_fence`].

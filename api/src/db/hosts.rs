@@ -285,6 +285,10 @@ pub struct SpecRow {
     pub replica_addresses: Vec<IpNet>,
     /// Whether the node's write fence is on (it applies to STANDARD_HA primaries).
     pub write_fence: bool,
+    /// The instance's network, `projects/{p}/networks/{n}`.
+    pub network_name: String,
+    /// The network's pool.
+    pub network_ip_range: IpNet,
 }
 
 /// The nodes a host should run (not being removed), by id.
@@ -297,8 +301,11 @@ pub async fn specs(db: impl PgExecutor<'_>, host: &str) -> ApiResult<Vec<SpecRow
                i.read_replicas_enabled,
                array(select r.address from node r where r.instance_id = i.id and r.role = 'REPLICA'
                      and not r.removing order by r.ordinal) as replica_addresses,
-               n.write_fence
+               n.write_fence,
+               'projects/' || w.project_id || '/networks/' || w.name as network_name,
+               w.ip_range as network_ip_range
            from node n join instance i on i.id = n.instance_id
+           join network w on w.id = i.network_id
            where n.host_id = $1 and not n.removing order by n.id"#,
     )
     .bind(host)

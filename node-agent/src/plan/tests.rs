@@ -6,6 +6,7 @@ fn id(n: u128) -> Uuid {
 
 fn primary(n: u128) -> NodeSpec {
     NodeSpec {
+        network: None,
         node_id: id(n),
         instance: "projects/p/locations/local/instances/c1".into(),
         engine_version: "REDIS_7_0".into(),

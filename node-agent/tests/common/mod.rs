@@ -68,6 +68,7 @@ pub fn address(n: u8) -> String {
 /// A STANDARD_HA node at `address(n)`; a replica follows `of`.
 pub fn spec(n: u8, role: NodeRole, of: Option<&NodeSpec>) -> NodeSpec {
     NodeSpec {
+        network: None,
         node_id: Uuid::new_v4(),
         instance: "projects/p/locations/local/instances/it".into(),
         engine_version: "REDIS_7_0".into(),
