@@ -9,8 +9,7 @@ use std::path::Path;
 use cacheplane_types::NodeSpec;
 use uuid::Uuid;
 
-use crate::redis::client::Client;
-use crate::redis::{nodes_root, process, NodeDir};
+use crate::redis::{local, nodes_root, process, NodeDir};
 
 /// Longest log the agent reads to learn whether an engine ever became ready.
 const MAX_LOG_SCAN: u64 = 4 << 20;
@@ -100,11 +99,10 @@ async fn check(dir: &NodeDir, spec: Option<&NodeSpec>) -> Verdict {
     else {
         return Verdict::NotRunning;
     };
-    let answered =
-        match Client::connect(&spec.address, spec.port, spec.auth_string.as_deref()).await {
-            Ok(mut c) => c.ping().await.is_ok(),
-            Err(_) => false,
-        };
+    let answered = match local::connect(dir, spec, spec.auth_string.as_deref()).await {
+        Ok(mut c) => c.ping().await.is_ok(),
+        Err(_) => false,
+    };
     if answered {
         Verdict::Adopted { pid }
     } else {

@@ -13,8 +13,9 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::redis::client::Client;
-use crate::redis::process;
+use cacheplane_types::NodeSpec;
+
+use crate::redis::{local, process, NodeDir};
 
 /// How long after EOF the process may still be seen (its sockets close just before it
 /// becomes a zombie).
@@ -30,25 +31,20 @@ pub struct ExitWatch {
 }
 
 impl ExitWatch {
-    /// Watches engine `pid` at `address:port`; `exited` is notified when it exits. A
-    /// watch that cannot connect, or whose connection the engine drops while it keeps
-    /// running, just ends: the next pass starts another.
-    pub fn spawn(
-        pid: u32,
-        address: String,
-        port: u16,
-        auth: Option<String>,
-        exited: Arc<Notify>,
-    ) -> Self {
+    /// Watches engine `pid` of the node in `dir` (running `spec`); `exited` is notified
+    /// when it exits. A watch that cannot connect, or whose connection the engine drops
+    /// while it keeps running, just ends: the next pass starts another.
+    pub fn spawn(pid: u32, dir: NodeDir, spec: NodeSpec, exited: Arc<Notify>) -> Self {
         let task = tokio::spawn(async move {
-            let Ok(mut c) = Client::connect(&address, port, auth.as_deref()).await else {
+            let auth = spec.auth_string.as_deref();
+            let Ok(mut c) = local::connect(&dir, &spec, auth).await else {
                 return;
             };
             c.closed().await;
             let deadline = Instant::now() + GONE_WITHIN;
             loop {
                 if !process::is_running(pid) {
-                    tracing::warn!(pid, engine = %format!("{address}:{port}"), "engine exited");
+                    tracing::warn!(pid, engine = %format!("{}:{}", spec.address, spec.port), "engine exited");
                     exited.notify_one();
                     return;
                 }

@@ -27,8 +27,8 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::redis::client::{Client, Reply};
-use crate::redis::conf;
 use crate::redis::observe::Info;
+use crate::redis::{conf, local, NodeDir};
 
 /// How long after a start or a change of primary the link is hastened.
 pub const HASTEN_FOR: Duration = Duration::from_secs(5);
@@ -69,10 +69,11 @@ impl Drop for Relink {
 
 /// Starts hastening the link of replica `spec` (`None` for a primary, or a replica told
 /// no primary).
-pub fn hasten(spec: &NodeSpec) -> Option<Relink> {
+pub fn hasten(dir: &NodeDir, spec: &NodeSpec) -> Option<Relink> {
     let (host, port) = conf::replicaof(spec)?;
     let primary = (host.to_string(), port);
     let spec = spec.clone();
+    let dir = dir.clone();
     let streaming = Arc::new(AtomicBool::new(false));
     let flag = streaming.clone();
     let task = tokio::spawn(async move {
@@ -80,7 +81,7 @@ pub fn hasten(spec: &NodeSpec) -> Option<Relink> {
         let mut client: Option<Client> = None;
         let mut nudged_at: Option<Instant> = None;
         while Instant::now() < deadline {
-            match step(&mut client, &spec, &primary, &mut nudged_at).await {
+            match step(&mut client, &dir, &spec, &primary, &mut nudged_at).await {
                 Ok(Some(Look::Linked)) => {
                     if let Some(c) = client.as_mut() {
                         if start_stream(c, &spec, &primary, deadline).await {
@@ -146,6 +147,7 @@ pub fn lists_online(info: &Info, address: &str, port: u16) -> bool {
 /// One look; `Some` once there is nothing more to nudge.
 async fn step(
     client: &mut Option<Client>,
+    dir: &NodeDir,
     spec: &NodeSpec,
     primary: &(String, u16),
     nudged_at: &mut Option<Instant>,
@@ -153,7 +155,7 @@ async fn step(
     let c = match client {
         Some(c) => c,
         None => client.insert(
-            Client::connect(&spec.address, spec.port, spec.auth_string.as_deref())
+            local::connect(dir, spec, spec.auth_string.as_deref())
                 .await
                 .map_err(|_| ())?,
         ),

@@ -24,7 +24,7 @@ use crate::exits::ExitWatch;
 use crate::plan::{self, Action, Change, Observed, Process};
 use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
-use crate::redis::{process, reconfigure, NodeDir};
+use crate::redis::{local, process, reconfigure, NodeDir};
 use crate::relink::{self, Relink};
 
 /// Restart backoff of one node: 1 s, doubling, at most 30 s.
@@ -273,11 +273,12 @@ impl Supervisor {
                 continue;
             };
             let client = t.client.take();
+            let dir = t.dir.clone();
             let applied = t.applied.clone();
             let desired = desired.cloned();
             pending.insert(id, pid);
             asking.spawn(async move {
-                let r = info(client, applied.as_ref(), desired.as_ref()).await;
+                let r = info(client, &dir, applied.as_ref(), desired.as_ref()).await;
                 (id, r)
             });
         }
@@ -336,13 +337,7 @@ impl Supervisor {
         }
         if !t.exit_watch.as_ref().is_some_and(|w| w.watches(pid)) {
             if let Some(s) = t.applied.as_ref() {
-                t.exit_watch = Some(ExitWatch::spawn(
-                    pid,
-                    s.address.clone(),
-                    s.port,
-                    s.auth_string.clone(),
-                    exited,
-                ));
+                t.exit_watch = Some(ExitWatch::spawn(pid, t.dir.clone(), s.clone(), exited));
             }
         }
         let mut report = observe::report(id, info, None);
@@ -401,7 +396,7 @@ impl Supervisor {
                 };
                 let mut client = match t.client.take() {
                     Some(c) => c,
-                    None => match connect(t.applied.as_ref(), &spec).await {
+                    None => match connect(&t.dir, t.applied.as_ref(), &spec).await {
                         Ok(c) => c,
                         Err(e) => {
                             tracing::warn!(node = %id, error = %e, "cannot reach engine to change it");
@@ -416,7 +411,7 @@ impl Supervisor {
                             tracing::warn!(node = %id, error = %format!("{e:#}"), "cannot rewrite the engine's files");
                         }
                         if what.contains(&Change::Replication) {
-                            t.relink = relink::hasten(&spec);
+                            t.relink = relink::hasten(&t.dir, &spec);
                         }
                         t.applied = Some(spec);
                         t.last_error = None;
@@ -454,7 +449,7 @@ impl Supervisor {
                 t.was_up = true;
                 t.up_since = Some(Instant::now());
                 t.last_error = None;
-                t.relink = relink::hasten(&spec);
+                t.relink = relink::hasten(&t.dir, &spec);
             }
             Err(reason) => {
                 tracing::warn!(node = %id, instance = %spec.instance, %reason, "engine could not start");
@@ -575,6 +570,7 @@ fn unknown(applied: Option<NodeSpec>) -> Observed {
 /// too, for the next pass.
 async fn info(
     client: Option<Client>,
+    dir: &NodeDir,
     applied: Option<&NodeSpec>,
     desired: Option<&NodeSpec>,
 ) -> Result<(Info, Client), ClientError> {
@@ -586,7 +582,7 @@ async fn info(
                     "the node's address is unknown".into(),
                 ));
             };
-            connect(applied, spec).await?
+            connect(dir, applied, spec).await?
         }
     };
     let text = c.info().await?;
@@ -595,12 +591,16 @@ async fn info(
 
 /// Connects to a node's engine with the auth string it runs with (`applied`), falling
 /// back to the desired one (the two differ only while AUTH is being changed).
-async fn connect(applied: Option<&NodeSpec>, desired: &NodeSpec) -> Result<Client, ClientError> {
+async fn connect(
+    dir: &NodeDir,
+    applied: Option<&NodeSpec>,
+    desired: &NodeSpec,
+) -> Result<Client, ClientError> {
     let target = applied.unwrap_or(desired);
     let first = applied.map_or(desired.auth_string.as_deref(), |a| a.auth_string.as_deref());
-    match Client::connect(&target.address, target.port, first).await {
+    match local::connect(dir, target, first).await {
         Err(ClientError::Server(_)) if first != desired.auth_string.as_deref() => {
-            Client::connect(&target.address, target.port, desired.auth_string.as_deref()).await
+            local::connect(dir, target, desired.auth_string.as_deref()).await
         }
         r => r,
     }

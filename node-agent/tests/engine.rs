@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cacheplane_node_agent::plan::Change;
 use cacheplane_node_agent::redis::client::{Client, Reply};
-use cacheplane_node_agent::redis::{process, reconfigure, NodeDir};
+use cacheplane_node_agent::redis::{local, process, reconfigure, NodeDir};
 use cacheplane_node_agent::supervisor::Supervisor;
 use cacheplane_node_agent::{adopt, redis::version};
 use cacheplane_types::{NodeRole, NodeSpec};
@@ -43,6 +43,29 @@ async fn config_get(c: &mut Client, key: &str) -> String {
 }
 
 #[tokio::test]
+async fn the_agent_reaches_its_engine_over_the_socket_from_a_deep_data_dir() {
+    let bin = require_redis!();
+    let data = DataDir::new("socket");
+    // Deeper than a Unix socket path may be (108 bytes).
+    let deep = data.path().join("d".repeat(60)).join("e".repeat(60));
+    let s = spec(9, NodeRole::Primary, true);
+    let dir = NodeDir::new(&deep, s.node_id);
+    assert!(dir.socket().as_os_str().len() > 108);
+
+    process::start(&bin, &s, &dir).await.expect("starts");
+    // A wrong TCP port: only the socket can answer.
+    let elsewhere = NodeSpec {
+        port: 1,
+        ..s.clone()
+    };
+    let mut c = local::connect(&dir, &elsewhere, s.auth_string.as_deref())
+        .await
+        .expect("connects over the socket");
+    c.ping().await.expect("PONG over the socket");
+    process::stop(&dir, Some(&s)).await.expect("stops");
+}
+
+#[tokio::test]
 async fn start_resize_online_and_stop() {
     let bin = require_redis!();
     let data = DataDir::new("engine");
@@ -57,6 +80,23 @@ async fn start_resize_online_and_stop() {
             .permissions(),
     );
     assert_eq!(conf_mode & 0o777, 0o600, "redis.conf holds the password");
+    // The agent's own way in: the engine's Unix socket, for the agent's user only.
+    let sock_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.socket())
+            .expect("the engine listens on its Unix socket")
+            .permissions(),
+    );
+    assert_eq!(
+        sock_mode & 0o777,
+        0o700,
+        "only the agent's user opens the socket"
+    );
+    Client::connect_unix(&dir.socket(), s.auth_string.as_deref())
+        .await
+        .expect("connects over the socket")
+        .ping()
+        .await
+        .expect("PONG over the socket");
 
     // AUTH is required.
     assert!(Client::connect(&s.address, s.port, None)

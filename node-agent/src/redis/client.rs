@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use std::path::Path;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, UnixStream};
 
 /// How long one command (or the connection) may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -49,10 +51,14 @@ pub enum Reply {
     Array(Option<Vec<Reply>>),
 }
 
+/// The byte stream under a [`Client`]: TCP, or the engine's Unix socket.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug> Stream for T {}
+
 /// One connection to an engine.
 #[derive(Debug)]
 pub struct Client {
-    conn: BufReader<TcpStream>,
+    conn: BufReader<Box<dyn Stream>>,
 }
 
 impl Client {
@@ -62,6 +68,19 @@ impl Client {
             .await
             .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
         stream.set_nodelay(true)?;
+        Client::over(Box::new(stream), auth).await
+    }
+
+    /// Connects to the Unix socket at `path` (an engine of this host: see
+    /// [`super::local::connect`]) and, when `auth` is given, authenticates.
+    pub async fn connect_unix(path: &Path, auth: Option<&str>) -> Result<Client, ClientError> {
+        let stream = tokio::time::timeout(CALL_TIMEOUT, UnixStream::connect(path))
+            .await
+            .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
+        Client::over(Box::new(stream), auth).await
+    }
+
+    async fn over(stream: Box<dyn Stream>, auth: Option<&str>) -> Result<Client, ClientError> {
         let mut c = Client {
             conn: BufReader::new(stream),
         };
@@ -141,7 +160,7 @@ impl Client {
     }
 }
 
-async fn read_line(r: &mut BufReader<TcpStream>) -> Result<String, ClientError> {
+async fn read_line(r: &mut BufReader<Box<dyn Stream>>) -> Result<String, ClientError> {
     let mut line = Vec::new();
     let n = (&mut *r)
         .take(MAX_REPLY as u64)
@@ -162,7 +181,7 @@ fn parse_len(s: &str) -> Result<i64, ClientError> {
         .map_err(|_| ClientError::Protocol(format!("bad length {s:?}")))
 }
 
-async fn read_reply(r: &mut BufReader<TcpStream>) -> Result<Reply, ClientError> {
+async fn read_reply(r: &mut BufReader<Box<dyn Stream>>) -> Result<Reply, ClientError> {
     // Nested arrays only come from commands the agent does not send; one level suffices.
     let line = read_line(r).await?;
     let (kind, rest) = line.split_at(line.len().min(1));
@@ -193,7 +212,10 @@ async fn read_reply(r: &mut BufReader<TcpStream>) -> Result<Reply, ClientError> 
     }
 }
 
-async fn read_bulk(r: &mut BufReader<TcpStream>, len: i64) -> Result<Option<Vec<u8>>, ClientError> {
+async fn read_bulk(
+    r: &mut BufReader<Box<dyn Stream>>,
+    len: i64,
+) -> Result<Option<Vec<u8>>, ClientError> {
     if len < 0 {
         return Ok(None);
     }

@@ -24,6 +24,8 @@ const OWNED: &[&str] = &[
     "replica-announce-ip",
     "protected-mode",
     "include",
+    "unixsocket",
+    "unixsocketperm",
     "save",
     "appendonly",
     "repl-diskless-sync",
@@ -34,6 +36,9 @@ const OWNED: &[&str] = &[
     "min-slaves-to-write",
     "min-slaves-max-lag",
 ];
+
+/// The engine's Unix socket, relative to its node directory: [`NodeDir::socket`].
+pub const SOCKET_FILE: &str = "redis.sock";
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -139,6 +144,11 @@ pub fn render(spec: &NodeSpec, dir: &NodeDir) -> String {
     let _ = writeln!(c, "pidfile {}", quote(&dir.pidfile().to_string_lossy()));
     let _ = writeln!(c, "logfile {}", quote(&dir.logfile().to_string_lossy()));
     let _ = writeln!(c, "dir {}", quote(&dir.dir.to_string_lossy()));
+    // The agent's own way in (redis::local): not on the network, only its user may open it.
+    // Relative to `dir` (the engine changes into it before it listens): a socket path
+    // must fit in 108 bytes, which a deep data directory would not.
+    let _ = writeln!(c, "unixsocket {}", quote(SOCKET_FILE));
+    c.push_str("unixsocketperm 700\n");
     c.push_str("save \"\"\n");
     c.push_str("appendonly no\n");
     // Nothing is persisted: replicas sync over the socket, at once (the default waits 5 s

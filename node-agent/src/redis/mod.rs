@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod conf;
+pub mod local;
 pub mod observe;
 pub mod process;
 pub mod reconfigure;
@@ -41,6 +42,11 @@ impl NodeDir {
     /// `redis.log`, written by the engine.
     pub fn logfile(&self) -> PathBuf {
         self.dir.join("redis.log")
+    }
+
+    /// `redis.sock`: the engine's Unix socket, through which the agent talks to it.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(conf::SOCKET_FILE)
     }
 
     /// `spec.json`: the spec last applied, read back when the agent restarts.

@@ -15,8 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
-use super::client::Client;
-use super::{conf, NodeDir};
+use super::{conf, local, NodeDir};
 use crate::store::write_atomic;
 
 /// Longest wait for a started engine to answer PING.
@@ -141,7 +140,7 @@ async fn start_inner(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Res
         if let Some(pid) = read_pid(dir).filter(|p| is_running(*p)) {
             // The pid file is written once the engine listens.
             let auth = spec.auth_string.as_deref();
-            if let Ok(mut c) = Client::connect(&spec.address, spec.port, auth).await {
+            if let Ok(mut c) = local::connect(dir, spec, auth).await {
                 if c.ping().await.is_ok() {
                     return Ok(pid);
                 }
@@ -176,7 +175,7 @@ pub async fn stop(dir: &NodeDir, spec: Option<&NodeSpec>) -> anyhow::Result<()> 
     });
     if let Some(pid) = pid {
         if let Some(s) = spec {
-            if let Ok(c) = Client::connect(&s.address, s.port, s.auth_string.as_deref()).await {
+            if let Ok(c) = local::connect(dir, s, s.auth_string.as_deref()).await {
                 let _ = c.shutdown_nosave().await;
             }
         }
