@@ -123,7 +123,7 @@ async fn start_stream(
                 Ok(Reply::Bulk(Some(b))) => {
                     let info = Info::parse(&String::from_utf8_lossy(&b));
                     if lists_online(&info, &spec.address, spec.port) {
-                        return replica.call(&["REPLCONF", "GETACK", "*"]).await.is_ok();
+                        return replica.replconf_getack().await.is_ok();
                     }
                 }
                 _ => p = None,

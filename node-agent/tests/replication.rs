@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use cacheplane_node_agent::redis::client::Client;
 use cacheplane_node_agent::supervisor::Supervisor;
 use cacheplane_types::NodeRole;
 use common::{linked, spec, start, DataDir};
@@ -42,4 +43,29 @@ async fn a_replica_started_first_links_once_its_primary_listens() {
     }
     // The link is the behaviour asserted; the figures are for the benchmark notes.
     tracing::info!(?figures, "primary listening → replica linked");
+}
+
+#[tokio::test]
+async fn a_linked_replica_takes_a_getack_and_the_connection_stays_usable() {
+    let bin = require_redis!();
+    let data = DataDir::new("getack");
+    let primary = spec(80, NodeRole::Primary, None);
+    let replica = spec(81, NodeRole::Replica, Some(&primary));
+    start(&bin, &data, &primary).await;
+    start(&bin, &data, &replica).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !linked(&replica.address).await {
+        assert!(Instant::now() < deadline, "the replica links up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Redis answers REPLCONF GETACK with nothing: the client must not wait for a reply.
+    let mut c = Client::connect(
+        &replica.address,
+        replica.port,
+        replica.auth_string.as_deref(),
+    )
+    .await
+    .expect("connects to the replica");
+    c.replconf_getack().await.expect("GETACK is taken");
+    c.ping().await.expect("the connection is still in step");
 }

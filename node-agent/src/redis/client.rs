@@ -93,18 +93,34 @@ impl Client {
     /// Sends one command and reads its reply; an error reply is `ClientError::Server`.
     pub async fn call(&mut self, args: &[&str]) -> Result<Reply, ClientError> {
         let mut req = Vec::with_capacity(64);
-        req.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for a in args {
-            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            req.extend_from_slice(a.as_bytes());
-            req.extend_from_slice(b"\r\n");
-        }
+        encode(&mut req, args);
         tokio::time::timeout(CALL_TIMEOUT, async {
             self.conn.get_mut().write_all(&req).await?;
             read_reply(&mut self.conn).await
         })
         .await
         .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
+    }
+
+    /// `REPLCONF GETACK *` to a replica: it sends its primary an ACK at once. Redis never
+    /// answers this command (it is meant for the replication link), so a `PING` follows
+    /// it on the same connection and its `PONG` says the request was taken.
+    pub async fn replconf_getack(&mut self) -> Result<(), ClientError> {
+        let mut req = Vec::with_capacity(64);
+        encode(&mut req, &["REPLCONF", "GETACK", "*"]);
+        encode(&mut req, &["PING"]);
+        let reply = tokio::time::timeout(CALL_TIMEOUT, async {
+            self.conn.get_mut().write_all(&req).await?;
+            read_reply(&mut self.conn).await
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
+        match reply {
+            Reply::Simple(s) if s == "PONG" => Ok(()),
+            other => Err(ClientError::Protocol(format!(
+                "GETACK, PING answered {other:?}"
+            ))),
+        }
     }
 
     /// `PING`.
@@ -157,6 +173,16 @@ impl Client {
             Ok(_) | Err(ClientError::Io(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Appends `args` to `req` as one RESP command (an array of bulk strings).
+fn encode(req: &mut Vec<u8>, args: &[&str]) {
+    req.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        req.extend_from_slice(a.as_bytes());
+        req.extend_from_slice(b"\r\n");
     }
 }
 
