@@ -187,10 +187,10 @@ start_api() {
         # --host-timeout keeps the seeded hosts UP without agents heartbeating.
         env -u CACHEPLANE_LISTEN -u CACHEPLANE_DEFAULT_NETWORK_SUPERNET \
             -u CACHEPLANE_HOST_TIMEOUT -u CACHEPLANE_WORKER_INTERVAL -u CACHEPLANE_DB_POOL \
-            -u CACHEPLANE_LOG_FORMAT -u DATABASE_URL \
-            CACHEPLANE_ADMIN_TOKEN="$ADMIN_TOKEN" RUST_LOG="${RUST_LOG:-info}" \
-            RUST_BACKTRACE=1 \
-            "$API_BIN" --database-url "$TEST_DB_URL" --listen "127.0.0.1:$port" \
+            -u CACHEPLANE_LOG_FORMAT \
+            DATABASE_URL="$TEST_DB_URL" CACHEPLANE_ADMIN_TOKEN="$ADMIN_TOKEN" \
+            RUST_LOG="${RUST_LOG:-info}" RUST_BACKTRACE=1 \
+            "$API_BIN" --listen "127.0.0.1:$port" \
             --max-wait 2s --host-timeout 30m >>"$API_LOG" 2>&1 </dev/null &
         API_PID=$!
         for ((i = 0; i < 600; i++)); do

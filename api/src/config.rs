@@ -1,7 +1,11 @@
 //! Server configuration, from flags or the environment.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use cacheplane_types::secret::{self, Secret};
 
 use ipnet::Ipv4Net;
 
@@ -13,17 +17,27 @@ use ipnet::Ipv4Net;
     about = "The Cacheplane control-plane API server"
 )]
 pub struct Config {
-    /// Postgres connection URL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    /// Postgres connection URL (it may hold a password): from `DATABASE_URL`, or the
+    /// first line of `--database-url-file`. Never a flag: see [`Config::load`].
+    #[arg(skip)]
+    pub database_url: Secret,
+
+    /// A file whose first line is the Postgres connection URL, instead of `DATABASE_URL`.
+    #[arg(long, env = "CACHEPLANE_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
 
     /// Address to serve HTTP on.
     #[arg(long, env = "CACHEPLANE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// The admin token (bootstrap credential). Stored hashed; changing it revokes the old one.
-    #[arg(long, env = "CACHEPLANE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
+    /// The admin token (bootstrap credential), from `CACHEPLANE_ADMIN_TOKEN` or the first
+    /// line of `--admin-token-file`. Stored hashed; changing it revokes the old one.
+    #[arg(skip)]
+    pub admin_token: Secret,
+
+    /// A file whose first line is the admin token, instead of `CACHEPLANE_ADMIN_TOKEN`.
+    #[arg(long, env = "CACHEPLANE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Address space from which each new project's `default` network gets a /16.
     #[arg(
@@ -125,6 +139,45 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "CACHEPLANE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// Why [`Config::load`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Bad flags, or `--help`/`--version` (clap prints and exits: [`clap::Error::exit`]).
+    #[error("{0}")]
+    Args(clap::Error),
+    /// A secret is missing or unreadable.
+    #[error("{0}")]
+    Secret(secret::SecretError),
+}
+
+impl Config {
+    /// The configuration from the command line `args` and the environment, secrets
+    /// included: the database URL and the admin token come from their environment
+    /// variables or files only, since a flag's value is visible to every local user
+    /// (`ps`, `/proc/PID/cmdline`).
+    pub fn load<I, T>(args: I) -> Result<Config, LoadError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        use clap::Parser as _;
+        let mut c = Config::try_parse_from(args).map_err(LoadError::Args)?;
+        c.database_url = secret::from_env_or_file(
+            "DATABASE_URL",
+            c.database_url_file.as_deref(),
+            "--database-url-file",
+        )
+        .map_err(LoadError::Secret)?;
+        c.admin_token = secret::from_env_or_file(
+            "CACHEPLANE_ADMIN_TOKEN",
+            c.admin_token_file.as_deref(),
+            "--admin-token-file",
+        )
+        .map_err(LoadError::Secret)?;
+        Ok(c)
+    }
 }
 
 pub use cacheplane_types::duration::parse_duration;

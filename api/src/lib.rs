@@ -61,17 +61,17 @@ pub async fn connect(config: Config, shutdown: &CancellationToken) -> anyhow::Re
     let pool = PgPoolOptions::new()
         .max_connections(config.db_pool)
         .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(&config.database_url)
+        .connect(config.database_url.expose())
         .await
         .context("connecting to Postgres")?;
     // Opened lazily: a replica without agents holds no connection for them.
     let agent_pool = PgPoolOptions::new()
         .max_connections(config.db_agent_pool.max(1))
         .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect_lazy(&config.database_url)
+        .connect_lazy(config.database_url.expose())
         .context("the agents' Postgres pool")?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
-    auth::bootstrap_admin_token(&pool, &config.admin_token).await?;
+    auth::bootstrap_admin_token(&pool, config.admin_token.expose()).await?;
     let notifier = Notifier::start(&pool, shutdown.clone()).await?;
     Ok(AppState {
         pool,

@@ -1,10 +1,16 @@
 //! `cacheplane-api`: parse the configuration and run the server.
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = cacheplane_api::config::Config::parse();
+    use cacheplane_api::config::{Config, LoadError};
+    let config = match Config::load(std::env::args_os()) {
+        Ok(c) => c,
+        Err(LoadError::Args(e)) => e.exit(),
+        Err(LoadError::Secret(e)) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     cacheplane_api::init_logging(&config.log_format);
     cacheplane_api::run(config).await
 }

@@ -60,13 +60,12 @@ impl ApiServer {
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let mut child = Command::new(bin)
-            .arg("--database-url")
-            .arg(database_url)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .arg("--admin-token")
-            .arg(admin_token)
             .args(extra)
+            // Secrets through the environment, as the server takes them.
+            .env("DATABASE_URL", database_url)
+            .env("CACHEPLANE_ADMIN_TOKEN", admin_token)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -99,6 +99,21 @@ fn postmaster_pid(dir: &Path) -> i64 {
     text.lines().next().unwrap().trim().parse().unwrap()
 }
 
+/// The cluster's generated superuser password, from its file, which only its owner reads.
+fn cluster_password(dir: &ClusterDir) -> String {
+    let path = dir.0.join("password");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&path)
+            .expect("the cluster has a password file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the password file is private");
+    let text = std::fs::read_to_string(&path).expect("reads the password");
+    let pw = text.trim().to_string();
+    assert_eq!(pw.len(), 64, "a 32-byte hex password");
+    pw
+}
+
 /// Whether `pid` is gone: no such process, or one that died and waits to be reaped
 /// (whoever adopted it may not reap it at once).
 fn gone(pid: i64) -> bool {
@@ -113,16 +128,38 @@ fn start_connect_create_a_database_stop() {
     let started = start(&dir);
     let url = started["databaseUrl"].as_str().expect("databaseUrl");
     let port = started["port"].as_u64().expect("port");
+    let password = cluster_password(&dir);
     assert_eq!(
         url,
-        format!("postgres://postgres@127.0.0.1:{port}/postgres")
+        format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres")
     );
     assert_eq!(started["dir"], dir.arg());
+
+    // Any other local process: no password, no connection.
+    let refused = Command::new("psql")
+        .args([
+            "-X",
+            "-w",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-d", "postgres", "-c", "select 1"])
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("running psql");
+    assert!(
+        !refused.status.success(),
+        "a connection without the password was let in"
+    );
 
     // The role may create databases, as the tests do.
     assert_eq!(psql(url, "select 1"), "1");
     psql(url, "create database cachectl_pg_test");
-    let other = format!("postgres://postgres@127.0.0.1:{port}/cachectl_pg_test");
+    let other = format!("postgres://postgres:{password}@127.0.0.1:{port}/cachectl_pg_test");
     assert_eq!(
         psql(&other, "select current_database()"),
         "cachectl_pg_test"
@@ -154,7 +191,11 @@ fn start_prints_export_lines_for_the_shell() {
     assert_eq!(parts[1], dir.arg(), "{stdout}");
     assert_eq!(
         parts[0],
-        format!("postgres://postgres@127.0.0.1:{}/postgres", parts[2]),
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            cluster_password(&dir),
+            parts[2]
+        ),
         "{stdout}"
     );
     assert_eq!(psql(parts[0], "select 1"), "1");

@@ -123,7 +123,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let mut supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
     supervisor.set_pass_interval(cfg.heartbeat_interval);
     let shared = Arc::new(Shared {
-        api: ApiClient::new(&cfg.api_url, &host_id, &cfg.token)?,
+        api: ApiClient::new(&cfg.api_url, &host_id, cfg.token.expose())?,
         registration: RegisterHostRequest {
             zone: cfg.zone.clone(),
             address: cfg.address.clone(),

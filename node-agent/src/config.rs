@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cacheplane_types::secret::{self, Secret, SecretError};
+
 /// How the agent puts node addresses on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetworkMode {
@@ -26,9 +28,14 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_API_URL")]
     pub api_url: String,
 
-    /// Bearer token of this host (or an admin token).
-    #[arg(long, env = "CACHEPLANE_AGENT_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// Bearer token of this host (or an admin token): from `CACHEPLANE_AGENT_TOKEN` or the
+    /// first line of `--token-file`, never a flag (see [`Config::load`]).
+    #[arg(skip)]
+    pub token: Secret,
+
+    /// A file whose first line is the host's token, instead of `CACHEPLANE_AGENT_TOKEN`.
+    #[arg(long, env = "CACHEPLANE_AGENT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 
     /// Host id to register as (default: this machine's hostname, lowercased).
     #[arg(long, env = "CACHEPLANE_HOST_ID")]
@@ -107,7 +114,37 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// Why [`Config::load`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Bad flags, or `--help`/`--version` (clap prints and exits: [`clap::Error::exit`]).
+    #[error("{0}")]
+    Args(clap::Error),
+    /// The token is missing or unreadable.
+    #[error("{0}")]
+    Secret(SecretError),
+}
+
 impl Config {
+    /// The configuration from the command line `args` and the environment; the token
+    /// comes from `CACHEPLANE_AGENT_TOKEN` or `--token-file` only, since a flag's value is
+    /// visible to every local user (`ps`, `/proc/PID/cmdline`).
+    pub fn load<I, T>(args: I) -> Result<Config, LoadError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser as _;
+        let mut c = Config::try_parse_from(args).map_err(LoadError::Args)?;
+        c.token = secret::from_env_or_file(
+            "CACHEPLANE_AGENT_TOKEN",
+            c.token_file.as_deref(),
+            "--token-file",
+        )
+        .map_err(LoadError::Secret)?;
+        Ok(c)
+    }
+
     /// Refuses settings this build cannot honour.
     pub fn check(&self) -> anyhow::Result<()> {
         if self.network_mode != NetworkMode::Loopback {
@@ -150,12 +187,10 @@ mod tests {
     use super::*;
 
     /// The required flags.
-    const BASE: [&str; 9] = [
+    const BASE: [&str; 7] = [
         "agent",
         "--api-url",
         "http://x",
-        "--token",
-        "t",
         "--zone",
         "z",
         "--data-dir",
@@ -171,7 +206,14 @@ mod tests {
             .expect("parses");
         let err = c.check().expect_err("netns refused").to_string();
         assert!(err.contains("not supported yet"), "{err}");
-        assert!(!format!("{c:?}").contains("\"t\""), "Debug hides the token");
+        let c = Config {
+            token: Secret::new("s3cret"),
+            ..c
+        };
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug hides the token"
+        );
     }
 
     #[test]

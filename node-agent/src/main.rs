@@ -3,13 +3,20 @@
 
 use std::process::ExitCode;
 
-use cacheplane_node_agent::{agent, config::Config};
-use clap::Parser;
+use cacheplane_node_agent::agent;
+use cacheplane_node_agent::config::{Config, LoadError};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cfg = Config::parse();
+    let cfg = match Config::load(std::env::args_os()) {
+        Ok(c) => c,
+        Err(LoadError::Args(e)) => e.exit(),
+        Err(LoadError::Secret(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -222,7 +222,8 @@ pg_start_throwaway() {
         return 1
     fi
     eval "$exports"
-    pg_log "PostgreSQL ready at $DATABASE_URL (dir $dir)"
+    # The URL holds the cluster's password: logged without it.
+    pg_log "PostgreSQL ready at $(sed -E 's#//([^:/@]+):[^@]*@#//\1:***@#' <<<"$DATABASE_URL") (dir $dir)"
 }
 
 # pg_stop_throwaway [DIR]: stops the throwaway cluster and removes its directory.

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use cacheplane_types::secret::Secret;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -267,16 +267,12 @@ impl Api {
     pub async fn in_process_with_args(db: &TestDb, args: &[&str]) -> Api {
         use cacheplane_api::{background, config::Config, http};
         let admin_token = new_admin_token();
-        let mut argv = vec![
-            "cacheplane-api",
-            "--database-url",
-            &db.url,
-            "--admin-token",
-            &admin_token,
-        ];
+        let mut argv = vec!["cacheplane-api"];
         argv.extend_from_slice(args);
-        let config = Config::try_parse_from(argv)
+        let mut config = <Config as clap::Parser>::try_parse_from(argv)
             .unwrap_or_else(|e| panic!("cacheplane-api flags {args:?}: {e}"));
+        config.database_url = Secret::new(db.url.clone());
+        config.admin_token = Secret::new(admin_token.clone());
         let shutdown = CancellationToken::new();
         let state = cacheplane_api::connect(config, &shutdown)
             .await
@@ -409,18 +405,16 @@ impl Api {
                 cmd.env_remove(&key);
             }
         }
-        cmd.env_remove("DATABASE_URL")
+        // Secrets through the environment, as the server takes them.
+        cmd.env("DATABASE_URL", &p.db_url)
+            .env("CACHEPLANE_ADMIN_TOKEN", &admin_token)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
             .env("RUST_BACKTRACE", "1")
-            .arg("--database-url")
-            .arg(&p.db_url)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", p.port))
-            .arg("--admin-token")
-            .arg(&admin_token)
             .args(&p.extra_args)
             .stdin(Stdio::null())
             .stdout(log)

@@ -158,8 +158,6 @@ pub fn agent_config(
         "agent",
         "--api-url",
         api_url,
-        "--token",
-        "t",
         "--zone",
         "z",
         "--host-id",
@@ -173,6 +171,10 @@ pub fn agent_config(
         "--heartbeat-interval",
         interval,
     ])
+    .map(|c| cacheplane_node_agent::config::Config {
+        token: cacheplane_types::secret::Secret::new("t"),
+        ..c
+    })
     .expect("flags parse")
 }
 

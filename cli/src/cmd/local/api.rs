@@ -11,13 +11,14 @@ use super::{port_free, process};
 use crate::error::{Error, Result};
 
 /// Keeps the API if it runs as wanted, else (re)starts it on 127.0.0.1:`port` with
-/// `args`; answers its pid.
+/// `args`, the admin `token` and `database_url` (in its environment); answers its pid.
 pub async fn start_api(
     layout: &Layout,
     bin: &Path,
     port: u16,
     args: &[&str],
     token: &str,
+    database_url: &str,
 ) -> Result<i32> {
     let api = Daemon {
         name: "cacheplane-api".into(),
@@ -25,7 +26,10 @@ pub async fn start_api(
         args: args.iter().map(|s| s.to_string()).collect(),
         pid_file: layout.api_file("pid"),
         log: layout.api_file("log"),
-        token_var: "CACHEPLANE_ADMIN_TOKEN",
+        secrets: vec![
+            ("CACHEPLANE_ADMIN_TOKEN", token.to_string()),
+            ("DATABASE_URL", database_url.to_string()),
+        ],
     };
     if let Some(pid) = api.reuse(layout.api_pid_running()).await {
         return Ok(pid);
@@ -35,7 +39,7 @@ pub async fn start_api(
             "port {port} is taken by another program; pass --api-port PORT"
         )));
     }
-    api.start(&format!("on 127.0.0.1:{port}"), token)
+    api.start(&format!("on 127.0.0.1:{port}"))
 }
 
 /// Whether `GET /readyz` answers 200.

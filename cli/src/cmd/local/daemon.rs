@@ -1,6 +1,7 @@
 //! One background part of the stack (the API or an agent) as `local up` keeps it: reused
 //! while it runs as wanted, restarted when its binary was rebuilt or its arguments
-//! changed, and started with the admin token in its environment and its pid recorded.
+//! changed, and started with its secrets in its environment (never its arguments, which
+//! any local user can read) and its pid recorded.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,8 +22,8 @@ pub struct Daemon<'a> {
     pub pid_file: PathBuf,
     /// Its log file.
     pub log: PathBuf,
-    /// The environment variable that hands it the admin token.
-    pub token_var: &'static str,
+    /// Its secrets, as environment variables (name, value).
+    pub secrets: Vec<(&'static str, String)>,
 }
 
 impl Daemon<'_> {
@@ -59,19 +60,17 @@ impl Daemon<'_> {
 
     /// Starts it in the background, `where_` saying where for the progress line (`on
     /// 127.0.0.1:8080`, `in zone local-a`), and records its pid.
-    pub fn start(&self, where_: &str, token: &str) -> Result<i32> {
+    pub fn start(&self, where_: &str) -> Result<i32> {
         say(&format!(
             "starting {} {where_} (log: {})",
             self.name,
             self.log.display()
         ));
         let rust_log = rust_log();
-        let pid = process::spawn(
-            self.bin,
-            &self.args,
-            &[(self.token_var, token), ("RUST_LOG", &rust_log)],
-            &self.log,
-        )?;
+        let mut env: Vec<(&str, &str)> =
+            self.secrets.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("RUST_LOG", &rust_log));
+        let pid = process::spawn(self.bin, &self.args, &env, &self.log)?;
         write_line(&self.pid_file, &pid.to_string())?;
         Ok(pid)
     }

@@ -1,9 +1,12 @@
 //! A private PostgreSQL cluster (`initdb`) in a directory of its own, started and stopped
 //! with `pg_ctl`: the local stack's, and the throwaway clusters of the scripts and tests
-//! (`cachectl local postgres`, which scripts/lib/pg.sh runs). Trust authentication on
-//! 127.0.0.1 only, the superuser `postgres` (so it may create databases), its socket in
-//! its own directory, and, as root, the cluster owned and run by the `postgres` user
-//! (initdb and postgres refuse root).
+//! (`cachectl local postgres`, which scripts/lib/pg.sh runs). It listens on 127.0.0.1
+//! with password authentication (scram-sha-256) for the superuser `postgres` (so it may
+//! create databases), whose generated password only the cluster's user reads
+//! (`DIR/password`, mode 600); its Unix socket, in its own directory (mode 700), takes
+//! only the cluster owner's own connections (peer). As root, the cluster is owned and
+//! run by the `postgres` user (initdb and postgres refuse root). Clusters made before
+//! passwords (trust) keep working: they have no password file.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -13,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 
+use super::layout::write_private_line;
+use super::token::random_hex;
 use super::{process, say};
 use crate::output::shell_quote;
 use anyhow::Result;
@@ -24,10 +29,16 @@ pub const DATABASE: &str = "cacheplane";
 const PORT_ATTEMPTS: u32 = 5;
 
 /// The URL of `database` in the cluster listening on 127.0.0.1:`port`, as its
-/// superuser.
-pub fn url(port: u16, database: &str) -> String {
-    format!("postgres://postgres@127.0.0.1:{port}/{database}")
+/// superuser, with its `password` if it has one (hex digits: nothing to escape).
+pub fn url(port: u16, database: &str, password: Option<&str>) -> String {
+    match password {
+        Some(pw) => format!("postgres://postgres:{pw}@127.0.0.1:{port}/{database}"),
+        None => format!("postgres://postgres@127.0.0.1:{port}/{database}"),
+    }
 }
+
+/// The file holding a cluster's superuser password, in its directory.
+pub const PASSWORD_FILE: &str = "password";
 
 /// Whether this process runs as root, so that the cluster must belong to `postgres`.
 pub fn is_root() -> bool {
@@ -132,6 +143,19 @@ impl Cluster {
         self.dir.join("data")
     }
 
+    /// The superuser's password; `None` for a cluster made before passwords (trust).
+    pub fn password(&self) -> Option<String> {
+        fs::read_to_string(self.dir.join(PASSWORD_FILE))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string))
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The URL of `database` in this cluster running on `port`.
+    pub fn url(&self, port: u16, database: &str) -> String {
+        url(port, database, self.password().as_deref())
+    }
+
     /// A command run as the cluster's owner, in its directory.
     fn owner_command(&self, program: &str) -> Command {
         let prog = self.bindir.join(program);
@@ -189,16 +213,34 @@ impl Cluster {
         }
         let log = self.dir.join("initdb.log");
         let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let password = random_hex()?;
+        write_private_line(&self.dir.join(PASSWORD_FILE), &password)?;
+        // initdb reads the password from a file its user (postgres, as root) can read;
+        // removed as soon as it ran.
+        let pwfile = self.dir.join(".initdb-pwfile");
+        write_private_line(&pwfile, &password)?;
+        if self.as_postgres {
+            let user = nix::unistd::User::from_name("postgres")
+                .ok()
+                .flatten()
+                .ok_or_else(|| anyhow!("no 'postgres' user"))?;
+            std::os::unix::fs::chown(&pwfile, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .with_context(|| format!("chown postgres {}", pwfile.display()))?;
+        }
         let status = self
             .owner_command("initdb")
             .arg("-D")
             .arg(self.data())
-            .args(["--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C"])
+            .args(["--auth-host=scram-sha-256", "--auth-local=peer"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args(["-U", "postgres", "-E", "UTF8", "--locale=C"])
             .arg("--no-sync")
             .stdout(out.try_clone().context("duplicating a file handle")?)
             .stderr(out)
             .status()
-            .context("running initdb")?;
+            .context("running initdb");
+        let _ = fs::remove_file(&pwfile);
+        let status = status?;
         if !status.success() {
             bail!(
                 "initdb failed (log: {}):\n{}",
@@ -294,6 +336,7 @@ impl Cluster {
             .args(["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-U", "postgres"])
             .args(["-p", &port.to_string(), "-d", database, "-c", sql])
             .env("PGCONNECT_TIMEOUT", "5")
+            .envs(self.password().map(|pw| ("PGPASSWORD", pw)))
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("running {}", psql.display()))?;

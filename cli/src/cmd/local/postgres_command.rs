@@ -16,7 +16,12 @@ use crate::output::{emit, shell_quote, Format};
 /// The files `start` leaves in a cluster's directory, with the socket and its lock
 /// (`.s.PGSQL.PORT`, left behind by a server that was killed): all that `stop --remove`
 /// deletes.
-const CLUSTER_FILES: [&str; 3] = ["data", "postgres.log", "initdb.log"];
+const CLUSTER_FILES: [&str; 4] = [
+    "data",
+    "postgres.log",
+    "initdb.log",
+    postgres::PASSWORD_FILE,
+];
 const SOCKET_PREFIX: &str = ".s.PGSQL.";
 
 /// A PostgreSQL cluster in a directory of its own (for scripts/lib/pg.sh).
@@ -120,7 +125,7 @@ fn start(dir: &Path, port: Option<u16>) -> Result<Started> {
     // Answers only once it takes queries.
     cluster.ensure_database(port, "postgres")?;
     Ok(Started {
-        database_url: postgres::url(port, "postgres"),
+        database_url: cluster.url(port, "postgres"),
         dir: dir.display().to_string(),
         port,
     })

@@ -19,16 +19,21 @@ pub fn ensure_token(path: &Path) -> Result<String> {
             .with_context(|| format!("chmod 600 {}", path.display()))?;
         return Ok(t);
     }
+    let token = random_hex()?;
+    say(&format!("generated the admin token ({})", path.display()));
+    write_private_line(path, &token)?;
+    Ok(token)
+}
+
+/// A new secret: 32 random bytes from the kernel, as 64 hex digits.
+pub fn random_hex() -> Result<String> {
     let mut bytes = [0u8; 32];
     std::io::Read::read_exact(
         &mut fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
         &mut bytes,
     )
     .context("reading /dev/urandom")?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    say(&format!("generated the admin token ({})", path.display()));
-    write_private_line(path, &token)?;
-    Ok(token)
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

@@ -37,25 +37,24 @@ pub async fn up(args: UpArgs, g: &Globals) -> Result<()> {
     let layout = Layout::resolve(&args.dirs, true)?;
     let deadline = Instant::now() + args.timeout;
 
-    let pg_port = start_postgres(&layout, args.pg_port)?;
+    let (pg_port, pg_password) = start_postgres(&layout, args.pg_port)?;
     let token = ensure_token(&layout.token())?;
 
     let listen = format!("127.0.0.1:{}", args.api_port);
     let api_url = format!("http://{listen}");
-    let database_url = postgres::url(pg_port, postgres::DATABASE);
+    let database_url = postgres::url(pg_port, postgres::DATABASE, pg_password.as_deref());
     let api_pid = start_api(
         &layout,
         &api_bin,
         args.api_port,
         &[
-            "--database-url",
-            &database_url,
             "--listen",
             &listen,
             "--default-network-supernet",
             &args.supernet,
         ],
         &token,
+        &database_url,
     )
     .await?;
     write_line(&layout.api_file("listen"), &listen)?;
@@ -108,8 +107,8 @@ fn find_binary(explicit: Option<&Path>, name: &str, flag: &str) -> Result<PathBu
 }
 
 /// Initializes (once) and starts (unless it runs) the stack's cluster, with the API's
-/// database in it; answers its port.
-fn start_postgres(layout: &Layout, port: u16) -> Result<u16> {
+/// database in it; answers its port and its superuser's password.
+fn start_postgres(layout: &Layout, port: u16) -> Result<(u16, Option<String>)> {
     let cluster = postgres::Cluster::new(&layout.pg)?;
     if layout.pg != layout.data.join("pg") {
         say(&format!("PostgreSQL directory: {}", layout.pg.display()));
@@ -138,5 +137,5 @@ fn start_postgres(layout: &Layout, port: u16) -> Result<u16> {
         }
     };
     cluster.ensure_database(port, postgres::DATABASE)?;
-    Ok(port)
+    Ok((port, cluster.password()))
 }
