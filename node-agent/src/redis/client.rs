@@ -73,19 +73,23 @@ impl Client {
 
     /// Sends one command and reads its reply; an error reply is `ClientError::Server`.
     pub async fn call(&mut self, args: &[&str]) -> Result<Reply, ClientError> {
-        let mut req = Vec::with_capacity(64);
-        req.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for a in args {
-            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            req.extend_from_slice(a.as_bytes());
-            req.extend_from_slice(b"\r\n");
-        }
+        let req = encode(args);
         tokio::time::timeout(CALL_TIMEOUT, async {
             self.conn.get_mut().write_all(&req).await?;
             read_reply(&mut self.conn).await
         })
         .await
         .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
+    }
+
+    /// Sends one command that the engine answers with nothing (`REPLCONF GETACK *`), and
+    /// reads no reply: waiting for one would only run into the deadline.
+    pub async fn send_unanswered(&mut self, args: &[&str]) -> Result<(), ClientError> {
+        let req = encode(args);
+        tokio::time::timeout(CALL_TIMEOUT, self.conn.get_mut().write_all(&req))
+            .await
+            .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
+        Ok(())
     }
 
     /// `PING`.
@@ -139,6 +143,18 @@ impl Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A command in RESP: an array of bulk strings.
+fn encode(args: &[&str]) -> Vec<u8> {
+    let mut req = Vec::with_capacity(64);
+    req.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        req.extend_from_slice(a.as_bytes());
+        req.extend_from_slice(b"\r\n");
+    }
+    req
 }
 
 async fn read_line(r: &mut BufReader<TcpStream>) -> Result<String, ClientError> {
