@@ -122,7 +122,12 @@ async fn start_stream(
                 Ok(Reply::Bulk(Some(b))) => {
                     let info = Info::parse(&String::from_utf8_lossy(&b));
                     if lists_online(&info, &spec.address, spec.port) {
-                        return replica.call(&["REPLCONF", "GETACK", "*"]).await.is_ok();
+                        // Answered with nothing: waiting for a reply would take the
+                        // whole call deadline and report the link up 2 s late.
+                        return replica
+                            .send_unanswered(&["REPLCONF", "GETACK", "*"])
+                            .await
+                            .is_ok();
                     }
                 }
                 _ => p = None,
