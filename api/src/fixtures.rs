@@ -47,6 +47,7 @@ pub fn node(ordinal: i32, role: NodeRole, zone: &str) -> NodeRow {
         observed_generation: Some(1),
         host_applied_generation: 1,
         host_last_heartbeat_at: Some(ago(1)),
+        switchover_id: None,
     }
 }
 
@@ -67,6 +68,7 @@ pub fn report(node: Uuid, role: NodeRole) -> NodeReport {
         engine_version: None,
         error: None,
         unresponsive_seconds: None,
+        switchover: None,
     }
 }
 

@@ -306,6 +306,10 @@ fn node_spec(r: SpecRow) -> NodeSpec {
             name: r.network_name,
             ip_range: r.network_ip_range.to_string(),
         }),
+        switchover: crate::instances::failover::switchover::spec(
+            r.switchover_id,
+            r.switchover_target,
+        ),
     }
 }
 

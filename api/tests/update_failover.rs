@@ -3,6 +3,7 @@
 
 mod common;
 
+use cacheplane_testkit::api::op_name;
 use cacheplane_testkit::fake_agent::*;
 use cacheplane_testkit::json::{str_field, string_field};
 use cacheplane_testkit::GIB;
@@ -281,15 +282,73 @@ async fn failover_checks_lag_and_moves_the_primary() {
     );
 
     // The old primary, now an in-sync replica, is the best one: LIMITED_DATA_LOSS goes
-    // back to it.
+    // back to it, as a coordinated switchover (the primary hands over by itself).
     let (status, op) = failover(&api, "ha", json!({})).await;
     assert_eq!(status, 200, "{op}");
-    fleet.sync().await;
-    let done = wait_done(&api, &op).await;
+    let done = fleet.converge(&api, &op).await;
     assert!(done["error"].is_null(), "{done}");
     let back = instance(&api, "ha").await;
     assert_eq!(node(&back, old_primary)["role"], "PRIMARY", "{back}");
+    assert_eq!(node(&back, first_replica)["role"], "REPLICA", "{back}");
     assert_eq!(back["host"], endpoint, "{back}");
+}
+
+/// A LIMITED_DATA_LOSS failover from a healthy primary is a coordinated switchover: the
+/// target replica's agent is told first, then the primary's; the roles change only once
+/// the primary reports the handover done. A handover the primary's agent reports aborted
+/// fails the operation with ABORTED and its reason, and changes nothing: same primary,
+/// READY, no node marked any more.
+#[tokio::test]
+async fn a_switchover_changes_roles_only_once_handed_over() {
+    let db = TestDb::new().await;
+    let api = Api::in_process(&db).await;
+    let mut fleet = Fleet::three_zones(&api, 8 * GIB).await;
+    let inst = ready_ha(&api, &mut fleet, "ha").await;
+    let ids = node_ids(&inst);
+    let (primary, replica) = (&ids[0], &ids[1]);
+
+    let (status, op) = failover(&api, "ha", json!({})).await;
+    assert_eq!(status, 200, "{op}");
+    for agent in &mut fleet.agents {
+        agent.fetch_config().await;
+    }
+    let (_, target) = fleet.find_node(replica).expect("replica placed");
+    let told = target.switchover.clone().expect("the target is told first");
+    assert_eq!(told.target_address, target.address, "{told:?}");
+    assert_eq!(
+        told.id.to_string(),
+        op_name(&op).rsplit('/').next().unwrap()
+    );
+    let (_, old) = fleet.find_node(primary).expect("primary placed");
+    assert!(
+        old.switchover.is_none(),
+        "not before the target applied: {old:?}"
+    );
+    assert_eq!(old.role, NodeRole::Primary);
+
+    // The primary's agent refuses: the operation fails, nothing changed.
+    let host = fleet.find_node(primary).unwrap().0.host.clone();
+    let why = "Replica never caught up before timeout";
+    fleet.agent(&host).refuse_handovers(why);
+    let done = fleet.converge(&api, &op).await;
+    assert_eq!(str_field(&done, "error.status"), "ABORTED", "{done}");
+    let message = str_field(&done, "error.message");
+    assert!(message.contains(why), "{done}");
+    assert!(message.contains("still the primary"), "{done}");
+    fleet.sync().await;
+    let after = instance(&api, "ha").await;
+    assert_eq!(after["state"], "READY", "{after}");
+    assert_eq!(node(&after, primary)["role"], "PRIMARY", "{after}");
+    for agent in &mut fleet.agents {
+        agent.fetch_config().await;
+    }
+    for agent in &fleet.agents {
+        assert!(
+            agent.config.nodes.iter().all(|n| n.switchover.is_none()),
+            "no node is marked any more: {:?}",
+            agent.config
+        );
+    }
 }
 
 #[tokio::test]

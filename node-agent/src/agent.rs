@@ -342,7 +342,7 @@ async fn reconcile_loop(
 
 /// Whether `new` tells the API something it must hear at once: another applied
 /// generation, or a node that appeared, went, came up or down, changed role or link,
-/// turned unresponsive or answered again, or failed. Offsets, memory and the seconds
+/// turned unresponsive or answered again, failed, or whose switchover moved on. Offsets, memory and the seconds
 /// counting up wait for the next interval.
 fn news(old: &Status, new: &Status) -> bool {
     fn key(r: &NodeReport) -> impl PartialEq + '_ {
@@ -355,6 +355,7 @@ fn news(old: &Status, new: &Status) -> bool {
             r.full_sync_in_progress,
             r.error.as_deref(),
             r.pid,
+            r.switchover.as_ref().map(|s| (s.id, s.state)),
         )
     }
     old.applied_generation != new.applied_generation

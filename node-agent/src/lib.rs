@@ -23,6 +23,7 @@ pub mod relink;
 pub mod safety;
 pub mod store;
 pub mod supervisor;
+pub mod switchover;
 
 #[cfg(test)]
 mod testutil;

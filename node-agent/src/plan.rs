@@ -165,6 +165,14 @@ fn replication_differs(
     role: Option<NodeRole>,
     master: Option<&(String, u16)>,
 ) -> bool {
+    // A coordinated switchover owns the roles of the primary handing over and of its
+    // target (made primary by the handover) until the API records them.
+    if let Some(s) = &spec.switchover {
+        let target = s.targets(&spec.address) && role == Some(NodeRole::Primary);
+        if spec.role == NodeRole::Primary || target {
+            return false;
+        }
+    }
     // A replica told no primary (one is being replaced) keeps following its old one.
     let want: Option<(&str, u16)> = match spec.role {
         NodeRole::Primary => None,

@@ -64,6 +64,7 @@ mod tests {
     fn node(n: u128) -> NodeSpec {
         NodeSpec {
             network: None,
+            switchover: None,
             node_id: Uuid::from_u128(n),
             instance: format!("projects/p/locations/local/instances/c{n}"),
             engine_version: "REDIS_7_0".into(),

@@ -26,6 +26,7 @@ use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
 use crate::redis::{local, process, reconfigure, NodeDir};
 use crate::relink::{self, Relink};
+use crate::switchover::Handovers;
 
 /// Restart backoff of one node: 1 s, doubling, at most 30 s.
 fn restart_backoff() -> Backoff {
@@ -124,6 +125,8 @@ pub struct Supervisor {
     /// When the last pass ended: a longer wait than `pass_interval` until the next one
     /// means the agent was stopped.
     last_pass_end: Option<Instant>,
+    /// Primaries handing over to a replica (coordinated switchovers).
+    handovers: Handovers,
 }
 
 impl Supervisor {
@@ -144,6 +147,7 @@ impl Supervisor {
             exited: Arc::new(Notify::new()),
             pass_interval: Duration::from_secs(1),
             last_pass_end: None,
+            handovers: Handovers::default(),
         }
     }
 
@@ -183,6 +187,7 @@ impl Supervisor {
                 self.forgive(paused);
             }
         }
+        self.handovers.follow(desired, &self.exited);
         let ids: Vec<Uuid> = self.nodes.keys().copied().collect();
         let (observed, mut reports) = self.observe(&ids, &by_id).await;
         let actions = plan::plan(desired, &observed);
@@ -210,6 +215,7 @@ impl Supervisor {
         self.add_lag(&mut reports).await;
         for (id, r) in reports.iter_mut() {
             r.error = self.nodes.get(id).and_then(|t| t.last_error.clone());
+            r.switchover = self.handovers.report(*id);
         }
         pass.reports = reports.into_values().collect();
         self.last_pass_end = Some(Instant::now());

@@ -12,7 +12,11 @@
 //! generation as applied) and heartbeats: every node of the config is reported running in
 //! its desired role with its replication link up, unless the test told the agent that the
 //! node fails (`fail_node`) or lags (`set_lag`). Nodes that left the config are simply not
-//! reported any more, which is how a real agent says it stopped them.
+//! reported any more, which is how a real agent says it stopped them. A primary told to
+//! hand over (`switchover` in its spec) is reported handed over at once (a replica of
+//! the target, `switchover.state` DONE), as a real agent reports it once its engine's
+//! `FAILOVER TO` is done, unless the test made the agent refuse (`refuse_handovers`:
+//! ABORTED with the reason, still primary).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +51,7 @@ pub struct FakeAgent {
     pub applied: i64,
     errors: HashMap<Uuid, String>,
     lags: HashMap<Uuid, i64>,
+    refuse_handovers: Option<String>,
     caller: Caller,
 }
 
@@ -82,6 +87,7 @@ impl FakeAgent {
             applied: 0,
             errors: HashMap::new(),
             lags: HashMap::new(),
+            refuse_handovers: None,
             caller,
         }
     }
@@ -144,6 +150,12 @@ impl FakeAgent {
         self.errors.insert(parse_node_id(node), reason.to_string());
     }
 
+    /// From now on, reports every handover it is told to make as aborted for `reason`
+    /// (the engine stays primary).
+    pub fn refuse_handovers(&mut self, reason: &str) {
+        self.refuse_handovers = Some(reason.to_string());
+    }
+
     /// From now on, reports `node` as healthy again.
     pub fn recover_node(&mut self, node: &str) {
         self.errors.remove(&parse_node_id(node));
@@ -186,6 +198,20 @@ impl FakeAgent {
                     r["masterLinkUp"] = json!(true);
                     r["lagBytes"] = json!(lag);
                     r["replicationOffset"] = json!(1000 - lag);
+                }
+                if let Some(s) = n
+                    .switchover
+                    .as_ref()
+                    .filter(|_| n.role == NodeRole::Primary)
+                {
+                    r["switchover"] = match &self.refuse_handovers {
+                        Some(why) => json!({ "id": s.id, "state": "ABORTED", "message": why }),
+                        None => {
+                            r["role"] = json!(NodeRole::Replica);
+                            r["masterLinkUp"] = json!(true);
+                            json!({ "id": s.id, "state": "DONE" })
+                        }
+                    };
                 }
                 r
             })

@@ -166,6 +166,39 @@ pub struct NodeReport {
     /// Why the engine could not start, in its own words.
     #[serde(default)]
     pub error: Option<String>,
+    /// For a primary told to hand over ([`NodeSpec::switchover`]): how the handover
+    /// goes. Absent otherwise (and from agents that predate the switchover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<SwitchoverReport>,
+}
+
+/// How a coordinated switchover goes, as the old primary's agent sees it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SwitchoverReport {
+    /// The switchover ([`SwitchoverSpec::id`]).
+    pub id: Uuid,
+    /// Where it stands.
+    pub state: SwitchoverState,
+    /// For an aborted switchover: why, in the agent's or the engine's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where a coordinated switchover stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SwitchoverState {
+    /// The engine pauses writes and waits for the target to catch up, or is handing over.
+    HandingOver,
+    /// The engine is a replica of the target, which accepted the primary role; the
+    /// engine no longer binds the primary endpoint.
+    Done,
+    /// The handover did not happen (the target did not catch up in time, refused, or
+    /// could not be reached): the engine is the primary again and takes writes.
+    Aborted,
 }
 
 /// Answer to a heartbeat.
@@ -273,6 +306,34 @@ pub struct NodeSpec {
     /// ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSpec>,
+    /// A coordinated switchover (a manual LIMITED_DATA_LOSS failover) under way. On the
+    /// primary: hand over to the replica at `targetAddress` (`FAILOVER TO`) and report
+    /// how it goes. On that replica (`targetAddress` is its own address): it may be made
+    /// primary by the handover; its agent keeps that role until the API records it.
+    /// Agents that predate it ignore it (the switchover then times out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<SwitchoverSpec>,
+}
+
+/// A coordinated switchover: see [`NodeSpec::switchover`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SwitchoverSpec {
+    /// Names this switchover (its failover operation's id); reports carry it back.
+    pub id: Uuid,
+    /// The node address of the replica taking over (same port as every node).
+    pub target_address: String,
+    /// The longest the primary pauses writes while waiting for the target to catch up
+    /// (`FAILOVER … TIMEOUT`); past it the handover is aborted and writes resume.
+    pub timeout_ms: u64,
+}
+
+impl SwitchoverSpec {
+    /// Whether the node at `address` is the target of this switchover.
+    pub fn targets(&self, address: &str) -> bool {
+        self.target_address == address
+    }
 }
 
 /// A primary's write fence: see [`NodeSpec::write_fence`].

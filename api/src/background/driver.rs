@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::db::instances::{self as db, Guard, InstanceRow, TryLock};
 use crate::db::{nodes, operations as ops, quarantine, ranges};
 use crate::error::ApiResult;
+use crate::instances::failover::switchover;
 use crate::instances::node_state::{host_up, node_state};
 use crate::instances::{lock_region_hosts, render, repair, touch_nodes, NodeRow};
 use crate::operations::{self, NewOperation, OperationRow};
@@ -62,6 +63,8 @@ pub enum Step {
     },
     /// Every node converged: the instance is READY and the operation done.
     Ready,
+    /// A coordinated switchover whose roles are not recorded yet: its next step.
+    Switchover(switchover::Next),
     /// Still converging.
     Progress {
         /// Percent done.
@@ -100,6 +103,9 @@ pub fn decide(
     }
     if let Some(step) = overdue(op, nodes, now, host_timeout, deadline) {
         return step;
+    }
+    if let Some(next) = switchover::decide(op, nodes, now, host_timeout) {
+        return Step::Switchover(next);
     }
     converge(op, nodes, now, host_timeout)
 }
@@ -306,6 +312,7 @@ async fn apply(
             let wire = render::to_wire(&inst, nodes, now, timeout);
             operations::finish(tx, op.id, Ok(Some(&wire))).await
         }
+        Step::Switchover(next) => switchover::apply(tx, op, inst, nodes, next, now, timeout).await,
         Step::Progress { percent, detail } => {
             operations::set_progress(tx, op.id, percent, &detail).await
         }

@@ -289,6 +289,10 @@ pub struct SpecRow {
     pub network_name: String,
     /// The network's pool.
     pub network_ip_range: IpNet,
+    /// The coordinated switchover the node takes part in (its operation's id).
+    pub switchover_id: Option<Uuid>,
+    /// The node address of that switchover's target replica.
+    pub switchover_target: Option<IpNet>,
 }
 
 /// The nodes a host should run (not being removed), by id.
@@ -303,7 +307,11 @@ pub async fn specs(db: impl PgExecutor<'_>, host: &str) -> ApiResult<Vec<SpecRow
                      and not r.removing order by r.ordinal) as replica_addresses,
                n.write_fence,
                'projects/' || w.project_id || '/networks/' || w.name as network_name,
-               w.ip_range as network_ip_range
+               w.ip_range as network_ip_range,
+               n.switchover_id,
+               (select t.address from node t where t.instance_id = n.instance_id
+                     and t.switchover_id = n.switchover_id and t.role = 'REPLICA'
+                     and not t.removing limit 1) as switchover_target
            from node n join instance i on i.id = n.instance_id
            join network w on w.id = i.network_id
            where n.host_id = $1 and not n.removing order by n.id"#,

@@ -44,12 +44,15 @@ pub struct NodeRow {
     pub host_applied_generation: i64,
     /// Its host's last heartbeat.
     pub host_last_heartbeat_at: Option<DateTime<Utc>>,
+    /// The coordinated switchover (its failover operation) this node takes part in.
+    pub switchover_id: Option<Uuid>,
 }
 
 const NODE_SELECT: &str = r#"
     select n.id, n.instance_id, n.ordinal, n.host_id, n.zone_id, n.role, n.address, n.memory_bytes,
         n.desired_generation, n.removing, n.observed, n.observed_generation,
-        h.applied_generation as host_applied_generation, h.last_heartbeat_at as host_last_heartbeat_at
+        h.applied_generation as host_applied_generation, h.last_heartbeat_at as host_last_heartbeat_at,
+        n.switchover_id
     from node n join host h on h.id = n.host_id"#;
 
 /// The nodes of some instances, by instance then ordinal.
@@ -244,6 +247,20 @@ pub async fn set_write_fence(conn: &mut PgConnection, node: Uuid, on: bool) -> A
 pub async fn mark_removing(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<()> {
     sqlx::query("update node set removing = true, updated_at = now() where id = any($1)")
         .bind(nodes)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets (or, with `None`, clears) the coordinated switchover nodes take part in.
+pub async fn set_switchover(
+    conn: &mut PgConnection,
+    nodes: &[Uuid],
+    switchover: Option<Uuid>,
+) -> ApiResult<()> {
+    sqlx::query("update node set switchover_id = $2, updated_at = now() where id = any($1)")
+        .bind(nodes)
+        .bind(switchover)
         .execute(&mut *conn)
         .await?;
     Ok(())

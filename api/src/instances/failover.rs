@@ -22,6 +22,7 @@ use crate::operations::{self, NewOperation};
 use crate::scheduler;
 use crate::state::AppState;
 
+pub mod switchover;
 #[cfg(test)]
 mod tests;
 
@@ -221,22 +222,19 @@ pub async fn failover(
     let (best, lag) = chosen.ok_or_else(|| {
         ApiError::FailedPrecondition("no replica is linked and in sync to take over".into())
     })?;
-    // The fence goes on only if another replica could acknowledge the new primary's
-    // writes; the old primary counts when it is well (a manual failover from READY).
-    let fence = nodes
-        .iter()
-        .filter(|n| !n.removing && n.id != best.id)
-        .any(|n| {
-            host_up(n, now, timeout)
-                && !matches!(
-                    node_state(n, now, timeout),
-                    NodeState::Down | NodeState::Failed
-                )
-        });
+    let fence = fence_for(&nodes, best.id, now, timeout);
     if mode == DataProtectionMode::LimitedDataLoss && lag >= MAX_LAG_BYTES {
         return Err(ApiError::FailedPrecondition(format!(
             "the best replica lags by {lag} bytes (30 MB or more); retry later or use FORCE_DATA_LOSS"
         )));
+    }
+    if mode == DataProtectionMode::LimitedDataLoss
+        && !rescue
+        && switchover::can_hand_over(primary, now, timeout)
+    {
+        start_switchover(&mut tx, &inst, primary, best, op_id, mode).await?;
+        tx.commit().await?;
+        return Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire());
     }
     let promotion = Promotion {
         op_id,
@@ -249,6 +247,63 @@ pub async fn failover(
     start(&mut tx, &inst, &nodes, promotion).await?;
     tx.commit().await?;
     Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
+}
+
+/// Whether the new primary `new` starts with its write fence on: only if another node
+/// (the old primary counts when it is well) could acknowledge its writes.
+pub fn fence_for(
+    nodes: &[NodeRow],
+    new: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+    timeout: std::time::Duration,
+) -> bool {
+    nodes
+        .iter()
+        .filter(|n| !n.removing && n.id != new)
+        .any(|n| {
+            host_up(n, now, timeout)
+                && !matches!(
+                    node_state(n, now, timeout),
+                    NodeState::Down | NodeState::Failed
+                )
+        })
+}
+
+/// LIMITED_DATA_LOSS from a healthy primary: a coordinated switchover (see
+/// [`switchover`]). Marks the target replica (its agent learns first that its engine
+/// may be made primary), sets the instance FAILING_OVER and records the operation; the
+/// operation driver takes it from there. The roles change only once handed over.
+async fn start_switchover(
+    tx: &mut sqlx::PgConnection,
+    inst: &InstanceRow,
+    old: &NodeRow,
+    new: &NodeRow,
+    op_id: Uuid,
+    mode: DataProtectionMode,
+) -> ApiResult<()> {
+    nodes::set_switchover(&mut *tx, &[new.id], Some(op_id)).await?;
+    touch_nodes(&mut *tx, &[new.id]).await?;
+    let message = format!(
+        "manual failover to node {} in {}: the primary hands over",
+        new.id, new.zone_id
+    );
+    db::set_state(
+        &mut *tx,
+        inst.id,
+        InstanceState::FailingOver,
+        Some(&message),
+        Guard::Always,
+    )
+    .await?;
+    let new_op = NewOperation {
+        params: serde_json::json!({
+            "newPrimary": new.id, "oldPrimary": old.id, "mode": mode, switchover::PARAM: true,
+        }),
+        ..inst.new_operation(op_id, OperationVerb::Failover, "preparing the switchover")
+    };
+    operations::insert(&mut *tx, new_op).await?;
+    tracing::info!(instance = %inst.full_name(), old = %old.id, new = %new.id, "switchover requested");
+    Ok(())
 }
 
 /// FORCE_DATA_LOSS on a REPAIRING instance none of whose replicas runs: the primary is

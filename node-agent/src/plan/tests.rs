@@ -7,6 +7,7 @@ fn id(n: u128) -> Uuid {
 fn primary(n: u128) -> NodeSpec {
     NodeSpec {
         network: None,
+        switchover: None,
         node_id: id(n),
         instance: "projects/p/locations/local/instances/c1".into(),
         engine_version: "REDIS_7_0".into(),
@@ -397,5 +398,64 @@ fn order_is_stops_then_changes_then_starts() {
             Action::Start(a),
             Action::Start(c),
         ]
+    );
+}
+
+fn switching_to(target: &str) -> Option<cacheplane_types::SwitchoverSpec> {
+    Some(cacheplane_types::SwitchoverSpec {
+        id: id(77),
+        target_address: target.into(),
+        timeout_ms: 5000,
+    })
+}
+
+fn live(spec: &NodeSpec, role: NodeRole, master: Option<&str>) -> Observed {
+    Observed {
+        applied: Some(spec.clone()),
+        process: Process::Up {
+            role: Some(role),
+            master: master.map(|m| (m.to_string(), 6379)),
+        },
+    }
+}
+
+#[test]
+fn a_switchover_owns_the_roles_of_its_two_engines() {
+    // The primary handing over is a replica of the target once done: not promoted back.
+    let p = primary(4);
+    let handing = NodeSpec {
+        switchover: switching_to("127.64.0.5"),
+        ..p.clone()
+    };
+    let o = obs(vec![(4, live(&p, NodeRole::Replica, Some("127.64.0.5")))]);
+    assert_eq!(plan(std::slice::from_ref(&handing), &o), vec![]);
+    // The target made primary by the handover keeps that role.
+    let r = replica(5, "127.64.0.4");
+    let target = NodeSpec {
+        switchover: switching_to("127.64.0.5"),
+        ..r.clone()
+    };
+    let o = obs(vec![(5, live(&r, NodeRole::Primary, None))]);
+    assert_eq!(plan(std::slice::from_ref(&target), &o), vec![]);
+    // Another replica named in no switchover is still put back on its primary.
+    let bystander = NodeSpec {
+        switchover: switching_to("127.64.0.9"),
+        ..r.clone()
+    };
+    let o = obs(vec![(5, live(&r, NodeRole::Primary, None))]);
+    assert_eq!(
+        plan(std::slice::from_ref(&bystander), &o),
+        vec![reconfigure(&bystander, &[Change::Replication])]
+    );
+    // Once the roles are recorded, the old primary gives up the endpoint and the fence
+    // (again: the handover did already) and keeps following the new primary.
+    let demoted = replica(4, "127.64.0.5");
+    let o = obs(vec![(
+        4,
+        live(&handing, NodeRole::Replica, Some("127.64.0.5")),
+    )]);
+    assert_eq!(
+        plan(std::slice::from_ref(&demoted), &o),
+        vec![reconfigure(&demoted, &[Change::Bind])]
     );
 }

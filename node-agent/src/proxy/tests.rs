@@ -10,6 +10,7 @@ use super::*;
 fn primary(read_endpoint: Option<ReadEndpointSpec>) -> NodeSpec {
     NodeSpec {
         network: None,
+        switchover: None,
         node_id: Uuid::from_u128(1),
         instance: "projects/p/locations/local/instances/c1".into(),
         engine_version: "REDIS_7_0".into(),

@@ -196,6 +196,7 @@ mod tests {
     fn spec(role: NodeRole) -> NodeSpec {
         NodeSpec {
             network: None,
+            switchover: None,
             node_id: Uuid::nil(),
             instance: "projects/p/locations/local/instances/c1".into(),
             engine_version: "REDIS_7_0".into(),

@@ -98,6 +98,7 @@ pub fn report(node_id: Uuid, info: &Info, primary_offset: Option<i64>) -> NodeRe
         engine_version: info.get("redis_version").map(str::to_string),
         error: None,
         unresponsive_seconds: None,
+        switchover: None,
     }
 }
 
@@ -130,6 +131,7 @@ mod tests {
                 engine_version: Some("7.0.15".into()),
                 error: None,
                 unresponsive_seconds: None,
+                switchover: None,
             }
         );
         assert_eq!(info.master(), None);

@@ -69,6 +69,7 @@ pub fn address(n: u8) -> String {
 pub fn spec(n: u8, role: NodeRole, of: Option<&NodeSpec>) -> NodeSpec {
     NodeSpec {
         network: None,
+        switchover: None,
         node_id: Uuid::new_v4(),
         instance: "projects/p/locations/local/instances/it".into(),
         engine_version: "REDIS_7_0".into(),
