@@ -1,7 +1,8 @@
 //! Adoption: at start, the agent takes over the engines it left running. A node's
-//! engine is adopted when the pid in its pid file is alive, is a `redis-server` serving
-//! the node's address and port, and answers PING. Nothing here restarts or empties a
-//! cache.
+//! engine is adopted when the process the agent recorded starting for it (pid and start
+//! time, see [`process::engine_pid`]) still runs and answers PING, as the agent's user
+//! or, for an engine from before the lockdown, with its AUTH string. Nothing here
+//! restarts or empties a cache.
 
 use std::fs;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::path::Path;
 use cacheplane_types::NodeSpec;
 use uuid::Uuid;
 
-use crate::redis::client::Client;
+use crate::redis::acl;
 use crate::redis::{nodes_root, process, NodeDir};
 
 /// Longest log the agent reads to learn whether an engine ever became ready.
@@ -90,21 +91,18 @@ async fn check(dir: &NodeDir, spec: Option<&NodeSpec>) -> Verdict {
     let Some(spec) = spec else {
         // Without its spec the agent cannot tell the engine's address: only a pid file
         // naming a live redis-server counts.
-        return match process::read_pid(dir).filter(|p| process::is_redis(*p)) {
+        return match process::engine_pid(dir, None) {
             Some(pid) => Verdict::NotAnswering { pid },
             None => Verdict::NotRunning,
         };
     };
-    let Some(pid) =
-        process::read_pid(dir).filter(|p| process::is_engine_of(*p, &spec.address, spec.port))
-    else {
+    let Some(pid) = process::engine_pid(dir, Some(spec)) else {
         return Verdict::NotRunning;
     };
-    let answered =
-        match Client::connect(&spec.address, spec.port, spec.auth_string.as_deref()).await {
-            Ok(mut c) => c.ping().await.is_ok(),
-            Err(_) => false,
-        };
+    let answered = match acl::connect(&spec.address, spec.port, &acl::logins(&[spec])).await {
+        Ok(mut c) => c.ping().await.is_ok(),
+        Err(_) => false,
+    };
     if answered {
         Verdict::Adopted { pid }
     } else {

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::redis::client::Client;
+use crate::redis::acl::{self, Login};
 use crate::redis::process;
 
 /// How long after EOF the process may still be seen (its sockets close just before it
@@ -37,11 +37,11 @@ impl ExitWatch {
         pid: u32,
         address: String,
         port: u16,
-        auth: Option<String>,
+        auth: Vec<Login>,
         exited: Arc<Notify>,
     ) -> Self {
         let task = tokio::spawn(async move {
-            let Ok(mut c) = Client::connect(&address, port, auth.as_deref()).await else {
+            let Ok(mut c) = acl::connect(&address, port, &auth).await else {
                 return;
             };
             c.closed().await;

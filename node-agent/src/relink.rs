@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::redis::acl;
 use crate::redis::client::{Client, Reply};
 use crate::redis::conf;
 use crate::redis::observe::Info;
@@ -113,7 +114,7 @@ async fn start_stream(
     let mut p: Option<Client> = None;
     while Instant::now() < deadline {
         if p.is_none() {
-            p = Client::connect(&primary.0, primary.1, spec.auth_string.as_deref())
+            p = acl::connect(&primary.0, primary.1, &acl::logins(&[spec]))
                 .await
                 .ok();
         }
@@ -153,7 +154,7 @@ async fn step(
     let c = match client {
         Some(c) => c,
         None => client.insert(
-            Client::connect(&spec.address, spec.port, spec.auth_string.as_deref())
+            acl::connect(&spec.address, spec.port, &acl::logins(&[spec]))
                 .await
                 .map_err(|_| ())?,
         ),

@@ -22,6 +22,7 @@ use crate::adopt;
 use crate::backoff::Backoff;
 use crate::exits::ExitWatch;
 use crate::plan::{self, Action, Change, Observed, Process};
+use crate::redis::acl::{self, Login};
 use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
 use crate::redis::{process, reconfigure, NodeDir};
@@ -262,10 +263,7 @@ impl Supervisor {
             let Some(t) = self.nodes.get_mut(&id) else {
                 continue;
             };
-            let pid = process::read_pid(&t.dir).filter(|p| match t.applied.as_ref().or(desired) {
-                Some(s) => process::is_engine_of(*p, &s.address, s.port),
-                None => process::is_redis(*p),
-            });
+            let pid = process::engine_pid(&t.dir, t.applied.as_ref().or(desired));
             let Some(pid) = pid else {
                 let (o, r) = down(id, t);
                 observed.insert(id, o);
@@ -340,7 +338,7 @@ impl Supervisor {
                     pid,
                     s.address.clone(),
                     s.port,
-                    s.auth_string.clone(),
+                    acl::logins(&[s]),
                     exited,
                 ));
             }
@@ -513,8 +511,8 @@ impl Supervisor {
                 Some(o) => Some(*o),
                 None => {
                     used.push(key.clone());
-                    let auth = spec.auth_string.as_deref();
-                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, auth))
+                    let logins = acl::logins(&[&spec]);
+                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, &logins))
                         .await
                         .ok()
                         .flatten()
@@ -527,10 +525,10 @@ impl Supervisor {
         self.primaries.retain(|k, _| used.contains(k));
     }
 
-    async fn primary_offset(&mut self, key: &(String, u16), auth: Option<&str>) -> Option<i64> {
+    async fn primary_offset(&mut self, key: &(String, u16), logins: &[Login]) -> Option<i64> {
         let mut c = match self.primaries.remove(key) {
             Some(c) => c,
-            None => Client::connect(&key.0, key.1, auth).await.ok()?,
+            None => acl::connect(&key.0, key.1, logins).await.ok()?,
         };
         let text = c.info().await.ok()?;
         self.primaries.insert(key.clone(), c);
@@ -593,17 +591,13 @@ async fn info(
     Ok((Info::parse(&text), c))
 }
 
-/// Connects to a node's engine with the auth string it runs with (`applied`), falling
-/// back to the desired one (the two differ only while AUTH is being changed).
+/// Connects to a node's engine as the agent's user, or, for an engine started before
+/// the lockdown (or while AUTH changes), with the AUTH string it runs with (`applied`)
+/// or the desired one. See [`acl::logins`].
 async fn connect(applied: Option<&NodeSpec>, desired: &NodeSpec) -> Result<Client, ClientError> {
     let target = applied.unwrap_or(desired);
-    let first = applied.map_or(desired.auth_string.as_deref(), |a| a.auth_string.as_deref());
-    match Client::connect(&target.address, target.port, first).await {
-        Err(ClientError::Server(_)) if first != desired.auth_string.as_deref() => {
-            Client::connect(&target.address, target.port, desired.auth_string.as_deref()).await
-        }
-        r => r,
-    }
+    let specs: Vec<&NodeSpec> = applied.into_iter().chain([desired]).collect();
+    acl::connect(&target.address, target.port, &acl::logins(&specs)).await
 }
 
 #[cfg(test)]

@@ -9,6 +9,37 @@ use uuid::Uuid;
 
 use crate::NodeRole;
 
+/// A secret string: serialized as it is, but never shown by `Debug` (so no log line or
+/// panic message can carry it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `s`.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Whether a host is heartbeating.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,9 +291,15 @@ pub struct NodeSpec {
     /// would copy the empty dataset: it waits for failover.
     #[serde(default)]
     pub restart_in_place: bool,
-    /// `requirepass`/`masterauth`, when AUTH is on.
+    /// The tenant's AUTH string (the engine's `default` user's password), when AUTH is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_string: Option<String>,
+    /// The password of the engine's privileged user (`cacheplane-agent`), the same on
+    /// every node of the instance: the agent's own connections and the replicas' links to
+    /// their primary use it. `None` in specs from before the locked-down engine: then the
+    /// engine runs as it did (the AUTH string only, no user of the agent's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_secret: Option<Secret>,
     /// For a STANDARD_HA primary: the engine refuses writes unless enough replicas are
     /// linked and recent (`min-replicas-to-write`, `min-replicas-max-lag`), so a primary
     /// cut off from its replicas stops taking writes by itself, agent or no agent.

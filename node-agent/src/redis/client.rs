@@ -6,6 +6,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::acl::Login;
+
 /// How long one command (or the connection) may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -56,8 +58,13 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `host:port` and, when `auth` is given, authenticates.
-    pub async fn connect(host: &str, port: u16, auth: Option<&str>) -> Result<Client, ClientError> {
+    /// Connects to `host:port` and, when `auth` is given, authenticates as its user
+    /// (`AUTH user password`).
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        auth: Option<&Login>,
+    ) -> Result<Client, ClientError> {
         let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect((host, port)))
             .await
             .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
@@ -65,8 +72,8 @@ impl Client {
         let mut c = Client {
             conn: BufReader::new(stream),
         };
-        if let Some(pw) = auth {
-            c.call(&["AUTH", pw]).await?;
+        if let Some(l) = auth {
+            c.call(&["AUTH", &l.user, l.password.expose()]).await?;
         }
         Ok(c)
     }

@@ -1,6 +1,7 @@
 //! Redis engines: configuration files, processes, a small client, and what their INFO
 //! says.
 
+pub mod acl;
 pub mod client;
 pub mod conf;
 pub mod observe;
@@ -41,6 +42,12 @@ impl NodeDir {
     /// `redis.log`, written by the engine.
     pub fn logfile(&self) -> PathBuf {
         self.dir.join("redis.log")
+    }
+
+    /// `engine`: the pid and start time of the engine the agent started (see
+    /// [`process::engine_pid`]).
+    pub fn engine(&self) -> PathBuf {
+        self.dir.join("engine")
     }
 
     /// `spec.json`: the spec last applied, read back when the agent restarts.
