@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cacheplane_testkit::json::{port_field, str_field, string_field};
-use cacheplane_testkit::resp::{self, call_text, Client};
+use cacheplane_testkit::resp::{self, call_text};
 use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
 use cacheplane_testkit::TestDb;
 use cacheplane_testkit::GIB;

@@ -126,7 +126,7 @@ async fn the_tenant_runs_data_commands_but_cannot_control_the_engine() {
         &["CLIENT", "LIST"],
         &["ACL", "WHOAMI"],
         &["SLOWLOG", "GET"],
-        &["ROLE"],
+        &["DBSIZE"],
         &["FLUSHDB"],
         &["FLUSHALL"],
         &["SET", "after-flush", "1"],
@@ -138,6 +138,11 @@ async fn the_tenant_runs_data_commands_but_cannot_control_the_engine() {
     for args in REFUSED {
         match c.call(args).await {
             Err(ClientError::Server(m)) if m.starts_with("NOPERM") => {}
+            // Redis 7 refuses DEBUG and MODULE before it looks at ACLs unless
+            // `enable-debug-command`/`enable-module-command` allow them (they never do).
+            Err(ClientError::Server(m))
+                if ["DEBUG", "MODULE"].contains(&args[0])
+                    && m.starts_with(&format!("ERR {} command not allowed", args[0])) => {}
             other => panic!("{args:?} must be refused with NOPERM, got {other:?}"),
         }
     }
@@ -153,10 +158,11 @@ async fn the_tenant_runs_data_commands_but_cannot_control_the_engine() {
         Some(pid),
         "the agent still knows its engine, whatever its client name"
     );
-    let mut r = tenant(&replica.address).await;
+    let replica_host = replica.address.clone();
     wait_until(5, "the write replicates", || {
-        let r = &mut r;
+        let host = replica_host.clone();
         async move {
+            let mut r = tenant(&host).await;
             r.call(&["GET", "after-flush"])
                 .await
                 .is_ok_and(|v| v == Reply::Bulk(Some(b"1".to_vec())))
@@ -228,7 +234,11 @@ async fn an_engine_from_before_the_lockdown_is_adopted_and_locked_down_online() 
     let new = vec![primary.clone(), replica.clone()];
     let mut sup = Supervisor::new(data.path().to_path_buf(), PathBuf::from("redis-server")).await;
     let pass = sup.reconcile(&new).await;
-    assert!(pass.acted && pass.reports.iter().all(|r| r.error.is_none()), "{:?}", pass.reports);
+    assert!(
+        pass.acted && pass.reports.iter().all(|r| r.error.is_none()),
+        "{:?}",
+        pass.reports
+    );
     until_linked(&mut sup, &new, &replica).await;
 
     let after: Vec<u32> = [&primary, &replica]
@@ -263,5 +273,8 @@ async fn an_engine_from_before_the_lockdown_is_adopted_and_locked_down_online() 
         .collect();
     let pass = sup.reconcile(&policy).await;
     assert!(pass.applied && pass.reports.iter().all(|r| r.error.is_none()));
-    assert_eq!(info(&mut fresh).await.get("maxmemory_policy"), Some("allkeys-lfu"));
+    assert_eq!(
+        info(&mut fresh).await.get("maxmemory_policy"),
+        Some("allkeys-lfu")
+    );
 }
