@@ -21,7 +21,7 @@ use crate::report::{Row, Section};
 use crate::server;
 use crate::stack::{self, Stack, StackConfig, SUPERNET};
 use crate::stats::count;
-use cacheplane_testkit::resp::{self, call_text, info_field, Client};
+use cacheplane_testkit::resp::{self, call_text, info_field};
 use cacheplane_testkit::wait::{try_wait_until, Poll};
 
 /// Knobs (flags of `cacheplane-bench`).
