@@ -189,6 +189,14 @@ async fn call(c: &mut Client, what: &'static str, args: &[&str]) -> Result<(), A
         .map_err(|source| AclError { what, source })
 }
 
+/// `text` with each of `secrets` replaced by `***`.
+fn redact(mut text: String, secrets: &[&str]) -> String {
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(s, "***");
+    }
+    text
+}
+
 /// Brings the users of the running engine behind `c` to `spec`: the agent's user first,
 /// then this connection logs in as it (so it keeps control once the tenant's user is
 /// restricted), then the tenant's user, then (replicas) how the replica authenticates to
@@ -197,7 +205,23 @@ async fn call(c: &mut Client, what: &'static str, args: &[&str]) -> Result<(), A
 /// Its replicas' links, made as the default user, break once it is restricted and come
 /// back as soon as their own agents switched them to the agent's user (the same pass of
 /// the same config).
+/// An error names the step only, and any secret the engine quotes back (`ACL SETUSER`
+/// errors quote the rule they refuse) is replaced by `***`.
 pub async fn apply(c: &mut Client, spec: &NodeSpec) -> Result<(), AclError> {
+    let secrets = [
+        spec.admin_secret.as_ref().map_or("", |s| s.expose()),
+        spec.auth_string.as_deref().unwrap_or(""),
+    ];
+    apply_users(c, spec).await.map_err(|e| AclError {
+        what: e.what,
+        source: match e.source {
+            ClientError::Server(m) => ClientError::Server(redact(m, &secrets)),
+            other => other,
+        },
+    })
+}
+
+async fn apply_users(c: &mut Client, spec: &NodeSpec) -> Result<(), AclError> {
     let Some(secret) = &spec.admin_secret else {
         let pw = spec.auth_string.as_deref().unwrap_or("");
         call(
@@ -271,6 +295,16 @@ mod tests {
         assert!(
             !format!("{:?}", l[0]).contains("adm"),
             "Debug hides the secret"
+        );
+    }
+
+    #[test]
+    fn errors_never_quote_a_password() {
+        let msg = "ERR Error in ACL SETUSER modifier '>hunter22': Syntax error".to_string();
+        let got = redact(msg, &["hunter22", ""]);
+        assert_eq!(
+            got,
+            "ERR Error in ACL SETUSER modifier '>***': Syntax error"
         );
     }
 
