@@ -296,6 +296,7 @@ fn node_spec(r: SpecRow) -> NodeSpec {
         // where it is.
         restart_in_place: r.tier == Tier::Basic,
         auth_string: r.auth_enabled.then_some(r.auth_string),
+        admin_secret: Some(r.engine_admin_secret),
         // Lifted by the health monitor while no replica could acknowledge.
         write_fence: (r.tier == Tier::StandardHa && role == NodeRole::Primary && r.write_fence)
             .then_some(WriteFence {

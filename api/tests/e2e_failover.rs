@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cacheplane_testkit::agent::Agent;
 use cacheplane_testkit::json::{port_field, str_field, string_field};
 use cacheplane_testkit::process::alive;
-use cacheplane_testkit::resp::{call_text, Client};
+use cacheplane_testkit::resp::{self, call_text, Client};
 use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
 use cacheplane_testkit::GIB;
 use cacheplane_testkit::{wait_until, Api, Poll, TestDb};
@@ -56,7 +56,7 @@ fn writer(
         while !stop.load(Ordering::Relaxed) {
             i += 1;
             if conn.is_none() {
-                conn = Client::connect(&host, port, Some(&auth)).await.ok();
+                conn = resp::connect(&host, port, Some(&auth)).await.ok();
             }
             let result = match conn.as_mut() {
                 Some(c) => call_text(c, &["SET", &format!("w:{i}"), &i.to_string()])

@@ -66,6 +66,27 @@ fn info_field(info: &str, key: &str) -> Option<String> {
 }
 
 /// node id → engine pid, over every agent.
+/// The `maxmemory` an engine reports to the tenant (`INFO memory`).
+fn maxmemory(addr: &str, port: u16, auth: &str) -> String {
+    let info = redis_cli(addr, port, Some(auth), &["INFO", "memory"]);
+    info_field(&info, "maxmemory").unwrap_or_else(|| panic!("no maxmemory in {info}"))
+}
+
+/// Commands the tenant's AUTH string must not run: each would reconfigure, stop, move,
+/// persist, replicate or unlock the engine.
+const REFUSED: &[&[&str]] = &[
+    &["CONFIG", "SET", "maxmemory", "0"],
+    &["CONFIG", "SET", "port", "6390"],
+    &["CONFIG", "SET", "save", "1 1"],
+    &["SHUTDOWN"],
+    &["REPLICAOF", "NO", "ONE"],
+    &["CLIENT", "PAUSE", "1000"],
+    &["ACL", "SETUSER", "default", "+@all"],
+    &["BGSAVE"],
+    &["MODULE", "LIST"],
+    &["FAILOVER"],
+];
+
 fn pids(agents: &[Agent]) -> BTreeMap<String, u32> {
     agents.iter().flat_map(|a| a.engine_pids()).collect()
 }
@@ -104,8 +125,7 @@ async fn standard_ha_lifecycle_on_real_redis() {
     // maxmemory is the instance size on every node.
     for n in nodes(&inst) {
         let addr = str_field(&n, "address");
-        let got = redis_cli(addr, port, Some(&auth), &["CONFIG", "GET", "maxmemory"]);
-        assert!(got.ends_with("1073741824"), "node {addr}: {got}");
+        assert_eq!(maxmemory(addr, port, &auth), "1073741824", "node {addr}");
     }
 
     // Through the primary endpoint with AUTH; replicas catch up.
@@ -137,6 +157,29 @@ async fn standard_ha_lifecycle_on_real_redis() {
     let refused = redis_cli(&host, port, None, &["GET", "greeting"]);
     assert!(refused.contains("NOAUTH"), "{refused}");
 
+    // With it: data commands, not control (docs/architecture.md#locked-down-engine).
+    for args in [
+        &["KEYS", "*"][..],
+        &["CLIENT", "SETNAME", "app"],
+        &["DBSIZE"],
+    ] {
+        let out = redis_cli(&host, port, Some(&auth), args);
+        assert!(
+            !out.contains("ERR") && !out.contains("NOPERM"),
+            "{args:?}: {out}"
+        );
+    }
+    for args in REFUSED {
+        let out = redis_cli(&host, port, Some(&auth), args);
+        assert!(out.contains("NOPERM"), "{args:?} must be refused: {out}");
+    }
+    // DEBUG is refused before ACLs are even looked at.
+    let out = redis_cli(&host, port, Some(&auth), &["DEBUG", "SLEEP", "0"]);
+    assert!(
+        out.contains("not allowed") || out.contains("NOPERM"),
+        "{out}"
+    );
+
     // Scale to 2 GB online: same processes, same keys, new maxmemory.
     let before = pids(&agents);
     assert_eq!(before.len(), 3, "{before:?}");
@@ -148,9 +191,22 @@ async fn standard_ha_lifecycle_on_real_redis() {
     );
     for n in nodes(&instance(&api, "cache").await) {
         let addr = str_field(&n, "address");
-        let got = redis_cli(addr, port, Some(&auth), &["CONFIG", "GET", "maxmemory"]);
-        assert!(got.ends_with("2147483648"), "node {addr}: {got}");
+        assert_eq!(maxmemory(addr, port, &auth), "2147483648", "node {addr}");
     }
+
+    // redisConfigs go through the API: maxmemory-gb reaches every node online.
+    patch_and_wait(
+        &api,
+        "cache",
+        "redisConfigs",
+        json!({"redisConfigs": {"maxmemory-gb": "1.5", "maxmemory-policy": "allkeys-lru"}}),
+    )
+    .await;
+    for n in nodes(&instance(&api, "cache").await) {
+        let addr = str_field(&n, "address");
+        assert_eq!(maxmemory(addr, port, &auth), "1610612736", "node {addr}");
+    }
+    assert_eq!(pids(&agents), before, "a config change restarted an engine");
 
     // Replicas 2 → 3 → 1.
     patch_and_wait(&api, "cache", "replicaCount", json!({"replicaCount": 3})).await;
@@ -240,13 +296,12 @@ async fn basic_instance_serves_and_a_create_that_cannot_fit_leaves_nothing() {
         assert!(!out.contains("ERR"), "{cmd:?}: {out}");
     }
     assert_eq!(redis_cli(host, port, Some(&auth), &["GET", "k"]), "42");
-    let policy = redis_cli(
-        host,
-        port,
-        Some(&auth),
-        &["CONFIG", "GET", "maxmemory-policy"],
+    let memory = redis_cli(host, port, Some(&auth), &["INFO", "memory"]);
+    assert_eq!(
+        info_field(&memory, "maxmemory_policy").as_deref(),
+        Some("volatile-lru"),
+        "{memory}"
     );
-    assert!(policy.ends_with("volatile-lru"), "{policy}");
 
     // 5 GB fits on no 4 GiB host: the operation fails naming the zone, nothing stays.
     let (status, op) = api

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cacheplane_testkit::json::{port_field, str_field, string_field};
-use cacheplane_testkit::resp::{call_text, Client};
+use cacheplane_testkit::resp::{self, call_text};
 use cacheplane_testkit::stack::{eventually, redis_cli, start_api, three_agents};
 use cacheplane_testkit::TestDb;
 use cacheplane_testkit::GIB;
@@ -85,7 +85,7 @@ async fn connections_spread_over_the_replicas_and_never_reach_the_primary() {
     let mut conns = Vec::new();
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..30 {
-        let mut c = Client::connect(&read_host, port, Some(&auth))
+        let mut c = resp::connect(&read_host, port, Some(&auth))
             .await
             .expect("connect to the read endpoint");
         let info = call_text(&mut c, &["INFO", "server"]).await.expect("INFO");

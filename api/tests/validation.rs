@@ -302,6 +302,97 @@ async fn patch_refuses_bad_masks_and_states() {
 }
 
 #[tokio::test]
+async fn redis_configs_are_checked_as_redis_would_take_them() {
+    let (_db, api, mut fleet) = start().await;
+    // Each refused value, and a word of the rule the message must state.
+    let cases: &[(&str, &str, &str)] = &[
+        ("maxmemory-gb", "1e-10", "at least 0.1"),
+        ("maxmemory-gb", "nan", "at least 0.1"),
+        ("maxmemory-gb", "inf", "at least 0.1"),
+        ("maxmemory-gb", "-1", "at least 0.1"),
+        ("maxmemory-gb", "0", "at least 0.1"),
+        ("maxmemory-gb", "0.05", "at least 0.1"),
+        ("maxmemory-gb", "1.5", "at most memorySizeGb (1)"),
+        ("maxmemory-policy", "most-lru", "one of noeviction"),
+        ("notify-keyspace-events", "KQ", "event classes"),
+        ("activedefrag", "maybe", "yes, no"),
+        ("lfu-log-factor", "-1", "from 0 to 2147483647"),
+        ("lfu-decay-time", "2147483648", "from 0 to 2147483647"),
+        ("timeout", "1.5", "whole number"),
+        ("stream-node-max-bytes", "4kb", "whole number"),
+        ("stream-node-max-entries", "+1", "whole number"),
+        ("save", "1 1", "not a supported setting"),
+        ("port", "6390", "not a supported setting"),
+        ("maxmemory", "0", "not a supported setting"),
+    ];
+    for (key, value, rule) in cases {
+        let body = basic(json!({"redisConfigs": {*key: *value}}));
+        let got = post_create(&api, "c1", body).await;
+        let field = format!("redisConfigs.{key}");
+        expect_invalid(&format!("{key}={value}"), &got, &field);
+        let message = str_field(&got.1, "error.message");
+        assert!(message.contains(rule), "{key}={value}: {message}");
+    }
+    let got = post_create(&api, "c1", basic(json!({"redisVersion": "REDIS_6_X"}))).await;
+    expect_invalid("REDIS_6_X", &got, "redisVersion");
+    assert!(
+        str_field(&got.1, "error.message").contains("no longer offered"),
+        "{}",
+        got.1
+    );
+    assert!(instance_ids(&api).await.is_empty(), "nothing was created");
+
+    // Good values pass, and bound the size: shrinking below maxmemory-gb is refused.
+    let configs = json!({"maxmemory-gb": "1.5", "timeout": "300", "lfu-log-factor": "0",
+        "notify-keyspace-events": "KEA", "stream-node-max-bytes": "4096"});
+    let inst = create_ready(
+        &api,
+        &mut fleet,
+        "tuned",
+        ha(json!({"memorySizeGb": 2, "redisConfigs": configs})),
+    )
+    .await;
+    assert_eq!(inst["redisConfigs"]["maxmemory-gb"], "1.5", "{inst}");
+    let got = api
+        .patch(
+            &format!("{INSTANCES}/tuned?updateMask=memorySizeGb"),
+            json!({"memorySizeGb": 1}),
+        )
+        .await;
+    expect_invalid(
+        "shrink below maxmemory-gb",
+        &got,
+        "redisConfigs.maxmemory-gb",
+    );
+
+    // The engine's admin secret goes to the agents, the same on every node, never out of
+    // the public API.
+    let mut secrets: Vec<String> = Vec::new();
+    for a in fleet.agents.iter_mut() {
+        let config = a.fetch_config().await;
+        secrets.extend(config.nodes.iter().map(|n| {
+            let s = n
+                .admin_secret
+                .as_ref()
+                .expect("every node has the admin secret");
+            s.expose().to_string()
+        }));
+    }
+    assert_eq!(secrets.len(), 2, "a primary and its replica");
+    assert!(
+        secrets.iter().all(|s| s.len() == 64 && *s == secrets[0]),
+        "one secret per instance: {secrets:?}"
+    );
+    let public = expect_ok("get", &api.get(&format!("{INSTANCES}/tuned")).await).to_string();
+    assert!(!public.contains(&secrets[0]), "{public}");
+    let auth = expect_ok(
+        "auth",
+        &api.get(&format!("{INSTANCES}/tuned/authString")).await,
+    );
+    assert!(!auth.to_string().contains(&secrets[0]), "{auth}");
+}
+
+#[tokio::test]
 async fn patch_checks_values_and_changes_labels_at_once() {
     let (_db, api, mut fleet) = start().await;
     let inst = create_ready(&api, &mut fleet, "ready", basic(json!({}))).await;

@@ -27,7 +27,7 @@ use crate::create_latency::redis_version;
 use crate::report::{Row, Section};
 use crate::stack::{self, Stack, StackConfig, PARENT, SUPERNET};
 use crate::stats::{ms, Samples};
-use cacheplane_testkit::resp::{is_readonly, Client};
+use cacheplane_testkit::resp::{self, is_readonly, Client};
 
 /// Knobs (flags of `cacheplane-bench`).
 #[derive(Debug, Clone)]
@@ -370,7 +370,7 @@ async fn write_loop(
             Some(c) => c,
             None => {
                 let sent = Instant::now();
-                match Client::connect(&host, port, Some(&auth)).await {
+                match resp::connect(&host, port, Some(&auth)).await {
                     Ok(c) => conn.insert(c),
                     Err(_) => {
                         record(sent, Outcome::NoConnection);

@@ -21,7 +21,7 @@ use crate::report::{Row, Section};
 use crate::server;
 use crate::stack::{self, Stack, StackConfig, SUPERNET};
 use crate::stats::count;
-use cacheplane_testkit::resp::{call_text, info_field, Client};
+use cacheplane_testkit::resp::{self, call_text, info_field};
 use cacheplane_testkit::wait::{try_wait_until, Poll};
 
 /// Knobs (flags of `cacheplane-bench`).
@@ -289,7 +289,7 @@ async fn measure(cfg: &Config, stack: &Stack, rb_version: &str) -> anyhow::Resul
 /// serve it: the replica's own address, and the read endpoint, which must lead to a
 /// replica.
 async fn prepare(t: &Targets, auth: &str) -> anyhow::Result<()> {
-    let mut c = Client::connect(&t.endpoint.0, t.endpoint.1, Some(auth))
+    let mut c = resp::connect(&t.endpoint.0, t.endpoint.1, Some(auth))
         .await
         .context("connecting to the primary endpoint")?;
     c.call(&["SET", KEY, VALUE]).await?;
@@ -313,7 +313,7 @@ async fn prepare(t: &Targets, auth: &str) -> anyhow::Result<()> {
 
 /// `host:port` leads to a replica that has the key.
 async fn replica_serves(host: &str, port: u16, auth: &str) -> anyhow::Result<()> {
-    let mut c = Client::connect(host, port, Some(auth)).await?;
+    let mut c = resp::connect(host, port, Some(auth)).await?;
     let info = call_text(&mut c, &["INFO", "replication"]).await?;
     ensure!(
         info_field(&info, "role") == Some("slave"),

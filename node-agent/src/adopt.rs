@@ -1,7 +1,8 @@
 //! Adoption: at start, the agent takes over the engines it left running. A node's
-//! engine is adopted when the pid in its pid file is alive, is a `redis-server` serving
-//! the node's address and port, and answers PING. Nothing here restarts or empties a
-//! cache.
+//! engine is adopted when the process the agent recorded starting for it (pid and start
+//! time, see [`process::engine_pid`]) still runs and answers PING, as the agent's user
+//! or, for an engine from before the lockdown, with its AUTH string. Nothing here
+//! restarts or empties a cache.
 
 use std::fs;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::path::Path;
 use cacheplane_types::NodeSpec;
 use uuid::Uuid;
 
-use crate::redis::{local, nodes_root, process, NodeDir};
+use crate::redis::{acl, local, nodes_root, process, NodeDir};
 
 /// Longest log the agent reads to learn whether an engine ever became ready.
 const MAX_LOG_SCAN: u64 = 4 << 20;
@@ -89,17 +90,15 @@ async fn check(dir: &NodeDir, spec: Option<&NodeSpec>) -> Verdict {
     let Some(spec) = spec else {
         // Without its spec the agent cannot tell the engine's address: only a pid file
         // naming a live redis-server counts.
-        return match process::read_pid(dir).filter(|p| process::is_redis(*p)) {
+        return match process::engine_pid(dir, None) {
             Some(pid) => Verdict::NotAnswering { pid },
             None => Verdict::NotRunning,
         };
     };
-    let Some(pid) =
-        process::read_pid(dir).filter(|p| process::is_engine_of(*p, &spec.address, spec.port))
-    else {
+    let Some(pid) = process::engine_pid(dir, Some(spec)) else {
         return Verdict::NotRunning;
     };
-    let answered = match local::connect(dir, spec, spec.auth_string.as_deref()).await {
+    let answered = match local::connect(dir, spec, &acl::logins(&[spec])).await {
         Ok(mut c) => c.ping().await.is_ok(),
         Err(_) => false,
     };

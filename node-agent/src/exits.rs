@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use cacheplane_types::NodeSpec;
 
-use crate::redis::{local, process, NodeDir};
+use crate::redis::{acl, local, process, NodeDir};
 
 /// How long after EOF the process may still be seen (its sockets close just before it
 /// becomes a zombie).
@@ -36,8 +36,7 @@ impl ExitWatch {
     /// while it keeps running, just ends: the next pass starts another.
     pub fn spawn(pid: u32, dir: NodeDir, spec: NodeSpec, exited: Arc<Notify>) -> Self {
         let task = tokio::spawn(async move {
-            let auth = spec.auth_string.as_deref();
-            let Ok(mut c) = local::connect(&dir, &spec, auth).await else {
+            let Ok(mut c) = local::connect(&dir, &spec, &acl::logins(&[&spec])).await else {
                 return;
             };
             c.closed().await;

@@ -45,7 +45,8 @@ pub enum Change {
     Maxmemory,
     /// Other `redisConfigs` entries.
     Configs,
-    /// `requirepass`/`masterauth`.
+    /// The engine's users: the tenant's AUTH string, the agent's own user (its admin
+    /// secret), how replicas log in to their primary.
     Auth,
     /// Port, bind addresses, `replica-announce-ip`.
     Bind,
@@ -141,7 +142,7 @@ pub fn differences(
     if !conf::passthrough_configs(spec).eq(conf::passthrough_configs(old)) {
         what.insert(Change::Configs);
     }
-    if spec.auth_string != old.auth_string {
+    if spec.auth_string != old.auth_string || spec.admin_secret != old.admin_secret {
         what.insert(Change::Auth);
     }
     if spec.port != old.port

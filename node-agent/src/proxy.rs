@@ -22,6 +22,7 @@ pub mod health;
 
 use std::collections::BTreeMap;
 
+use crate::redis::acl::{self, Login};
 use cacheplane_types::NodeSpec;
 use tokio::runtime::{Handle, Runtime};
 
@@ -36,16 +37,19 @@ const THREADS: usize = 2;
 pub struct EndpointConfig {
     /// The replicas, `(address, port)`.
     pub replicas: Vec<(String, u16)>,
-    /// The instance's auth string, for the health checks.
-    pub auth: Option<String>,
+    /// How the health checks log in to the replicas (the agent's engine user).
+    pub auth: Vec<Login>,
 }
 
 impl std::fmt::Debug for EndpointConfig {
-    // Never prints the auth string.
+    // Never prints a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EndpointConfig")
             .field("replicas", &self.replicas)
-            .field("auth", &self.auth.as_ref().map(|_| "***"))
+            .field(
+                "auth",
+                &self.auth.iter().map(|l| &l.user).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -68,7 +72,7 @@ pub fn desired(nodes: &[NodeSpec]) -> BTreeMap<(String, u16), EndpointConfig> {
             (re.address.clone(), re.port),
             EndpointConfig {
                 replicas,
-                auth: spec.auth_string.clone(),
+                auth: acl::logins(&[spec]),
             },
         );
     }

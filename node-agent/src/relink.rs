@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::redis::acl;
 use crate::redis::client::{Client, Reply};
 use crate::redis::observe::Info;
 use crate::redis::{conf, local, NodeDir};
@@ -114,7 +115,7 @@ async fn start_stream(
     let mut p: Option<Client> = None;
     while Instant::now() < deadline {
         if p.is_none() {
-            p = Client::connect(&primary.0, primary.1, spec.auth_string.as_deref())
+            p = acl::connect(&primary.0, primary.1, &acl::logins(&[spec]))
                 .await
                 .ok();
         }
@@ -155,7 +156,7 @@ async fn step(
     let c = match client {
         Some(c) => c,
         None => client.insert(
-            local::connect(dir, spec, spec.auth_string.as_deref())
+            local::connect(dir, spec, &acl::logins(&[spec]))
                 .await
                 .map_err(|_| ())?,
         ),

@@ -78,6 +78,7 @@ mod tests {
             read_endpoint: None,
             restart_in_place: true,
             auth_string: None,
+            admin_secret: None,
             write_fence: None,
         }
     }

@@ -22,6 +22,7 @@ use crate::adopt;
 use crate::backoff::Backoff;
 use crate::exits::ExitWatch;
 use crate::plan::{self, Action, Change, Observed, Process};
+use crate::redis::acl::{self, Login};
 use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
 use crate::redis::{local, process, reconfigure, NodeDir};
@@ -140,6 +141,7 @@ impl Supervisor {
             nodes.insert(f.id, t);
         }
         Supervisor {
+            handovers: Handovers::new(data_dir.clone()),
             data_dir,
             redis_server,
             nodes,
@@ -147,7 +149,6 @@ impl Supervisor {
             exited: Arc::new(Notify::new()),
             pass_interval: Duration::from_secs(1),
             last_pass_end: None,
-            handovers: Handovers::default(),
         }
     }
 
@@ -268,10 +269,7 @@ impl Supervisor {
             let Some(t) = self.nodes.get_mut(&id) else {
                 continue;
             };
-            let pid = process::read_pid(&t.dir).filter(|p| match t.applied.as_ref().or(desired) {
-                Some(s) => process::is_engine_of(*p, &s.address, s.port),
-                None => process::is_redis(*p),
-            });
+            let pid = process::engine_pid(&t.dir, t.applied.as_ref().or(desired));
             let Some(pid) = pid else {
                 let (o, r) = down(id, t);
                 observed.insert(id, o);
@@ -514,8 +512,8 @@ impl Supervisor {
                 Some(o) => Some(*o),
                 None => {
                     used.push(key.clone());
-                    let auth = spec.auth_string.as_deref();
-                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, auth))
+                    let logins = acl::logins(&[&spec]);
+                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, &logins))
                         .await
                         .ok()
                         .flatten()
@@ -528,10 +526,10 @@ impl Supervisor {
         self.primaries.retain(|k, _| used.contains(k));
     }
 
-    async fn primary_offset(&mut self, key: &(String, u16), auth: Option<&str>) -> Option<i64> {
+    async fn primary_offset(&mut self, key: &(String, u16), logins: &[Login]) -> Option<i64> {
         let mut c = match self.primaries.remove(key) {
             Some(c) => c,
-            None => Client::connect(&key.0, key.1, auth).await.ok()?,
+            None => acl::connect(&key.0, key.1, logins).await.ok()?,
         };
         let text = c.info().await.ok()?;
         self.primaries.insert(key.clone(), c);
@@ -595,21 +593,17 @@ async fn info(
     Ok((Info::parse(&text), c))
 }
 
-/// Connects to a node's engine with the auth string it runs with (`applied`), falling
-/// back to the desired one (the two differ only while AUTH is being changed).
+/// Connects to a node's engine as the agent's user, or, for an engine started before
+/// the lockdown (or while AUTH changes), with the AUTH string it runs with (`applied`)
+/// or the desired one. See [`acl::logins`].
 async fn connect(
     dir: &NodeDir,
     applied: Option<&NodeSpec>,
     desired: &NodeSpec,
 ) -> Result<Client, ClientError> {
     let target = applied.unwrap_or(desired);
-    let first = applied.map_or(desired.auth_string.as_deref(), |a| a.auth_string.as_deref());
-    match local::connect(dir, target, first).await {
-        Err(ClientError::Server(_)) if first != desired.auth_string.as_deref() => {
-            local::connect(dir, target, desired.auth_string.as_deref()).await
-        }
-        r => r,
-    }
+    let specs: Vec<&NodeSpec> = applied.into_iter().chain([desired]).collect();
+    local::connect(dir, target, &acl::logins(&specs)).await
 }
 
 #[cfg(test)]

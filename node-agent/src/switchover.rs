@@ -21,6 +21,7 @@
 //! reconciler leaves them alone (see [`crate::plan::differences`]).
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ use uuid::Uuid;
 use crate::plan::Change;
 use crate::redis::client::{Client, Reply};
 use crate::redis::observe::Info;
-use crate::redis::reconfigure;
+use crate::redis::{acl, local, reconfigure, NodeDir};
 
 /// How often the engine's state is looked at (and the target asked to acknowledge).
 pub const EVERY: Duration = Duration::from_millis(5);
@@ -43,13 +44,15 @@ pub const EVERY: Duration = Duration::from_millis(5);
 pub const GRACE: Duration = Duration::from_secs(5);
 
 /// The handovers the agent runs, by node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Handovers {
+    data_dir: PathBuf,
     by_node: HashMap<Uuid, Handover>,
 }
 
 #[derive(Debug)]
 struct Handover {
+    dir: NodeDir,
     spec: NodeSpec,
     id: Uuid,
     task: AbortHandle,
@@ -57,6 +60,14 @@ struct Handover {
 }
 
 impl Handovers {
+    /// No handovers yet, for the nodes under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Handovers {
+            data_dir,
+            by_node: HashMap::new(),
+        }
+    }
+
     /// Starts a handover for every primary in `desired` whose spec says `switchover`
     /// and that has none running for it, and aborts those whose spec no longer asks for
     /// them. `wake` is notified when one ends, so that a pass reports it at once.
@@ -79,7 +90,9 @@ impl Handovers {
             }
             tracing::info!(%node, instance = %spec.instance, target = %s.target_address, "handing over to the replica");
             let outcome = Arc::new(Mutex::new(report(s.id, SwitchoverState::HandingOver, None)));
+            let dir = NodeDir::new(&self.data_dir, node);
             let task = tokio::spawn(run(
+                dir.clone(),
                 (*spec).clone(),
                 s.clone(),
                 outcome.clone(),
@@ -88,6 +101,7 @@ impl Handovers {
             self.by_node.insert(
                 node,
                 Handover {
+                    dir,
                     spec: (*spec).clone(),
                     id: s.id,
                     task: task.abort_handle(),
@@ -109,9 +123,9 @@ impl Handover {
         let running = !self.task.is_finished();
         self.task.abort();
         if running && lock(&self.outcome).state == SwitchoverState::HandingOver {
-            let spec = self.spec.clone();
+            let (dir, spec) = (self.dir.clone(), self.spec.clone());
             tokio::spawn(async move {
-                if let Ok(mut c) = own_engine(&spec).await {
+                if let Ok(mut c) = own_engine(&dir, &spec).await {
                     // "No failover in progress" is as good.
                     let _ = c.call(&["FAILOVER", "ABORT"]).await;
                 }
@@ -129,13 +143,14 @@ fn report(id: Uuid, state: SwitchoverState, message: Option<String>) -> Switchov
 }
 
 async fn run(
+    dir: NodeDir,
     spec: NodeSpec,
     s: SwitchoverSpec,
     outcome: Arc<Mutex<SwitchoverReport>>,
     wake: Arc<Notify>,
 ) {
     let started = Instant::now();
-    let result = hand_over(&spec, &s).await;
+    let result = hand_over(&dir, &spec, &s).await;
     let done = match result {
         Ok(()) => {
             tracing::info!(node = %spec.node_id, instance = %spec.instance, target = %s.target_address, took = ?started.elapsed(), "handed over: the engine is a replica of the new primary");
@@ -182,7 +197,7 @@ pub fn look(info: &Info, target: &(String, u16)) -> Look {
 /// Runs the handover on the engine of `spec` to the target of `s`: `Ok` once the engine
 /// is a replica of the target, the target primary, and the endpoint given up; `Err`
 /// with the reason when it did not happen (the engine then is the primary again).
-async fn hand_over(spec: &NodeSpec, s: &SwitchoverSpec) -> Result<(), String> {
+async fn hand_over(dir: &NodeDir, spec: &NodeSpec, s: &SwitchoverSpec) -> Result<(), String> {
     let timeout = Duration::from_millis(s.timeout_ms.max(1));
     let deadline = Instant::now() + timeout + GRACE;
     let target = (s.target_address.clone(), spec.port);
@@ -202,7 +217,7 @@ async fn hand_over(spec: &NodeSpec, s: &SwitchoverSpec) -> Result<(), String> {
             ));
         }
         if own.is_none() {
-            own = own_engine(spec).await.ok();
+            own = own_engine(dir, spec).await.ok();
         }
         let Some(c) = own.as_mut() else {
             tokio::time::sleep(EVERY).await;
@@ -309,15 +324,19 @@ async fn connected<'a>(
     target: &(String, u16),
 ) -> Option<&'a mut Client> {
     if peer.is_none() {
-        *peer = Client::connect(&target.0, target.1, spec.auth_string.as_deref())
+        *peer = acl::connect(&target.0, target.1, &acl::logins(&[spec]))
             .await
             .ok();
     }
     peer.as_mut()
 }
 
-async fn own_engine(spec: &NodeSpec) -> Result<Client, crate::redis::client::ClientError> {
-    Client::connect(&spec.address, spec.port, spec.auth_string.as_deref()).await
+/// The node's own engine, over its socket ([`local::connect`]).
+async fn own_engine(
+    dir: &NodeDir,
+    spec: &NodeSpec,
+) -> Result<Client, crate::redis::client::ClientError> {
+    local::connect(dir, spec, &acl::logins(&[spec])).await
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cacheplane_node_agent::plan::Change;
 use cacheplane_node_agent::redis::client::{Client, Reply};
-use cacheplane_node_agent::redis::{local, process, reconfigure, NodeDir};
+use cacheplane_node_agent::redis::{acl, local, process, reconfigure, NodeDir};
 use cacheplane_node_agent::supervisor::Supervisor;
 use cacheplane_node_agent::{adopt, redis::version};
 use cacheplane_types::{NodeRole, NodeSpec};
@@ -58,7 +58,7 @@ async fn the_agent_reaches_its_engine_over_the_socket_from_a_deep_data_dir() {
         port: 1,
         ..s.clone()
     };
-    let mut c = local::connect(&dir, &elsewhere, s.auth_string.as_deref())
+    let mut c = local::connect(&dir, &elsewhere, &acl::logins(&[&s]))
         .await
         .expect("connects over the socket");
     c.ping().await.expect("PONG over the socket");
@@ -91,7 +91,7 @@ async fn start_resize_online_and_stop() {
         0o700,
         "only the agent's user opens the socket"
     );
-    Client::connect_unix(&dir.socket(), s.auth_string.as_deref())
+    Client::connect_unix(&dir.socket(), acl::logins(&[&s]).first())
         .await
         .expect("connects over the socket")
         .ping()
@@ -105,7 +105,7 @@ async fn start_resize_online_and_stop() {
         .ping()
         .await
         .is_err());
-    let mut c = Client::connect(&s.address, s.port, s.auth_string.as_deref())
+    let mut c = Client::connect(&s.address, s.port, Some(&common::admin_login()))
         .await
         .expect("connects with AUTH");
     c.call(&["SET", "k", "v"]).await.expect("SET");
@@ -167,13 +167,14 @@ async fn a_start_that_fails_reports_the_engines_reason() {
     );
     assert!(!reason.contains("it-secret-pw"));
 
+    // A setting the engine refuses (an address this host does not have): its reason,
+    // from its own log.
     let mut bad = spec(3, NodeRole::Primary, true);
-    bad.redis_configs
-        .insert("maxmemory-policy".into(), "sometimes".into());
+    bad.address = "198.51.100.7".into();
     let reason = process::start(&bin, &bad, &NodeDir::new(data.path(), bad.node_id))
         .await
         .expect_err("bad config");
-    assert!(reason.contains("FATAL CONFIG FILE ERROR"), "{reason}");
+    assert!(reason.contains("198.51.100.7"), "{reason}");
     process::stop(&d1, Some(&first)).await.expect("stops");
 }
 

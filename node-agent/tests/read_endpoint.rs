@@ -227,7 +227,7 @@ async fn a_replica_reported_linked_has_the_writes_made_since() {
             .await
             .expect("SET on the primary");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let got = match Client::connect(&ep, 6379, Some(common::AUTH)).await {
+        let got = match Client::connect(&ep, 6379, Some(&common::tenant_login())).await {
             Ok(mut c) => match c.call(&["GET", "k"]).await {
                 Ok(Reply::Bulk(Some(v))) => String::from_utf8_lossy(&v).into_owned(),
                 other => format!("{other:?}"),

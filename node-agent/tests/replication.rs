@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use cacheplane_node_agent::redis::client::Client;
+use cacheplane_node_agent::redis::acl;
 use cacheplane_node_agent::supervisor::Supervisor;
 use cacheplane_types::NodeRole;
 use common::{linked, spec, start, DataDir};
@@ -59,13 +59,9 @@ async fn a_linked_replica_takes_a_getack_and_the_connection_stays_usable() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Redis answers REPLCONF GETACK with nothing: the client must not wait for a reply.
-    let mut c = Client::connect(
-        &replica.address,
-        replica.port,
-        replica.auth_string.as_deref(),
-    )
-    .await
-    .expect("connects to the replica");
+    let mut c = acl::connect(&replica.address, replica.port, &acl::logins(&[&replica]))
+        .await
+        .expect("connects to the replica");
     c.replconf_getack().await.expect("GETACK is taken");
     c.ping().await.expect("the connection is still in step");
 }

@@ -3,11 +3,19 @@
 //! on every call, and what tests read from its replies.
 //!
 //! ```ignore
-//! let mut c = Client::connect(&host, port, Some(&auth)).await?;
+//! let mut c = connect(&host, port, Some(&auth)).await?;
 //! let v = text(&c.call(&["GET", "k"]).await?);
 //! ```
 
+pub use cacheplane_node_agent::redis::acl::Login;
 pub use cacheplane_node_agent::redis::client::{Client, ClientError, Reply};
+
+/// Connects to `host:port` as an application does: `AUTH <auth>` (the tenant's `default`
+/// user) when `auth` is given.
+pub async fn connect(host: &str, port: u16, auth: Option<&str>) -> Result<Client, ClientError> {
+    let login = auth.map(Login::tenant_auth);
+    Client::connect(host, port, login.as_ref()).await
+}
 
 /// A reply as text: a status or bulk string, an integer in decimal; empty for a null.
 pub fn text(reply: &Reply) -> String {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::resp::{call_text, text, Client, Reply};
+use crate::resp::{self, call_text, text, Client, Reply};
 
 /// The pause between two attempts.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(10);
@@ -142,7 +142,7 @@ impl WriteLog {
     }
 
     async fn read_back(&self, host: &str, port: u16, auth: &str) -> Result<Vec<u64>, String> {
-        let mut c = Client::connect(host, port, Some(auth))
+        let mut c = resp::connect(host, port, Some(auth))
             .await
             .map_err(|e| e.to_string())?;
         let mut lost = Vec::new();
@@ -260,7 +260,7 @@ async fn write_loop(
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         if conn.is_none() {
-            match Client::connect(&host, port, Some(&auth)).await {
+            match resp::connect(&host, port, Some(&auth)).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     let now = Instant::now();

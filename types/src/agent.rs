@@ -9,6 +9,8 @@ use uuid::Uuid;
 
 use crate::NodeRole;
 
+pub use crate::secret::Secret;
+
 /// Whether a host is heartbeating.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,9 +295,15 @@ pub struct NodeSpec {
     /// would copy the empty dataset: it waits for failover.
     #[serde(default)]
     pub restart_in_place: bool,
-    /// `requirepass`/`masterauth`, when AUTH is on.
+    /// The tenant's AUTH string (the engine's `default` user's password), when AUTH is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_string: Option<String>,
+    /// The password of the engine's privileged user (`cacheplane-agent`), the same on
+    /// every node of the instance: the agent's own connections and the replicas' links to
+    /// their primary use it. `None` in specs from before the locked-down engine: then the
+    /// engine runs as it did (the AUTH string only, no user of the agent's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_secret: Option<Secret>,
     /// For a STANDARD_HA primary: the engine refuses writes unless enough replicas are
     /// linked and recent (`min-replicas-to-write`, `min-replicas-max-lag`), so a primary
     /// cut off from its replicas stops taking writes by itself, agent or no agent.

@@ -13,6 +13,7 @@ pub mod instance;
 pub mod names;
 pub mod network;
 pub mod operation;
+pub mod redis_config;
 pub mod secret;
 pub mod token;
 

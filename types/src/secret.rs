@@ -4,26 +4,36 @@
 
 use std::path::Path;
 
-/// A secret value: its `Debug` shows `***`, so that logging a configuration never
-/// prints it; [`Secret::expose`] hands it out where it is used.
-#[derive(Clone, Default, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+/// A secret string (a token, a password, a database URL): serialized as it is, but never
+/// shown by `Debug`, so no log line or panic message can carry it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+    /// Wraps `s`.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
     }
 
-    /// The value.
+    /// The secret itself, for the one place that must send it.
     pub fn expose(&self) -> &str {
         &self.0
     }
 }
 
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
+        f.write_str("Secret(***)")
     }
 }
 
@@ -106,7 +116,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_value() {
-        assert_eq!(format!("{:?}", Secret::new("s3cret")), "***");
+        assert!(!format!("{:?}", Secret::new("s3cret")).contains("s3cret"));
     }
 
     #[test]

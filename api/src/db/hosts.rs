@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cacheplane_types::{NodeRole, Tier};
+use cacheplane_types::{NodeRole, Secret, Tier};
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use sqlx::types::Json;
@@ -272,6 +272,9 @@ pub struct SpecRow {
     pub auth_enabled: bool,
     /// The AUTH password.
     pub auth_string: String,
+    /// The password of the engine's privileged user (the agent's own).
+    #[sqlx(try_from = "String")]
+    pub engine_admin_secret: Secret,
     /// Instance tier.
     #[sqlx(rename = "tier_id", try_from = "String")]
     pub tier: Tier,
@@ -299,7 +302,7 @@ pub struct SpecRow {
 pub async fn specs(db: impl PgExecutor<'_>, host: &str) -> ApiResult<Vec<SpecRow>> {
     Ok(sqlx::query_as(
         r#"select n.id, n.role, n.address, n.memory_bytes, i.project_id, i.region_id, i.name,
-               i.redis_version, i.redis_configs, i.port, i.auth_enabled, i.auth_string, i.tier_id,
+               i.redis_version, i.redis_configs, i.port, i.auth_enabled, i.auth_string, i.engine_admin_secret, i.tier_id,
                (select range::inet from address_range a where a.instance_id = i.id and a.purpose = 'PRIMARY') as primary_range,
                (select p.address from node p where p.instance_id = i.id and p.role = 'PRIMARY' and not p.removing) as primary_address,
                i.read_replicas_enabled,

@@ -3,25 +3,21 @@
 
 use std::collections::BTreeMap;
 
+use cacheplane_types::redis_config::{check_config, ConfigError};
 use cacheplane_types::{ReadReplicasMode, Tier, TierInfo};
 
 use crate::error::{ApiError, ApiResult};
 
-/// Engine versions the API accepts; placement then needs a host that runs the version.
-pub const REDIS_VERSIONS: &[&str] = &["REDIS_6_X", "REDIS_7_0", "REDIS_7_2"];
+/// Engine versions the API offers; placement then needs a host that runs the version.
+/// Only Redis 7.0 and newer: the locked-down engine needs their ACLs (command
+/// subcommands in rules, `ACL DRYRUN`), see docs/architecture.md#locked-down-engine.
+pub const REDIS_VERSIONS: &[&str] = &["REDIS_7_0", "REDIS_7_2"];
+/// Versions once offered and now refused with a reason.
+const RETIRED_REDIS_VERSIONS: &[&str] = &["REDIS_6_X"];
 /// The version used when a create names none.
 pub const DEFAULT_REDIS_VERSION: &str = "REDIS_7_0";
 /// `maxmemory-policy` values (seed 001).
-pub const MAXMEMORY_POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "volatile-lru",
-    "allkeys-lfu",
-    "volatile-lfu",
-    "allkeys-random",
-    "volatile-random",
-    "volatile-ttl",
-];
+pub use cacheplane_types::redis_config::MAXMEMORY_POLICIES;
 /// The policy set when a create names none (Memorystore's default).
 pub const DEFAULT_MAXMEMORY_POLICY: &str = "volatile-lru";
 /// Most labels on one instance.
@@ -116,6 +112,14 @@ pub fn read_replicas_mode(mode: ReadReplicasMode, tier: Tier) -> ApiResult<()> {
 pub fn redis_version(v: &str) -> ApiResult<()> {
     if REDIS_VERSIONS.contains(&v) {
         Ok(())
+    } else if RETIRED_REDIS_VERSIONS.contains(&v) {
+        Err(ApiError::field(
+            "redisVersion",
+            format!(
+                "'{v}' is no longer offered: engines older than Redis 7.0 cannot be locked down; use one of {}",
+                REDIS_VERSIONS.join(", ")
+            ),
+        ))
     } else {
         Err(ApiError::field(
             "redisVersion",
@@ -124,75 +128,35 @@ pub fn redis_version(v: &str) -> ApiResult<()> {
     }
 }
 
-fn config_error(key: &str, rule: &str, value: &str) -> ApiError {
-    ApiError::field(
-        format!("redisConfigs.{key}"),
-        format!("'{value}' is not valid: {rule}"),
-    )
-}
-
-fn non_negative_int(key: &str, value: &str) -> ApiResult<()> {
-    match value.parse::<u64>() {
-        Ok(n) if n <= i64::MAX as u64 => Ok(()),
-        _ => Err(config_error(
-            key,
-            "must be a whole number, 0 or more",
-            value,
-        )),
-    }
-}
-
-/// Checks engine settings: known keys only, each value within its rule. `memory_gb` bounds
-/// `maxmemory-gb`.
+/// Checks engine settings against the allow-list shared with the agent
+/// ([`cacheplane_types::redis_config`]): known keys only, each value exactly as Redis
+/// accepts it. `memory_gb` bounds `maxmemory-gb`. The error names the field
+/// (`redisConfigs.KEY`) and the rule.
 pub fn redis_configs(configs: &BTreeMap<String, String>, memory_gb: i32) -> ApiResult<()> {
     for (key, value) in configs {
-        match key.as_str() {
-            "maxmemory-policy" => {
-                if !MAXMEMORY_POLICIES.contains(&value.as_str()) {
-                    return Err(config_error(
-                        key,
-                        &format!("must be one of {}", MAXMEMORY_POLICIES.join(", ")),
-                        value,
-                    ));
-                }
+        let description = match check_config(key, value, Some(f64::from(memory_gb))) {
+            Ok(()) => continue,
+            Err(e @ ConfigError::UnknownKey) => format!("'{}' {e}", printable(key)),
+            Err(ConfigError::BadValue(rule)) => {
+                format!("'{}' is not valid: {rule}", printable(value))
             }
-            "notify-keyspace-events" => {
-                if !value.chars().all(|c| "KEg$lshzxetmdnA".contains(c)) {
-                    return Err(config_error(
-                        key,
-                        "may only hold the event classes K E g $ l s h z x e t m d n A",
-                        value,
-                    ));
-                }
-            }
-            "activedefrag" => {
-                if value != "yes" && value != "no" {
-                    return Err(config_error(key, "must be yes or no", value));
-                }
-            }
-            "lfu-log-factor" | "lfu-decay-time" | "stream-node-max-bytes"
-            | "stream-node-max-entries" => non_negative_int(key, value)?,
-            "maxmemory-gb" => match value.parse::<f64>() {
-                Ok(gb) if gb > 0.0 && gb <= f64::from(memory_gb) => {}
-                _ => {
-                    return Err(config_error(
-                        key,
-                        &format!("must be a number of GB above 0 and at most memorySizeGb ({memory_gb})"),
-                        value,
-                    ))
-                }
-            },
-            _ => {
-                return Err(ApiError::field(
-                    format!("redisConfigs.{key}"),
-                    format!(
-                        "'{key}' is not a supported setting; supported: maxmemory-policy, notify-keyspace-events, activedefrag, lfu-decay-time, lfu-log-factor, maxmemory-gb, stream-node-max-bytes, stream-node-max-entries"
-                    ),
-                ))
-            }
-        }
+        };
+        return Err(ApiError::field(
+            format!("redisConfigs.{}", printable(key)),
+            description,
+        ));
     }
     Ok(())
+}
+
+/// `s` with control characters escaped and cut at 64 characters, to quote user input in
+/// an error message.
+fn printable(s: &str) -> String {
+    let mut out: String = s.chars().take(64).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 64 {
+        out.push('…');
+    }
+    out
 }
 
 /// Checks engine settings as [`redis_configs`] does, then sets `maxmemory-policy` to the
@@ -350,6 +314,25 @@ mod tests {
         assert!(redis_configs(&c("maxmemory-gb", "2"), 1).is_err());
         assert!(redis_configs(&c("notify-keyspace-events", "Ex"), 1).is_ok());
         assert!(redis_configs(&c("notify-keyspace-events", "Q"), 1).is_err());
+        for v in ["1e-10", "nan", "inf", "-1", "0", "0.05"] {
+            let err = redis_configs(&c("maxmemory-gb", v), 1)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("redisConfigs.maxmemory-gb"), "{v}: {err}");
+            assert!(err.contains("at least 0.1"), "{v}: {err}");
+        }
+        let err = redis_configs(&c("port", "6390"), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("redisConfigs.port") && err.contains("not a supported setting"),
+            "{err}"
+        );
+        assert!(redis_version("REDIS_6_X")
+            .unwrap_err()
+            .to_string()
+            .contains("no longer offered"));
+        assert!(redis_version("REDIS_7_0").is_ok());
     }
 
     #[test]

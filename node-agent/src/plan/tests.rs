@@ -21,6 +21,7 @@ fn primary(n: u128) -> NodeSpec {
         read_endpoint: None,
         restart_in_place: false,
         auth_string: Some("pw".into()),
+        admin_secret: None,
         write_fence: None,
     }
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{self, Backend, Candidate, Lent};
 use super::{health, BackendStatus, EndpointConfig, EndpointStatus};
+use crate::redis::acl::Login;
 
 /// Bytes buffered per direction of a relayed connection: 4× tokio's default and twice
 /// Redis's own read chunk, so large values pass in few reads and writes (64 KiB values
@@ -39,7 +40,7 @@ pub struct Endpoint {
     /// Cancelled when the endpoint stops: ends its listener, relays and checks.
     cancel: CancellationToken,
     backends: watch::Sender<Vec<Arc<Backend>>>,
-    auth: watch::Sender<Option<String>>,
+    auth: watch::Sender<Vec<Login>>,
     listening: bool,
     /// The last bind error logged, so that a retry every pass logs once.
     bind_error: Option<String>,

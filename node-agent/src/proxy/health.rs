@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::backend::Backend;
+use crate::redis::acl::{self, Login};
 use crate::redis::client::{Client, ClientError, Reply};
 use crate::redis::observe::Info;
 
@@ -38,7 +39,7 @@ pub fn is_serving(info: &Info) -> Result<(), &'static str> {
 
 /// Checks `backend` until it is closed, authenticating with the endpoint's current auth
 /// string; logs changes of its health.
-pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Option<String>>) {
+pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Vec<Login>>) {
     let mut client: Option<Client> = None;
     let mut first = true;
     loop {
@@ -88,13 +89,11 @@ pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Option<Strin
 async fn check(
     client: &mut Option<Client>,
     backend: &Backend,
-    auth: Option<String>,
+    auth: Vec<Login>,
 ) -> Result<Info, ClientError> {
     let c = match client {
         Some(c) => c,
-        None => {
-            client.insert(Client::connect(&backend.address, backend.port, auth.as_deref()).await?)
-        }
+        None => client.insert(acl::connect(&backend.address, backend.port, &auth).await?),
     };
     match c.call(&["INFO", "replication"]).await? {
         Reply::Bulk(Some(b)) => Ok(Info::parse(&String::from_utf8_lossy(&b))),

@@ -24,6 +24,7 @@ fn primary(read_endpoint: Option<ReadEndpointSpec>) -> NodeSpec {
         read_endpoint,
         restart_in_place: false,
         auth_string: Some("pw".into()),
+        admin_secret: None,
         write_fence: None,
     }
 }
@@ -52,7 +53,11 @@ fn endpoints_come_from_primaries_with_a_read_endpoint() {
         vec![("127.64.0.5".into(), 6380), ("127.64.0.6".into(), 6380)],
         "replicas on the node's port, never the primary itself"
     );
-    assert_eq!(config.auth.as_deref(), Some("pw"));
+    assert_eq!(
+        config.auth,
+        vec![Login::tenant_auth("pw")],
+        "no admin secret: the AUTH string"
+    );
     assert!(
         !format!("{config:?}").contains("pw"),
         "Debug hides the auth"

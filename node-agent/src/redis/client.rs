@@ -8,6 +8,8 @@ use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UnixStream};
 
+use super::acl::Login;
+
 /// How long one command (or the connection) may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -62,8 +64,13 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `host:port` and, when `auth` is given, authenticates.
-    pub async fn connect(host: &str, port: u16, auth: Option<&str>) -> Result<Client, ClientError> {
+    /// Connects to `host:port` and, when `auth` is given, authenticates as its user
+    /// (`AUTH user password`).
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        auth: Option<&Login>,
+    ) -> Result<Client, ClientError> {
         let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect((host, port)))
             .await
             .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
@@ -73,19 +80,19 @@ impl Client {
 
     /// Connects to the Unix socket at `path` (an engine of this host: see
     /// [`super::local::connect`]) and, when `auth` is given, authenticates.
-    pub async fn connect_unix(path: &Path, auth: Option<&str>) -> Result<Client, ClientError> {
+    pub async fn connect_unix(path: &Path, auth: Option<&Login>) -> Result<Client, ClientError> {
         let stream = tokio::time::timeout(CALL_TIMEOUT, UnixStream::connect(path))
             .await
             .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
         Client::over(Box::new(stream), auth).await
     }
 
-    async fn over(stream: Box<dyn Stream>, auth: Option<&str>) -> Result<Client, ClientError> {
+    async fn over(stream: Box<dyn Stream>, auth: Option<&Login>) -> Result<Client, ClientError> {
         let mut c = Client {
             conn: BufReader::new(stream),
         };
-        if let Some(pw) = auth {
-            c.call(&["AUTH", pw]).await?;
+        if let Some(l) = auth {
+            c.call(&["AUTH", &l.user, l.password.expose()]).await?;
         }
         Ok(c)
     }

@@ -3,39 +3,11 @@
 
 use std::fmt::Write;
 
-use cacheplane_types::{NodeRole, NodeSpec};
+use cacheplane_types::{redis_config, NodeRole, NodeSpec};
+
+use super::acl;
 
 use super::NodeDir;
-
-/// Settings the agent owns: taken from the spec, never from `redisConfigs`.
-const OWNED: &[&str] = &[
-    "maxmemory",
-    "maxmemory-gb",
-    "port",
-    "bind",
-    "dir",
-    "daemonize",
-    "pidfile",
-    "logfile",
-    "requirepass",
-    "masterauth",
-    "replicaof",
-    "slaveof",
-    "replica-announce-ip",
-    "protected-mode",
-    "include",
-    "unixsocket",
-    "unixsocketperm",
-    "save",
-    "appendonly",
-    "repl-diskless-sync",
-    "repl-diskless-sync-delay",
-    "repl-diskless-load",
-    "min-replicas-to-write",
-    "min-replicas-max-lag",
-    "min-slaves-to-write",
-    "min-slaves-max-lag",
-];
 
 /// The engine's Unix socket, relative to its node directory: [`NodeDir::socket`].
 pub const SOCKET_FILE: &str = "redis.sock";
@@ -43,15 +15,21 @@ pub const SOCKET_FILE: &str = "redis.sock";
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// The `maxmemory` a node runs with, in bytes: `maxmemory-gb` from `redisConfigs` (GiB,
-/// may be fractional) when present and valid, else the spec's `maxmemoryBytes`.
+/// may be fractional) when valid (at least 0.1 GiB, and no more than the spec's size),
+/// else the spec's `maxmemoryBytes`. Never 0, which would mean no limit: a spec without
+/// a size gets the smallest `maxmemory-gb`.
 pub fn effective_maxmemory(spec: &NodeSpec) -> u64 {
-    let from_gb = spec
-        .redis_configs
+    let floor = (redis_config::MIN_MAXMEMORY_GB * GIB).round() as u64;
+    let size = u64::try_from(spec.maxmemory_bytes)
+        .ok()
+        .filter(|b| *b > 0)
+        .unwrap_or(floor);
+    spec.redis_configs
         .get("maxmemory-gb")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|gb| gb.is_finite() && *gb > 0.0)
-        .map(|gb| (gb * GIB).round() as u64);
-    from_gb.unwrap_or_else(|| u64::try_from(spec.maxmemory_bytes).unwrap_or(0))
+        .and_then(|v| redis_config::maxmemory_gb(v))
+        .map(|gb| (gb * GIB).round() as u64)
+        .filter(|b| *b <= size)
+        .unwrap_or(size)
 }
 
 /// The addresses a node listens on: its own, then (for the primary) the primary
@@ -83,22 +61,20 @@ pub fn write_fence(spec: &NodeSpec) -> (u32, u32) {
     }
 }
 
-/// The `redisConfigs` entries passed to the engine as they are: every key except those
-/// the agent owns, and only names made of lowercase letters, digits and hyphens.
+/// The `redisConfigs` entries passed to the engine as they are: only keys of the shared
+/// allow-list ([`cacheplane_types::redis_config`]) whose values follow its rules, and not
+/// `maxmemory-gb` (which becomes `maxmemory`). Anything else is dropped, whatever the API
+/// sent.
 pub fn passthrough_configs(spec: &NodeSpec) -> impl Iterator<Item = (&str, &str)> {
     spec.redis_configs
         .iter()
-        .filter(|(k, _)| is_passthrough(k))
+        .filter(|(k, v)| is_passthrough(k, v))
         .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
-/// Whether `key` of `redisConfigs` goes to the engine as it is.
-pub fn is_passthrough(key: &str) -> bool {
-    !key.is_empty()
-        && !OWNED.contains(&key)
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+/// Whether `key` of `redisConfigs`, set to `value`, goes to the engine as it is.
+pub fn is_passthrough(key: &str, value: &str) -> bool {
+    key != "maxmemory-gb" && redis_config::check_config(key, value, None).is_ok()
 }
 
 /// For a replica: the primary it follows, if the spec names one.
@@ -171,9 +147,8 @@ pub fn render(spec: &NodeSpec, dir: &NodeDir) -> String {
     let (min_replicas, max_lag) = write_fence(spec);
     let _ = writeln!(c, "min-replicas-to-write {min_replicas}");
     let _ = writeln!(c, "min-replicas-max-lag {max_lag}");
-    if let Some(auth) = &spec.auth_string {
-        let _ = writeln!(c, "requirepass {}", quote(auth));
-        let _ = writeln!(c, "masterauth {}", quote(auth));
+    for line in acl::conf_lines(spec) {
+        let _ = writeln!(c, "{line}");
     }
     if let Some((host, port)) = replicaof(spec) {
         let _ = writeln!(c, "replicaof {} {port}", quote(host));
@@ -213,6 +188,7 @@ mod tests {
             read_endpoint: None,
             restart_in_place: false,
             auth_string: Some("s3cr\"et".into()),
+            admin_secret: None,
             write_fence: None,
         }
     }
@@ -315,8 +291,53 @@ mod tests {
         assert!(!conf.contains("/etc"), "{conf}");
         assert!(!conf.contains("bad key"), "{conf}");
         assert!(!conf.contains("requirepass"), "{conf}");
-        s.redis_configs.insert("maxmemory-gb".into(), "nan".into());
-        assert_eq!(effective_maxmemory(&s), 1 << 30);
+        for bad in ["nan", "1e-10", "0", "-1", "inf", "0.01", "2"] {
+            s.redis_configs.insert("maxmemory-gb".into(), bad.into());
+            assert_eq!(
+                effective_maxmemory(&s),
+                1 << 30,
+                "{bad} falls back to the size"
+            );
+        }
+        s.maxmemory_bytes = 0;
+        assert!(effective_maxmemory(&s) > 0, "never maxmemory 0");
+    }
+
+    #[test]
+    fn only_allow_listed_settings_with_valid_values_reach_the_engine() {
+        let mut s = spec(NodeRole::Primary);
+        for (k, v) in [
+            ("save", "1 1"),
+            ("port", "6390"),
+            ("proc-title-template", "x"),
+            ("timeout", "-1"),
+            ("lfu-log-factor", "5"),
+        ] {
+            s.redis_configs.insert(k.into(), v.into());
+        }
+        let got: Vec<(&str, &str)> = passthrough_configs(&s).collect();
+        assert_eq!(
+            got,
+            [
+                ("lfu-log-factor", "5"),
+                ("maxmemory-policy", "allkeys-lru"),
+                ("notify-keyspace-events", "")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_locked_down_engine_has_users_instead_of_requirepass() {
+        let mut s = spec(NodeRole::Replica);
+        s.admin_secret = Some(cacheplane_types::Secret::new("adm"));
+        let conf = render(&s, &NodeDir::new(Path::new("/d"), Uuid::nil()));
+        assert!(!conf.contains("requirepass"), "{conf}");
+        assert!(
+            conf.contains("\nuser default \"reset\" \"on\" \">s3cr\\\"et\""),
+            "{conf}"
+        );
+        assert!(conf.contains("\nmasteruser cacheplane-agent\n"), "{conf}");
+        assert!(conf.contains("\nmasterauth \"adm\"\n"), "{conf}");
     }
 
     #[test]

@@ -11,25 +11,26 @@ use cacheplane_types::NodeSpec;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
+use super::acl::{self, Login};
 use super::client::{Client, ClientError};
 use super::{conf, NodeDir};
 
-/// Connects to the engine of the node in `dir`, running `spec`, and authenticates with
-/// `auth`.
+/// Connects to the engine of the node in `dir`, running `spec`, with the first of
+/// `logins` it accepts ([`acl::first_accepted`]).
 pub async fn connect(
     dir: &NodeDir,
     spec: &NodeSpec,
-    auth: Option<&str>,
+    logins: &[Login],
 ) -> Result<Client, ClientError> {
     let socket = dir.socket();
     if socket.exists() {
-        match connect_socket(dir, auth).await {
+        match connect_socket(dir, logins).await {
             // The file of an engine that is gone, or of one that cannot take connections.
             Err(ClientError::Io(_)) => {}
             r => return r,
         }
     }
-    Client::connect(&spec.address, spec.port, auth).await
+    acl::connect(&spec.address, spec.port, logins).await
 }
 
 /// Longest Unix socket path `connect(2)` takes (`sun_path` is 108 bytes with its NUL).
@@ -38,10 +39,10 @@ const MAX_SOCKET_PATH: usize = 107;
 /// Connects to the engine's socket. A path too long for `sun_path` (a deep data
 /// directory) is reached through `/proc/self/fd/N/redis.sock`, N an open descriptor of
 /// the node directory, which the kernel resolves to the same file.
-async fn connect_socket(dir: &NodeDir, auth: Option<&str>) -> Result<Client, ClientError> {
+async fn connect_socket(dir: &NodeDir, logins: &[Login]) -> Result<Client, ClientError> {
     let socket = dir.socket();
     if socket.as_os_str().len() <= MAX_SOCKET_PATH {
-        return Client::connect_unix(&socket, auth).await;
+        return acl::first_accepted(logins, |l| Client::connect_unix(&socket, l)).await;
     }
     let held = std::fs::File::open(&dir.dir)?;
     let short = PathBuf::from(format!(
@@ -49,7 +50,7 @@ async fn connect_socket(dir: &NodeDir, auth: Option<&str>) -> Result<Client, Cli
         held.as_raw_fd(),
         conf::SOCKET_FILE
     ));
-    let client = Client::connect_unix(&short, auth).await;
+    let client = acl::first_accepted(logins, |l| Client::connect_unix(&short, l)).await;
     drop(held);
     client
 }

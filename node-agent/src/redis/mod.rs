@@ -1,6 +1,7 @@
 //! Redis engines: configuration files, processes, a small client, and what their INFO
 //! says.
 
+pub mod acl;
 pub mod client;
 pub mod conf;
 pub mod local;
@@ -47,6 +48,12 @@ impl NodeDir {
     /// `redis.sock`: the engine's Unix socket, through which the agent talks to it.
     pub fn socket(&self) -> PathBuf {
         self.dir.join(conf::SOCKET_FILE)
+    }
+
+    /// `engine`: the pid and start time of the engine the agent started (see
+    /// [`process::engine_pid`]).
+    pub fn engine(&self) -> PathBuf {
+        self.dir.join("engine")
     }
 
     /// `spec.json`: the spec last applied, read back when the agent restarts.

@@ -15,7 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
-use super::{conf, local, NodeDir};
+use super::{acl, conf, local, NodeDir};
 use crate::store::write_atomic;
 
 /// Longest wait for a started engine to answer PING.
@@ -62,6 +62,54 @@ pub fn is_running(pid: u32) -> bool {
     !matches!(state, Some("Z") | Some("X") | None)
 }
 
+/// When process `pid` started: field 22 of `/proc/PID/stat`, in clock ticks since boot.
+/// With the pid, it names one process for the life of the machine: a pid reused by
+/// another process has another start time.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (field 2, in parentheses, any characters): field 3
+    // (state) is the first, so field 22 is the 20th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Records that the engine of the node in `dir` is process `pid` (with its start time).
+fn record_engine(dir: &NodeDir, pid: u32) -> anyhow::Result<()> {
+    let start = start_time(pid).context("the engine's start time is unreadable")?;
+    write_atomic(&dir.engine(), format!("{pid} {start}\n").as_bytes(), 0o600)
+}
+
+/// The pid and start time recorded by [`record_engine`].
+fn recorded_engine(dir: &NodeDir) -> Option<(u32, u64)> {
+    let text = fs::read_to_string(dir.engine()).ok()?;
+    let mut parts = text.split_whitespace();
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The pid of the running engine of the node in `dir`, if it runs: the process the agent
+/// recorded when it started it (same pid *and* start time), whatever it now calls
+/// itself or listens on, so nothing done over a connection hides an engine from its
+/// agent. An engine started by an agent from before this record is recognised once by
+/// its pid file and process title (`spec`'s address and port, or any `redis-server`
+/// without a spec), and recorded from then on.
+pub fn engine_pid(dir: &NodeDir, spec: Option<&NodeSpec>) -> Option<u32> {
+    if let Some((pid, start)) = recorded_engine(dir) {
+        return (is_running(pid) && start_time(pid) == Some(start)).then_some(pid);
+    }
+    let pid = read_pid(dir)?;
+    let ours = match spec {
+        Some(s) => is_engine_of(pid, &s.address, s.port),
+        None => is_redis(pid),
+    };
+    if !ours {
+        return None;
+    }
+    if let Err(e) = record_engine(dir, pid) {
+        tracing::warn!(pid, error = %format!("{e:#}"), "cannot record the engine's start time");
+    }
+    Some(pid)
+}
+
 /// The command line of `pid`, arguments joined by spaces.
 pub fn cmdline(pid: u32) -> Option<String> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -70,13 +118,13 @@ pub fn cmdline(pid: u32) -> Option<String> {
 }
 
 /// Whether `pid` is a running `redis-server` (its process title starts with the
-/// program's name). Guards against a pid file naming a reused pid.
+/// program's name). Only for engines of older agents: see [`engine_pid`].
 pub fn is_redis(pid: u32) -> bool {
     is_running(pid) && cmdline(pid).is_some_and(|c| is_redis_title(&c))
 }
 
 /// Whether `pid` is a running `redis-server` serving `address:port` (its process title
-/// names its first bind address).
+/// names its first bind address). Only for engines of older agents: see [`engine_pid`].
 pub fn is_engine_of(pid: u32, address: &str, port: u16) -> bool {
     is_running(pid)
         && cmdline(pid).is_some_and(|c| {
@@ -99,7 +147,10 @@ fn is_redis_title(cmdline: &str) -> bool {
 pub async fn start(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Result<u32, String> {
     start_inner(redis_server, spec, dir)
         .await
-        .map_err(|reason| redact(reason, spec.auth_string.as_deref()))
+        .map_err(|reason| {
+            let admin = spec.admin_secret.as_ref().map(|s| s.expose());
+            redact(redact(reason, spec.auth_string.as_deref()), admin)
+        })
 }
 
 /// Hides the auth string should the engine ever quote it (a config line in an error).
@@ -113,6 +164,7 @@ fn redact(text: String, secret: Option<&str>) -> String {
 async fn start_inner(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Result<u32, String> {
     write_files(spec, dir).map_err(|e| format!("cannot write the engine's files: {e:#}"))?;
     let _ = fs::remove_file(dir.pidfile());
+    let _ = fs::remove_file(dir.engine());
     let log_from = fs::metadata(dir.logfile()).map(|m| m.len()).unwrap_or(0);
     let child = tokio::process::Command::new(redis_server)
         .arg(dir.conf())
@@ -139,9 +191,9 @@ async fn start_inner(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Res
     loop {
         if let Some(pid) = read_pid(dir).filter(|p| is_running(*p)) {
             // The pid file is written once the engine listens.
-            let auth = spec.auth_string.as_deref();
-            if let Ok(mut c) = local::connect(dir, spec, auth).await {
+            if let Ok(mut c) = local::connect(dir, spec, &acl::logins(&[spec])).await {
                 if c.ping().await.is_ok() {
+                    record_engine(dir, pid).map_err(|e| format!("{e:#}"))?;
                     return Ok(pid);
                 }
             }
@@ -169,13 +221,9 @@ async fn start_inner(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Res
 /// Stops the engine of the node in `dir` (SHUTDOWN NOSAVE, then SIGTERM, then SIGKILL,
 /// each wait bounded) and removes the directory. `spec` says how to reach the engine.
 pub async fn stop(dir: &NodeDir, spec: Option<&NodeSpec>) -> anyhow::Result<()> {
-    let pid = read_pid(dir).filter(|p| match spec {
-        Some(s) => is_engine_of(*p, &s.address, s.port),
-        None => is_redis(*p),
-    });
-    if let Some(pid) = pid {
+    if let Some(pid) = engine_pid(dir, spec) {
         if let Some(s) = spec {
-            if let Ok(c) = local::connect(dir, s, s.auth_string.as_deref()).await {
+            if let Ok(c) = local::connect(dir, s, &acl::logins(&[s])).await {
                 let _ = c.shutdown_nosave().await;
             }
         }
@@ -343,6 +391,27 @@ mod tests {
             redact(">>> 'requirepass \"pw1\"'".into(), Some("pw1")),
             ">>> 'requirepass \"***\"'"
         );
+    }
+
+    #[test]
+    fn an_engine_is_its_pid_and_start_time() {
+        let me = std::process::id();
+        let start = start_time(me).expect("this process's start time");
+        assert!(start_time(u32::MAX - 1).is_none());
+        let tmp = std::env::temp_dir().join(format!("cacheplane-engine-pid-{me}"));
+        let dir = NodeDir { dir: tmp.clone() };
+        fs::create_dir_all(&tmp).expect("dir");
+        // Recorded: recognised whatever its title (this test binary is no redis-server).
+        record_engine(&dir, me).expect("records");
+        assert_eq!(engine_pid(&dir, None), Some(me));
+        // The same pid with another start time is another process: not the engine.
+        fs::write(dir.engine(), format!("{me} {}\n", start + 1)).expect("write");
+        assert_eq!(engine_pid(&dir, None), None);
+        // Nothing recorded: only a pid file naming a redis-server counts.
+        fs::remove_file(dir.engine()).expect("rm");
+        fs::write(dir.pidfile(), format!("{me}\n")).expect("write");
+        assert_eq!(engine_pid(&dir, None), None);
+        let _ = fs::remove_dir_all(&tmp);
     }
 
     #[test]

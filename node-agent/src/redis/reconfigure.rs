@@ -2,22 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use cacheplane_types::{NodeRole, NodeSpec};
+use cacheplane_types::{redis_config, NodeRole, NodeSpec};
 
+use super::acl;
 use super::client::{Client, ClientError};
 use super::conf;
 use crate::plan::Change;
-
-/// Engine defaults of the `redisConfigs` keys, restored when a key is removed.
-const DEFAULTS: &[(&str, &str)] = &[
-    ("maxmemory-policy", "noeviction"),
-    ("notify-keyspace-events", ""),
-    ("activedefrag", "no"),
-    ("lfu-log-factor", "10"),
-    ("lfu-decay-time", "1"),
-    ("stream-node-max-bytes", "4096"),
-    ("stream-node-max-entries", "100"),
-];
 
 /// Why an online change failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +49,9 @@ pub async fn apply(
     previous: Option<&NodeSpec>,
     what: &BTreeSet<Change>,
 ) -> Result<(), ReconfigureError> {
+    if what.contains(&Change::Auth) {
+        auth(c, spec).await?;
+    }
     if what.contains(&Change::Maxmemory) {
         set(c, "maxmemory", &conf::effective_maxmemory(spec).to_string()).await?;
     }
@@ -71,8 +64,8 @@ pub async fn apply(
                 if spec.redis_configs.contains_key(k) {
                     continue;
                 }
-                match DEFAULTS.iter().find(|(key, _)| *key == k) {
-                    Some((_, default)) => set(c, k, default).await?,
+                match redis_config::config_key(k).and_then(|key| key.default) {
+                    Some(default) => set(c, k, default).await?,
                     None => tracing::warn!(
                         key = k,
                         "no default known for a removed setting; left as it was"
@@ -80,12 +73,6 @@ pub async fn apply(
                 }
             }
         }
-    }
-    if what.contains(&Change::Auth) {
-        // Connections already authenticated (this one) stay so.
-        let pw = spec.auth_string.as_deref().unwrap_or("");
-        set(c, "masterauth", pw).await?;
-        set(c, "requirepass", pw).await?;
     }
     // Promotion: fence first (a replica takes no writes anyway), stop replicating before
     // taking the endpoint, so that no client reaches it while it is still read-only.
@@ -100,6 +87,14 @@ pub async fn apply(
         fence(c, spec, what).await?;
     }
     Ok(())
+}
+
+/// The engine's users (or, before the lockdown, its passwords): see [`acl::apply`].
+async fn auth(c: &mut Client, spec: &NodeSpec) -> Result<(), ReconfigureError> {
+    acl::apply(c, spec).await.map_err(|e| ReconfigureError {
+        what: e.what.to_string(),
+        source: e.source,
+    })
 }
 
 async fn fence(

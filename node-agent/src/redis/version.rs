@@ -28,16 +28,13 @@ pub fn parse_version(output: &str) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `7.0.15` → `REDIS_7_0`; any 6.x → `REDIS_6_X`; older versions are not supported.
+/// `7.0.15` → `REDIS_7_0`. Versions before 7.0 are not supported: the locked-down
+/// engine needs Redis 7's ACLs (docs/architecture.md#locked-down-engine).
 pub fn engine_name(version: &str) -> Option<String> {
     let mut parts = version.split('.');
     let major: u32 = parts.next()?.parse().ok()?;
     let minor: u32 = parts.next()?.parse().ok()?;
-    match major {
-        0..=5 => None,
-        6 => Some("REDIS_6_X".into()),
-        _ => Some(format!("REDIS_{major}_{minor}")),
-    }
+    (major >= 7).then(|| format!("REDIS_{major}_{minor}"))
 }
 
 #[cfg(test)]
@@ -52,8 +49,8 @@ mod tests {
         assert_eq!(parse_version("v= x"), None);
         assert_eq!(engine_name("7.0.15").as_deref(), Some("REDIS_7_0"));
         assert_eq!(engine_name("7.2.4").as_deref(), Some("REDIS_7_2"));
-        assert_eq!(engine_name("6.2.14").as_deref(), Some("REDIS_6_X"));
-        assert_eq!(engine_name("6.0.0").as_deref(), Some("REDIS_6_X"));
+        assert_eq!(engine_name("6.2.14"), None);
+        assert_eq!(engine_name("6.0.0"), None);
         assert_eq!(engine_name("5.0.7"), None);
         assert_eq!(engine_name("7"), None);
         assert_eq!(engine_name("x.y"), None);

@@ -10,15 +10,34 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cacheplane_node_agent::redis::acl::{self, Login};
 use cacheplane_node_agent::redis::client::{Client, ClientError, Reply};
 use cacheplane_node_agent::redis::observe::Info;
 use cacheplane_node_agent::redis::{process, NodeDir};
 use cacheplane_testkit::wait::ready_if;
-use cacheplane_types::{NodeRole, NodeSpec};
+use cacheplane_types::{NodeRole, NodeSpec, Secret};
 use uuid::Uuid;
 
 /// The auth string of the test instances.
 pub const AUTH: &str = "it-secret-pw";
+/// The admin secret of the test instances (the agent's engine user).
+pub const ADMIN: &str = "it-admin-secret";
+
+/// The tenant's login: the default user with the AUTH string.
+pub fn tenant_login() -> Login {
+    Login {
+        user: "default".into(),
+        password: Secret::new(AUTH),
+    }
+}
+
+/// The agent's login.
+pub fn admin_login() -> Login {
+    Login {
+        user: acl::AGENT_USER.into(),
+        password: Secret::new(ADMIN),
+    }
+}
 
 /// Sets up logging and answers the `redis-server` binary; fails the test when it is
 /// not installed (a test that cannot run must not pass).
@@ -83,6 +102,7 @@ pub fn spec(n: u8, role: NodeRole, of: Option<&NodeSpec>) -> NodeSpec {
         read_endpoint: None,
         restart_in_place: false,
         auth_string: Some(AUTH.into()),
+        admin_secret: Some(Secret::new(ADMIN)),
         write_fence: None,
     }
 }
@@ -94,9 +114,9 @@ pub async fn start(bin: &Path, data: &DataDir, s: &NodeSpec) {
         .unwrap_or_else(|e| panic!("{} starts: {e}", s.address));
 }
 
-/// An authenticated connection to `host:6379`.
+/// A connection to `host:6379` as the agent's user.
 pub async fn connect(host: &str) -> Client {
-    Client::connect(host, 6379, Some(AUTH))
+    Client::connect(host, 6379, Some(&admin_login()))
         .await
         .unwrap_or_else(|e| panic!("connects to {host}: {e}"))
 }
@@ -136,7 +156,7 @@ where
 
 /// Whether the replica at `host` is linked to its primary.
 pub async fn linked(host: &str) -> bool {
-    let Ok(mut c) = Client::connect(host, 6379, Some(AUTH)).await else {
+    let Ok(mut c) = Client::connect(host, 6379, Some(&admin_login())).await else {
         return false;
     };
     info(&mut c, "replication")
