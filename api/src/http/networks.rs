@@ -62,7 +62,7 @@ async fn create_network(
     let mut tx = s.pool.begin().await?;
     networks::ensure_project(&mut tx, &project, s.config.default_network_supernet).await?;
     quotas::check_network(&mut tx, &s.config, &project).await?;
-    let row = networks::create(&mut tx, &project, q.network_id.as_deref(), &req).await?;
+    let row = networks::create(&mut tx, &s.config, &project, q.network_id.as_deref(), &req).await?;
     tx.commit().await?;
     Ok(Json(row.to_wire()))
 }
@@ -82,7 +82,7 @@ async fn get_network(
     ))
 }
 
-/// Deletes a network that no instance uses.
+/// Deletes a network that no instance and no connector uses.
 #[utoipa::path(delete, path = "/v1/projects/{project}/networks/{network}", tag = "networks",
     params(("project" = String, Path, description = "Project id"), ("network" = String, Path, description = "Network id")),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
