@@ -5,7 +5,6 @@ use ipnet::{IpNet, Ipv4Net};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::config::Config;
 use crate::db::networks as db;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::is_resource_id;
@@ -109,7 +108,7 @@ fn overlaps(a: &IpNet, b: &Ipv4Net) -> bool {
 /// Creates a network after validating its id and pool (see [`pools::check`]).
 pub async fn create(
     conn: &mut PgConnection,
-    config: &Config,
+    rules: &pools::Rules,
     project: &str,
     network_id: Option<&str>,
     req: &CreateNetworkRequest,
@@ -131,7 +130,7 @@ pub async fn create(
             "must be at most 256 characters",
         ));
     }
-    pools::check(&mut *conn, config, project, pool).await?;
+    pools::check(&mut *conn, rules, project, pool).await?;
     let row = db::insert(conn, project, name, pool, &req.description).await?;
     alloc::init_pool(conn, row.id, pool).await?;
     Ok(row)

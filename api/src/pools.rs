@@ -9,7 +9,7 @@
 use ipnet::{IpNet, Ipv4Net};
 use sqlx::PgConnection;
 
-use crate::config::Config;
+use crate::config::{Config, NetworkMode};
 use crate::db::networks as db;
 use crate::error::{ApiError, ApiResult};
 
@@ -42,14 +42,46 @@ pub fn refused(pool: Ipv4Net, hosts: &[IpNet]) -> Option<String> {
     })
 }
 
-/// The supernets pools may come from: `--network-supernets` and
-/// `--default-network-supernet`.
-pub fn supernets(config: &Config) -> Vec<Ipv4Net> {
-    let mut all = config.network_supernets.clone();
-    if !all.contains(&config.default_network_supernet) {
-        all.push(config.default_network_supernet);
+/// What the pool rules depend on in the server's configuration.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Where pools may lie: `--network-supernets` and `--default-network-supernet`.
+    pub supernets: Vec<Ipv4Net>,
+    /// `--network-mode`.
+    pub mode: NetworkMode,
+}
+
+impl Rules {
+    /// The rules of a configuration.
+    pub fn of(config: &Config) -> Rules {
+        let mut supernets = config.network_supernets.clone();
+        if !supernets.contains(&config.default_network_supernet) {
+            supernets.push(config.default_network_supernet);
+        }
+        Rules {
+            supernets,
+            mode: config.network_mode,
+        }
     }
-    all
+}
+
+impl Default for Rules {
+    /// The rules of the server's default flags (loopback mode, the default supernets),
+    /// for tools that create networks without a server, such as the benchmarks.
+    fn default() -> Rules {
+        let net = |a, b, c, d, len| {
+            Ipv4Net::new(std::net::Ipv4Addr::new(a, b, c, d), len).unwrap_or_default()
+        };
+        Rules {
+            supernets: vec![
+                net(127, 64, 0, 0, 10),
+                net(10, 0, 0, 0, 8),
+                net(172, 16, 0, 0, 12),
+                net(192, 168, 0, 0, 16),
+            ],
+            mode: NetworkMode::Loopback,
+        }
+    }
 }
 
 /// Checks a new network's pool of `project` against every rule; call it in the create
@@ -57,7 +89,7 @@ pub fn supernets(config: &Config) -> Vec<Ipv4Net> {
 /// check and the insert that follows are not raced by another project's create.
 pub async fn check(
     conn: &mut PgConnection,
-    config: &Config,
+    rules: &Rules,
     project: &str,
     pool: Ipv4Net,
 ) -> ApiResult<()> {
@@ -65,7 +97,7 @@ pub async fn check(
     if let Some(why) = refused(pool, &hosts) {
         return Err(ApiError::field("ipRange", why));
     }
-    let allowed = supernets(config);
+    let allowed = &rules.supernets;
     if !allowed.iter().any(|s| s.contains(&pool)) {
         let list: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
         return Err(ApiError::field(
@@ -76,7 +108,7 @@ pub async fn check(
             ),
         ));
     }
-    if !config.network_mode.one_address_space() {
+    if !rules.mode.one_address_space() {
         // netns: other projects' pools live on bridges of their own; the project's own
         // pools are kept apart by the exclusion constraint.
         return Ok(());
@@ -94,7 +126,7 @@ pub async fn check(
             format!(
                 "{pool} overlaps the pool {} of another project's network: in {} mode every network shares one address space",
                 n.ip_range,
-                config.network_mode.as_str()
+                rules.mode.as_str()
             ),
         )),
     }
@@ -103,6 +135,22 @@ pub async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_rules_are_the_servers_defaults() {
+        use clap::Parser;
+        let config = Config::try_parse_from([
+            "cacheplane-api",
+            "--database-url",
+            "x",
+            "--admin-token",
+            "t",
+        ])
+        .expect("default flags");
+        let (ours, server) = (Rules::default(), Rules::of(&config));
+        assert_eq!(ours.supernets, server.supernets);
+        assert_eq!(ours.mode, server.mode);
+    }
 
     #[test]
     fn loopback_16_and_host_addresses_are_refused() {
