@@ -429,3 +429,27 @@ async fn netns_lets_projects_overlap_but_not_a_project_with_itself() {
     let got = create_net(&api, "other", "n3", "127.0.0.0/16").await;
     expect_invalid("127.0.0.0/16 in netns", &got, "ipRange");
 }
+
+#[tokio::test]
+async fn connectors_have_a_quota_and_deletes_replay_their_request_id() {
+    let (_db, api, _fleet) = start(&["--quota-connectors", "1"]).await;
+    let body = json!({"network": "default"});
+    expect_ok(
+        "c1",
+        &create_connector(&api, "c1", body.clone(), None).await,
+    );
+    let got = create_connector(&api, "c2", body, None).await;
+    expect_error("over quota", &got, 429, "RESOURCE_EXHAUSTED", None);
+    let msg = str_field(&got.1, "error.message");
+    assert!(
+        msg.contains("'connectors'") && msg.contains("--quota-connectors"),
+        "{msg}"
+    );
+
+    let rid = uuid::Uuid::new_v4();
+    let path = format!("{}?requestId={rid}", connector_path("c1"));
+    let first = expect_ok("delete", &api.delete(&path).await);
+    let again = expect_ok("delete replayed", &api.delete(&path).await);
+    assert_eq!(op_name(&again), op_name(&first), "{again}");
+    assert_eq!(again["done"], true, "{again}");
+}

@@ -19,6 +19,9 @@ use crate::error::ApiResult;
 use crate::instances::node_state::heartbeat_fresh;
 use crate::operations::{self, OperationRow};
 
+#[cfg(test)]
+mod tests;
+
 /// What to do next with a connector's operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

@@ -177,7 +177,7 @@ async fn insert_and_place(
             return Err(ApiError::field(
                 "ipCidrRange",
                 format!(
-                    "{r} overlaps a range in use in network '{}' (an instance's or another connector's)",
+                    "{r} is not free in network '{}': an instance or another connector holds (part of) it, or it waits for a silent host to release it",
                     network.name
                 ),
             ))
