@@ -68,15 +68,39 @@ pub async fn reserve(
     purpose: ranges::Purpose,
     exact: Option<Ipv4Net>,
 ) -> ApiResult<Option<Ipv4Net>> {
-    lock_network(conn, network).await?;
-    let range = match exact {
-        Some(r) => allocate_exact(conn, network, r).await?.then_some(r),
-        None => allocate_auto(conn, network, 28).await?,
-    };
+    let range = take(conn, network, exact).await?;
     if let Some(r) = range {
         ranges::insert(conn, instance, network, purpose, r).await?;
     }
     Ok(range)
+}
+
+/// Reserves a /28 for a connector, as [`reserve`] does for an instance: the same
+/// allocator and the same exclusion constraint, so the two never overlap.
+pub async fn reserve_connector(
+    conn: &mut PgConnection,
+    connector: Uuid,
+    network: Uuid,
+    exact: Option<Ipv4Net>,
+) -> ApiResult<Option<Ipv4Net>> {
+    let range = take(conn, network, exact).await?;
+    if let Some(r) = range {
+        ranges::insert_connector(conn, connector, network, r).await?;
+    }
+    Ok(range)
+}
+
+/// Locks the network and takes `exact` if it is wholly free, or the first free /28.
+async fn take(
+    conn: &mut PgConnection,
+    network: Uuid,
+    exact: Option<Ipv4Net>,
+) -> ApiResult<Option<Ipv4Net>> {
+    lock_network(conn, network).await?;
+    Ok(match exact {
+        Some(r) => allocate_exact(conn, network, r).await?.then_some(r),
+        None => allocate_auto(conn, network, 28).await?,
+    })
 }
 
 /// Returns `range` to the pool, merging buddies back together.

@@ -47,6 +47,29 @@ pub struct Config {
     )]
     pub default_network_supernet: Ipv4Net,
 
+    /// Where network pools may lie: a comma-separated list of IPv4 supernets. A pool
+    /// must fit inside one of them or inside `--default-network-supernet`;
+    /// 127.0.0.0/16 and the hosts' own addresses are refused whatever this says.
+    #[arg(
+        long,
+        env = "CACHEPLANE_NETWORK_SUPERNETS",
+        value_delimiter = ',',
+        default_value = "127.64.0.0/10,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+    )]
+    pub network_supernets: Vec<Ipv4Net>,
+
+    /// How the agents realise networks: `loopback` (no isolation, no root), `netns`
+    /// (a namespace and bridge per network; connectors are namespaces on a host) or
+    /// `host` (addresses on a real interface). Decides whether pools of different
+    /// projects may overlap (netns only) and where connectors live.
+    #[arg(
+        long,
+        env = "CACHEPLANE_NETWORK_MODE",
+        value_enum,
+        default_value_t = NetworkMode::Loopback
+    )]
+    pub network_mode: NetworkMode,
+
     /// A host silent for this long is DOWN: no new nodes are placed on it.
     #[arg(long, env = "CACHEPLANE_HOST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub host_timeout: Duration,
@@ -131,6 +154,10 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_QUOTA_NETWORKS", default_value_t = 10)]
     pub quota_networks: i64,
 
+    /// Default quota: connectors per project.
+    #[arg(long, env = "CACHEPLANE_QUOTA_CONNECTORS", default_value_t = 20)]
+    pub quota_connectors: i64,
+
     /// Finished operations and their requestIds are removed this long after they end
     /// (e.g. `7d`, `12h`).
     #[arg(long, env = "CACHEPLANE_OPERATION_RETENTION", default_value = "7d", value_parser = parse_retention)]
@@ -177,6 +204,34 @@ impl Config {
         )
         .map_err(LoadError::Secret)?;
         Ok(c)
+    }
+}
+
+/// How the agents realise networks (see docs/networking.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkMode {
+    /// Every address on the loopback interface: one address space, no isolation.
+    Loopback,
+    /// A Linux network namespace and bridge per network on each host.
+    Netns,
+    /// Secondary addresses on a real interface: one address space.
+    Host,
+}
+
+impl NetworkMode {
+    /// The flag's value: `loopback`, `netns` or `host`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::Loopback => "loopback",
+            NetworkMode::Netns => "netns",
+            NetworkMode::Host => "host",
+        }
+    }
+
+    /// Whether every network shares one address space, so that no two pools, of any
+    /// projects, may overlap.
+    pub fn one_address_space(self) -> bool {
+        self != NetworkMode::Netns
     }
 }
 

@@ -250,7 +250,7 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
         host: format!("hosts/{host}"),
         generation,
         nodes,
-        connectors: Vec::new(),
+        connectors: crate::connectors::specs_on_host(db, host).await?,
     })
 }
 

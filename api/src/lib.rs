@@ -6,6 +6,7 @@ pub mod auth;
 pub mod background;
 pub mod catalog;
 pub mod config;
+pub mod connectors;
 pub mod db;
 pub mod error;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub mod networks;
 pub mod notify;
 pub mod operations;
 pub mod paging;
+pub mod pools;
 pub mod quotas;
 pub mod scheduler;
 pub mod server;

@@ -5,10 +5,10 @@ use ipnet::{IpNet, Ipv4Net};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::alloc;
 use crate::db::networks as db;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::is_resource_id;
+use crate::{alloc, pools};
 
 pub use crate::db::networks::NetworkRow;
 
@@ -78,13 +78,17 @@ pub async fn ensure_project(
     // One default pool at a time, so two new projects never pick the same /16.
     db::lock_default_pool_choice(conn).await?;
     let used = db::pools_overlapping(conn, supernet).await?;
+    let hosts = db::host_addresses(conn).await?;
     let prefix = supernet.prefix_len().max(16);
     let pool = supernet
         .subnets(prefix)
         .ok()
         .into_iter()
         .flatten()
-        .find(|candidate| !used.iter().any(|u| overlaps(u, candidate)))
+        .find(|candidate| {
+            !used.iter().any(|u| overlaps(u, candidate))
+                && pools::refused(*candidate, &hosts).is_none()
+        })
         .ok_or_else(|| {
             ApiError::ResourceExhausted(format!(
                 "no free /{prefix} left in the default network supernet {supernet} for project '{project}'"
@@ -101,9 +105,10 @@ fn overlaps(a: &IpNet, b: &Ipv4Net) -> bool {
     }
 }
 
-/// Creates a network after validating its id and pool.
+/// Creates a network after validating its id and pool (see [`pools::check`]).
 pub async fn create(
     conn: &mut PgConnection,
+    rules: &pools::Rules,
     project: &str,
     network_id: Option<&str>,
     req: &CreateNetworkRequest,
@@ -125,6 +130,7 @@ pub async fn create(
             "must be at most 256 characters",
         ));
     }
+    pools::check(&mut *conn, rules, project, pool).await?;
     let row = db::insert(conn, project, name, pool, &req.description).await?;
     alloc::init_pool(conn, row.id, pool).await?;
     Ok(row)
@@ -147,14 +153,25 @@ pub async fn get_by_id(db: impl PgExecutor<'_>, id: Uuid) -> ApiResult<NetworkRo
     db::get_by_id(db, id).await
 }
 
-/// Deletes a network that no instance uses.
+/// Deletes a network that no instance and no connector uses; FAILED_PRECONDITION
+/// naming them otherwise.
 pub async fn delete(conn: &mut PgConnection, project: &str, name: &str) -> ApiResult<()> {
     let net = get(&mut *conn, project, name).await?;
     alloc::lock_network(conn, net.id).await?;
-    let in_use = db::count_instances(conn, net.id).await?;
-    if in_use > 0 {
+    let users = db::users(conn, net.id).await?;
+    if !users.is_empty() {
+        const SHOWN: usize = 10;
+        let mut list = users
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if users.len() > SHOWN {
+            list.push_str(&format!(" and {} more", users.len() - SHOWN));
+        }
         return Err(ApiError::FailedPrecondition(format!(
-            "network '{name}' is used by {in_use} instance(s); delete them first"
+            "network '{name}' is used by {list}; delete them first"
         )));
     }
     db::delete(conn, net.id).await
@@ -167,12 +184,23 @@ pub async fn resolve(
     project: &str,
     raw: Option<&str>,
 ) -> ApiResult<NetworkRow> {
+    resolve_as(conn, "authorizedNetwork", project, raw).await
+}
+
+/// Resolves a reference to a network of the project given in `field` (`NAME` or
+/// `projects/{project}/networks/{name}`; `default` when empty).
+pub async fn resolve_as(
+    conn: &mut PgConnection,
+    field: &str,
+    project: &str,
+    raw: Option<&str>,
+) -> ApiResult<NetworkRow> {
     let raw = raw.filter(|s| !s.is_empty()).unwrap_or("default");
     let name = match raw.strip_prefix(&format!("projects/{project}/networks/")) {
         Some(n) => n,
         None if raw.contains('/') => {
             return Err(ApiError::field(
-                "authorizedNetwork",
+                field,
                 format!("must be a network name or projects/{project}/networks/NAME"),
             ))
         }
@@ -180,7 +208,7 @@ pub async fn resolve(
     };
     get(&mut *conn, project, name).await.map_err(|_| {
         ApiError::field(
-            "authorizedNetwork",
+            field,
             format!("network '{name}' does not exist in project '{project}'"),
         )
     })

@@ -7,7 +7,10 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::db::operations as db;
-pub use crate::db::operations::{finish, insert, set_progress, NewOperation, OperationRow};
+pub use crate::db::operations::{
+    finish, finish_connector, insert, insert_for_connector, set_progress, NewOperation,
+    OperationRow,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::paging;
 

@@ -1,4 +1,5 @@
-//! Per-project quotas (`--quota-instances`, `--quota-memory-gb`, `--quota-networks`):
+//! Per-project quotas (`--quota-instances`, `--quota-memory-gb`, `--quota-networks`,
+//! `--quota-connectors`):
 //! checked inside the transaction that would allocate, under a lock on the project's
 //! row, so concurrent creates of one project are counted one after the other. Over a
 //! quota, the request fails with RESOURCE_EXHAUSTED naming the quota and its limit, and
@@ -105,6 +106,26 @@ pub async fn check_network(
             "--quota-networks",
             format!("{} networks", config.quota_networks),
             format!("it has {count} networks"),
+        ));
+    }
+    Ok(())
+}
+
+/// Locks the project and checks that one more connector fits its connector quota.
+pub async fn check_connector(
+    conn: &mut PgConnection,
+    config: &Config,
+    project: &str,
+) -> ApiResult<()> {
+    db::lock_project(conn, project).await?;
+    let count = crate::db::connectors::count(conn, project).await?;
+    if count + 1 > config.quota_connectors {
+        return Err(exceeded(
+            project,
+            "connectors",
+            "--quota-connectors",
+            format!("{} connectors", config.quota_connectors),
+            format!("it has {count} connectors"),
         ));
     }
     Ok(())

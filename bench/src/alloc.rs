@@ -60,6 +60,7 @@ async fn run_in(db: &FreshDb) -> anyhow::Result<Section> {
     networks::ensure_project(&mut tx, PROJECT, "127.64.0.0/10".parse()?).await?;
     let network = networks::create(
         &mut tx,
+        &cacheplane_api::pools::Rules::default(),
         PROJECT,
         Some("alloc"),
         &CreateNetworkRequest {

@@ -122,6 +122,7 @@ async fn seed(pool: &PgPool, instances: u32, hosts: u32) -> anyhow::Result<()> {
         .await?;
     let network = cacheplane_api::networks::create(
         &mut tx,
+        &cacheplane_api::pools::Rules::default(),
         PROJECT,
         Some(NETWORK),
         &CreateNetworkRequest {

@@ -93,6 +93,9 @@ enum Command {
     /// Networks: the address pools of a project.
     #[command(subcommand)]
     Networks(cmd::networks::Command),
+    /// Connectors: how client processes outside a network reach its instances.
+    #[command(subcommand)]
+    Connectors(cmd::connectors::Command),
     /// Cache hosts (admin).
     #[command(subcommand)]
     Hosts(cmd::admin::HostsCommand),
@@ -199,6 +202,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Zones(c) => cmd::catalog::zones(&ctx, c).await,
         Command::Tiers(c) => cmd::catalog::tiers(&ctx, c).await,
         Command::Networks(c) => cmd::networks::run(&ctx, c).await,
+        Command::Connectors(c) => cmd::connectors::run(&ctx, c).await,
         Command::Hosts(c) => cmd::admin::hosts(&ctx, c).await,
         Command::Tokens(c) => cmd::admin::tokens(&ctx, c).await,
         Command::Config(_) | Command::Completion { .. } => Ok(()),

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod connector;
 pub mod duration;
 pub mod error;
 pub mod instance;
@@ -19,6 +20,7 @@ pub mod token;
 
 pub use agent::*;
 pub use catalog::*;
+pub use connector::*;
 pub use error::*;
 pub use instance::*;
 pub use names::UnknownName;

@@ -50,6 +50,7 @@ parse_by_name!(crate::Tier, "tier");
 parse_by_name!(crate::NodeRole, "node role");
 parse_by_name!(crate::TokenKind, "token kind");
 parse_by_name!(crate::OperationVerb, "operation verb");
+parse_by_name!(crate::ConnectorState, "connector state");
 
 #[cfg(test)]
 mod tests {

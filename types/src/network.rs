@@ -23,7 +23,10 @@ pub struct Network {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateNetworkRequest {
-    /// The pool in CIDR notation, /8 to /28; it may not overlap another network's pool.
+    /// The pool in CIDR notation, /8 to /28, inside a supernet the server allows
+    /// (`--network-supernets`), never touching 127.0.0.0/16 or a registered host's
+    /// address. It may not overlap another network of the project, nor, unless the
+    /// server runs in netns mode, a network of any other project.
     pub ip_range: String,
     /// Free text.
     #[serde(default)]

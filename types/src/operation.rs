@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Instance, Status};
+use crate::{Connector, Instance, Status};
 
 /// What an operation does: the `verb` of its metadata, also stored in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,12 +54,34 @@ pub struct Operation {
     pub metadata: OperationMetadata,
     /// Whether it has finished, with `response` or `error`.
     pub done: bool,
-    /// The instance as it stood when the operation succeeded (absent for delete).
+    /// The resource as it stood when the operation succeeded (absent for delete): an
+    /// instance, or a connector for the operations on connectors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response: Option<Instance>,
+    pub response: Option<OperationResponse>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Status>,
+}
+
+/// The `response` of a finished operation: the resource it acted on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OperationResponse {
+    /// An instance (create, update, failover of instances).
+    Instance(Box<Instance>),
+    /// A connector (create of connectors).
+    Connector(Connector),
+}
+
+impl OperationResponse {
+    /// The instance, when the operation acted on one.
+    pub fn instance(&self) -> Option<&Instance> {
+        match self {
+            OperationResponse::Instance(i) => Some(i),
+            OperationResponse::Connector(_) => None,
+        }
+    }
 }
 
 /// What an operation does and how far it is.

@@ -202,6 +202,14 @@ pub async fn advance(state: &AppState, op_id: Uuid) -> ApiResult<()> {
     let Some(op) = ops::try_lock_unfinished(&mut tx, op_id).await? else {
         return Ok(());
     };
+    if op.connector_id.is_some() || op.target.contains("/connectors/") {
+        let timeout = state.config.host_timeout;
+        let from = state.grace.seen(Utc::now(), grace::stall(timeout));
+        let deadline = state.config.operation_deadline;
+        super::connectors::advance(&mut tx, &op, Utc::now(), from, timeout, deadline).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
     let inst = match op.instance_id {
         // Skip an instance another transaction holds (a delete, a patch): waiting for it
         // while holding the operation row would deadlock with a delete, which locks the

@@ -11,6 +11,7 @@
 //! Errors are handled per operation and per instance: one that fails is logged with its
 //! id and retried on the next tick, and the others go on.
 
+pub mod connectors;
 pub mod driver;
 pub mod grace;
 pub mod health;

@@ -173,6 +173,19 @@ pub async fn bump_generations_of(conn: &mut PgConnection, nodes: &[Uuid]) -> Api
     Ok(())
 }
 
+/// Bumps one host's generation (the caller holds its lock) and announces it at commit;
+/// returns the new generation.
+pub async fn bump_generation(conn: &mut PgConnection, host: &str) -> ApiResult<i64> {
+    let generation: i64 = sqlx::query_scalar(
+        "update host set generation = generation + 1, updated_at = now() where id = $1 returning generation",
+    )
+    .bind(host)
+    .fetch_one(&mut *conn)
+    .await?;
+    notify::host_changed(conn, host).await?;
+    Ok(generation)
+}
+
 /// Locks every host of the region, in id order, for the rest of the transaction; returns
 /// their ids.
 pub async fn lock_region(conn: &mut PgConnection, region: &str) -> ApiResult<Vec<String>> {

@@ -22,6 +22,7 @@
 //! transaction and its locks.
 
 pub mod catalog;
+pub mod connectors;
 pub mod hosts;
 pub mod instances;
 pub mod networks;

@@ -71,6 +71,26 @@ pub async fn pools_overlapping(conn: &mut PgConnection, range: Ipv4Net) -> ApiRe
     )
 }
 
+/// The networks, of every project, whose pools overlap `range`.
+pub async fn networks_overlapping(
+    conn: &mut PgConnection,
+    range: Ipv4Net,
+) -> ApiResult<Vec<NetworkRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {NETWORK_COLUMNS} from network where ip_range && $1::cidr order by project_id, name"
+    ))
+    .bind(IpNet::V4(range))
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The addresses of every registered host (no pool may hold one).
+pub async fn host_addresses(conn: &mut PgConnection) -> ApiResult<Vec<IpNet>> {
+    Ok(sqlx::query_scalar("select address from host")
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
 /// Inserts a network. An overlapping pool is INVALID_ARGUMENT on `ipRange`, a taken name
 /// ALREADY_EXISTS.
 pub async fn insert(
@@ -94,7 +114,7 @@ pub async fn insert(
     .map_err(|e| match constraint_of(&e) {
         Some("network_ip_range_excl") => ApiError::field(
             "ipRange",
-            format!("{pool} overlaps the pool of another network"),
+            format!("{pool} overlaps the pool of another network of project '{project}'"),
         ),
         Some("network_project_id_name_key") => {
             ApiError::AlreadyExists(format!("network '{name}' already exists"))
@@ -138,14 +158,23 @@ pub async fn get_by_id(db: impl PgExecutor<'_>, id: Uuid) -> ApiResult<NetworkRo
     .await?)
 }
 
-/// How many instances use a network.
-pub async fn count_instances(conn: &mut PgConnection, network: Uuid) -> ApiResult<i64> {
-    Ok(
-        sqlx::query_scalar("select count(*) from instance where network_id = $1")
-            .bind(network)
-            .fetch_one(&mut *conn)
-            .await?,
+/// The full names of the instances and connectors in a network, instances first, each
+/// by name.
+pub async fn users(conn: &mut PgConnection, network: Uuid) -> ApiResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        r#"select full_name from (
+               select 0 as kind, region_id, name,
+                      'projects/' || project_id || '/locations/' || region_id || '/instances/' || name as full_name
+               from instance where network_id = $1
+               union all
+               select 1, region_id, name,
+                      'projects/' || project_id || '/locations/' || region_id || '/connectors/' || name
+               from connector where network_id = $1) u
+           order by kind, region_id, name"#,
     )
+    .bind(network)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Deletes a network (its free blocks go with it).

@@ -2,7 +2,7 @@
 //! write announces the change (at commit, through `crate::notify`) so that waiters on
 //! any API replica wake up.
 
-use cacheplane_types::{Instance, OperationVerb, Status};
+use cacheplane_types::{Connector, Instance, OperationResponse, OperationVerb, Status};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
@@ -27,12 +27,14 @@ pub struct OperationRow {
     pub target: String,
     /// The instance, while it exists.
     pub instance_id: Option<Uuid>,
+    /// The connector, while it exists (operations on connectors).
+    pub connector_id: Option<Uuid>,
     /// Finished.
     pub done: bool,
     /// Why it failed.
     pub error: Option<Json<Status>>,
-    /// The instance as it stood when it succeeded.
-    pub response: Option<Json<Instance>>,
+    /// The resource as it stood when it succeeded.
+    pub response: Option<Json<OperationResponse>>,
     /// Percent done.
     pub progress: i32,
     /// What it is doing now.
@@ -68,9 +70,27 @@ pub struct NewOperation<'a> {
 
 /// Inserts a running operation. FAILED_PRECONDITION if the instance already runs one.
 pub async fn insert(conn: &mut PgConnection, op: NewOperation<'_>) -> ApiResult<OperationRow> {
+    insert_on(conn, op, None).await
+}
+
+/// Inserts a running operation on a connector. FAILED_PRECONDITION if it already runs
+/// one.
+pub async fn insert_for_connector(
+    conn: &mut PgConnection,
+    op: NewOperation<'_>,
+    connector: Uuid,
+) -> ApiResult<OperationRow> {
+    insert_on(conn, op, Some(connector)).await
+}
+
+async fn insert_on(
+    conn: &mut PgConnection,
+    op: NewOperation<'_>,
+    connector: Option<Uuid>,
+) -> ApiResult<OperationRow> {
     let row = sqlx::query_as(
-        r#"insert into operation (id, project_id, region_id, verb, target, instance_id, status_detail, params)
-           values ($1, $2, $3, $4, $5, $6, $7, $8) returning *"#,
+        r#"insert into operation (id, project_id, region_id, verb, target, instance_id, status_detail, params, connector_id)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *"#,
     )
     .bind(op.id)
     .bind(op.project)
@@ -80,10 +100,11 @@ pub async fn insert(conn: &mut PgConnection, op: NewOperation<'_>) -> ApiResult<
     .bind(op.instance)
     .bind(op.detail)
     .bind(Json(&op.params))
+    .bind(connector)
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| match constraint_of(&e) {
-        Some("operation_one_active_idx") => ApiError::FailedPrecondition(format!(
+        Some("operation_one_active_idx" | "operation_one_active_connector_idx") => ApiError::FailedPrecondition(format!(
             "{} has an operation in progress; wait for it to finish",
             op.target
         )),
@@ -100,10 +121,36 @@ pub async fn finish(
     id: Uuid,
     result: Result<Option<&Instance>, &Status>,
 ) -> ApiResult<()> {
-    let (response, error) = match result {
-        Ok(i) => (i, None),
-        Err(s) => (None, Some(s)),
-    };
+    match result {
+        Ok(i) => {
+            let response = i.map(|i| OperationResponse::Instance(Box::new(i.clone())));
+            finish_with(conn, id, response.as_ref(), None).await
+        }
+        Err(s) => finish_with(conn, id, None, Some(s)).await,
+    }
+}
+
+/// Marks a running operation on a connector done with its result.
+pub async fn finish_connector(
+    conn: &mut PgConnection,
+    id: Uuid,
+    result: Result<Option<&Connector>, &Status>,
+) -> ApiResult<()> {
+    match result {
+        Ok(c) => {
+            let response = c.map(|c| OperationResponse::Connector(c.clone()));
+            finish_with(conn, id, response.as_ref(), None).await
+        }
+        Err(s) => finish_with(conn, id, None, Some(s)).await,
+    }
+}
+
+async fn finish_with(
+    conn: &mut PgConnection,
+    id: Uuid,
+    response: Option<&OperationResponse>,
+    error: Option<&Status>,
+) -> ApiResult<()> {
     sqlx::query(
         r#"update operation set done = true, ended_at = now(), progress = 100,
                response = $2, error = $3,
@@ -191,10 +238,12 @@ pub async fn list_page(
     .await?)
 }
 
-/// Unfinished operations on instances, oldest first (at most `limit`).
+/// Unfinished operations on instances and connectors, oldest first (at most `limit`).
 pub async fn list_unfinished(db: impl PgExecutor<'_>, limit: i64) -> ApiResult<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
-        "select id from operation where not done and instance_id is not null order by created_at limit $1",
+        r#"select id from operation where not done
+           and (instance_id is not null or connector_id is not null)
+           order by created_at limit $1"#,
     )
     .bind(limit)
     .fetch_all(db)
@@ -228,7 +277,8 @@ pub async fn lock_running_of(
     )
 }
 
-/// Unfinished operations on the given instances or on any instance with a node on `host`.
+/// Unfinished operations on the given instances, on any instance with a node on
+/// `host`, or on a connector `host` realises.
 pub async fn list_unfinished_near(
     conn: &mut PgConnection,
     host: &str,
@@ -236,10 +286,24 @@ pub async fn list_unfinished_near(
 ) -> ApiResult<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
         r#"select o.id from operation o where not o.done and (o.instance_id = any($2)
-               or o.instance_id in (select instance_id from node where host_id = $1))"#,
+               or o.instance_id in (select instance_id from node where host_id = $1)
+               or o.connector_id in (select id from connector where host_id = $1))"#,
     )
     .bind(host)
     .bind(instances)
     .fetch_all(&mut *conn)
     .await?)
+}
+
+/// The running operation of a connector, locked for the rest of the transaction.
+pub async fn lock_running_of_connector(
+    conn: &mut PgConnection,
+    connector: Uuid,
+) -> ApiResult<Option<OperationRow>> {
+    Ok(
+        sqlx::query_as("select * from operation where connector_id = $1 and not done for update")
+            .bind(connector)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
 }

@@ -28,6 +28,30 @@ pub async fn hold(conn: &mut PgConnection, instance: Uuid, hosts: &[String]) -> 
     Ok(())
 }
 
+/// Holds one range against one host until it applies `generation` (a connector
+/// removed from the config of a silent host, whose namespace may still hold it).
+pub async fn hold_range(
+    conn: &mut PgConnection,
+    network: Uuid,
+    range: IpNet,
+    host: &str,
+    generation: i64,
+) -> ApiResult<()> {
+    sqlx::query(
+        r#"insert into range_quarantine (network_id, range, host_id, generation)
+           values ($1, $2::cidr, $3, $4)
+           on conflict (network_id, range, host_id)
+           do update set generation = greatest(range_quarantine.generation, excluded.generation)"#,
+    )
+    .bind(network)
+    .bind(range)
+    .bind(host)
+    .bind(generation)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Whether `range` of `network` is held by some host.
 pub async fn is_held(conn: &mut PgConnection, network: Uuid, range: IpNet) -> ApiResult<bool> {
     Ok(sqlx::query_scalar(

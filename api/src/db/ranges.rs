@@ -1,4 +1,4 @@
-//! Address ranges: the `address_range` rows instances hold and the allocator's
+//! Address ranges: the `address_range` rows instances and connectors hold and the allocator's
 //! `network_free_block` rows (aligned power-of-two blocks of a network's pool that are
 //! free). The allocation logic is in `crate::alloc`.
 
@@ -50,6 +50,24 @@ pub async fn insert(
     .bind(instance)
     .bind(network)
     .bind(purpose.as_str())
+    .bind(IpNet::V4(range))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that a connector holds `range` of `network`.
+pub async fn insert_connector(
+    conn: &mut PgConnection,
+    connector: Uuid,
+    network: Uuid,
+    range: Ipv4Net,
+) -> ApiResult<()> {
+    sqlx::query(
+        "insert into address_range (connector_id, network_id, purpose, range) values ($1, $2, 'CONNECTOR', $3::cidr)",
+    )
+    .bind(connector)
+    .bind(network)
     .bind(IpNet::V4(range))
     .execute(conn)
     .await?;

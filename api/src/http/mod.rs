@@ -3,6 +3,7 @@
 //! same annotations, so they cannot drift apart.
 
 mod catalog;
+mod connectors;
 pub mod extract;
 mod health;
 mod hosts;
@@ -105,6 +106,7 @@ fn router() -> OpenApiRouter<AppState> {
         .merge(catalog::router())
         .merge(networks::router())
         .merge(instances::router())
+        .merge(connectors::router())
         .merge(operations::router())
         .merge(hosts::router())
         .merge(tokens::router())

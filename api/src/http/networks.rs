@@ -13,7 +13,7 @@ use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::http::extract::{Json as Body, Path, Query};
 use crate::state::AppState;
-use crate::{networks, quotas};
+use crate::{networks, pools, quotas};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -62,7 +62,14 @@ async fn create_network(
     let mut tx = s.pool.begin().await?;
     networks::ensure_project(&mut tx, &project, s.config.default_network_supernet).await?;
     quotas::check_network(&mut tx, &s.config, &project).await?;
-    let row = networks::create(&mut tx, &project, q.network_id.as_deref(), &req).await?;
+    let row = networks::create(
+        &mut tx,
+        &pools::Rules::of(&s.config),
+        &project,
+        q.network_id.as_deref(),
+        &req,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(row.to_wire()))
 }
@@ -82,7 +89,7 @@ async fn get_network(
     ))
 }
 
-/// Deletes a network that no instance uses.
+/// Deletes a network that no instance and no connector uses.
 #[utoipa::path(delete, path = "/v1/projects/{project}/networks/{network}", tag = "networks",
     params(("project" = String, Path, description = "Project id"), ("network" = String, Path, description = "Network id")),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]

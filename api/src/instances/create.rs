@@ -307,7 +307,7 @@ async fn reserve_range(tx: &mut PgConnection, instance: Uuid, spec: &Spec) -> Ap
         (None, Some(r)) => Err(ApiError::field(
             "reservedIpRange",
             format!(
-                "{r} overlaps the range of another instance in network '{}'",
+                "{r} overlaps a range in use in network '{}' (an instance's or a connector's)",
                 network.name
             ),
         )),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod connectors;
 pub mod instances;
 pub mod list;
 #[cfg(unix)]

@@ -17,7 +17,10 @@ pub enum Command {
     Create {
         /// The new network's id.
         network: String,
-        /// The pool in CIDR notation, /8 to /28; it may not overlap another network's.
+        /// The pool in CIDR notation, /8 to /28, inside a supernet the API allows
+        /// (`--network-supernets`); never 127.0.0.0/16 or a host's address. It may not
+        /// overlap another network of the project, nor, unless the API runs in netns
+        /// mode, any other project's.
         #[arg(long)]
         ip_range: String,
         /// Free text.
@@ -36,7 +39,7 @@ pub enum Command {
         /// The network's id.
         network: String,
     },
-    /// Deletes a network that no instance uses. Asks for confirmation on a terminal;
+    /// Deletes a network that no instance and no connector uses. Asks for confirmation on a terminal;
     /// without a terminal it refuses unless --quiet is given.
     #[command(after_help = "Examples:\n  \
         cachectl networks delete backend --quiet")]

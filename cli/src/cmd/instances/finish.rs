@@ -24,7 +24,7 @@ pub async fn finish(ctx: &Ctx, op: Operation, lro: &LroArgs) -> Result<()> {
         return print_async(ctx, op);
     }
     let op = operations::wait(ctx, op, lro.timeout).await?;
-    match &op.response {
+    match op.response.as_ref().and_then(|r| r.instance()) {
         Some(inst) => print(ctx.format, inst),
         None => operations::print(ctx, &op),
     }

@@ -1,0 +1,61 @@
+//! Get and list.
+
+use cacheplane_types::{Connector, ListConnectorsResponse};
+
+use crate::auth::Principal;
+use crate::connectors::ConnectorRef;
+use crate::db::connectors as db;
+use crate::error::{ApiError, ApiResult};
+use crate::paging;
+use crate::state::AppState;
+
+/// One connector.
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    target: &ConnectorRef,
+) -> ApiResult<Connector> {
+    principal.check_project(&target.project)?;
+    let row = db::get(&state.pool, &target.project, &target.region, &target.name)
+        .await?
+        .ok_or_else(|| target.not_found())?;
+    Ok(row.to_wire())
+}
+
+/// One page of a project's connectors in a region (`-`: every region), by name.
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    project: &str,
+    region: &str,
+    page_size: Option<&str>,
+    page_token: Option<&str>,
+) -> ApiResult<ListConnectorsResponse> {
+    principal.check_project(project)?;
+    let size = paging::page_size(page_size)?;
+    let key = paging::decode_token(page_token)?;
+    let after = match &key {
+        Some(k) => Some(k.split_once('/').ok_or_else(|| {
+            ApiError::field(
+                "pageToken",
+                "is not a token returned by a previous list call",
+            )
+        })?),
+        None => None,
+    };
+    if region != "-" {
+        crate::catalog::require_region(&state.pool, region).await?;
+    }
+    let mut rows = db::list_page(&state.pool, project, region, after, size + 1).await?;
+    let next_page_token = if rows.len() as i64 > size {
+        rows.truncate(size as usize);
+        rows.last()
+            .map(|r| paging::encode_token(&format!("{}/{}", r.region_id, r.name)))
+    } else {
+        None
+    };
+    Ok(ListConnectorsResponse {
+        connectors: rows.iter().map(|r| r.to_wire()).collect(),
+        next_page_token,
+    })
+}
