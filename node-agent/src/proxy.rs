@@ -25,6 +25,9 @@ use std::collections::BTreeMap;
 use cacheplane_types::NodeSpec;
 use tokio::runtime::{Handle, Runtime};
 
+use crate::net::dial::Dialer;
+use crate::net::Net;
+
 pub use backend::{choose, Candidate};
 use endpoint::Endpoint;
 
@@ -38,6 +41,8 @@ pub struct EndpointConfig {
     pub replicas: Vec<(String, u16)>,
     /// The instance's auth string, for the health checks.
     pub auth: Option<String>,
+    /// Where it listens and dials its replicas from: the primary's namespace.
+    pub dialer: Dialer,
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -46,6 +51,7 @@ impl std::fmt::Debug for EndpointConfig {
         f.debug_struct("EndpointConfig")
             .field("replicas", &self.replicas)
             .field("auth", &self.auth.as_ref().map(|_| "***"))
+            .field("dialer", &self.dialer)
             .finish()
     }
 }
@@ -53,6 +59,11 @@ impl std::fmt::Debug for EndpointConfig {
 /// The read endpoints `nodes` ask this host to serve, by `(address, port)`: those of
 /// its primaries. The node itself and its primary endpoint are never backends.
 pub fn desired(nodes: &[NodeSpec]) -> BTreeMap<(String, u16), EndpointConfig> {
+    desired_in(nodes, &Net::loopback())
+}
+
+/// [`desired`], each endpoint in its primary's namespace as `net` places it.
+pub fn desired_in(nodes: &[NodeSpec], net: &Net) -> BTreeMap<(String, u16), EndpointConfig> {
     let mut out = BTreeMap::new();
     for spec in nodes {
         let Some(re) = &spec.read_endpoint else {
@@ -69,6 +80,7 @@ pub fn desired(nodes: &[NodeSpec]) -> BTreeMap<(String, u16), EndpointConfig> {
             EndpointConfig {
                 replicas,
                 auth: spec.auth_string.clone(),
+                dialer: net.dialer(spec),
             },
         );
     }
@@ -106,6 +118,7 @@ pub struct BackendStatus {
 pub struct ReadEndpoints {
     runtime: Option<Runtime>,
     endpoints: BTreeMap<(String, u16), Endpoint>,
+    net: Option<Net>,
 }
 
 impl ReadEndpoints {
@@ -114,12 +127,26 @@ impl ReadEndpoints {
         Self::default()
     }
 
+    /// None yet; endpoints will listen in their primaries' namespaces as `net` says.
+    pub fn with_net(net: Net) -> Self {
+        ReadEndpoints {
+            runtime: None,
+            endpoints: BTreeMap::new(),
+            net: Some(net),
+        }
+    }
+
     /// Serves the read endpoints `nodes` ask for: starts new ones, updates the replicas
     /// of the others, stops those no longer asked for, and retries listening where it
     /// failed before. Cheap when nothing changed: call it every pass.
     pub fn update(&mut self, nodes: &[NodeSpec]) {
-        let want = desired(nodes);
-        self.endpoints.retain(|key, _| want.contains_key(key));
+        let want = match &self.net {
+            Some(net) => desired_in(nodes, net),
+            None => desired(nodes),
+        };
+        // An endpoint whose primary moved to another namespace listens anew there.
+        self.endpoints
+            .retain(|key, e| want.get(key).is_some_and(|c| c.dialer == *e.dialer()));
         if want.is_empty() {
             return;
         }

@@ -21,6 +21,8 @@ use uuid::Uuid;
 use crate::adopt;
 use crate::backoff::Backoff;
 use crate::exits::ExitWatch;
+use crate::net::dial::Dialer;
+use crate::net::Net;
 use crate::plan::{self, Action, Change, Observed, Process};
 use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
@@ -116,7 +118,7 @@ pub struct Supervisor {
     redis_server: PathBuf,
     nodes: BTreeMap<Uuid, Tracked>,
     /// Connections to the primaries that local replicas follow, for their offsets.
-    primaries: HashMap<(String, u16), Client>,
+    primaries: HashMap<EngineKey, Client>,
     /// Notified when an engine exits.
     exited: Arc<Notify>,
     /// The longest wait between two passes (the reconciler's interval).
@@ -124,6 +126,8 @@ pub struct Supervisor {
     /// When the last pass ended: a longer wait than `pass_interval` until the next one
     /// means the agent was stopped.
     last_pass_end: Option<Instant>,
+    /// Where engines run and how other hosts' engines are dialled.
+    net: Net,
 }
 
 impl Supervisor {
@@ -144,7 +148,18 @@ impl Supervisor {
             exited: Arc::new(Notify::new()),
             pass_interval: Duration::from_secs(1),
             last_pass_end: None,
+            net: Net::loopback(),
         }
+    }
+
+    /// Runs engines and dials as `net` says (default: loopback, the agent's namespace).
+    pub fn set_net(&mut self, net: Net) {
+        self.net = net;
+    }
+
+    /// The specs the engines run with now (as last applied), desired or being stopped.
+    pub fn applied_specs(&self) -> impl Iterator<Item = &NodeSpec> {
+        self.nodes.values().filter_map(|t| t.applied.as_ref())
     }
 
     /// The longest wait between two passes (default 1 s); a longer one is taken for the
@@ -411,7 +426,7 @@ impl Supervisor {
                             tracing::warn!(node = %id, error = %format!("{e:#}"), "cannot rewrite the engine's files");
                         }
                         if what.contains(&Change::Replication) {
-                            t.relink = relink::hasten(&t.dir, &spec);
+                            t.relink = relink::hasten(&t.dir, &spec, self.net.dialer(&spec));
                         }
                         t.applied = Some(spec);
                         t.last_error = None;
@@ -440,7 +455,8 @@ impl Supervisor {
         if restart {
             tracing::warn!(node = %id, instance = %spec.instance, role = spec.role.as_str(), "engine is down; restarting it empty");
         }
-        let result = process::start(&self.redis_server, &spec, &t.dir).await;
+        let netns = self.net.netns_of(&spec);
+        let result = process::start_in(&self.redis_server, &spec, &t.dir, netns.as_deref()).await;
         t.retry_at = Some(Instant::now() + t.backoff.next_delay());
         t.client = None;
         match result {
@@ -449,7 +465,7 @@ impl Supervisor {
                 t.was_up = true;
                 t.up_since = Some(Instant::now());
                 t.last_error = None;
-                t.relink = relink::hasten(&t.dir, &spec);
+                t.relink = relink::hasten(&t.dir, &spec, self.net.dialer(&spec));
             }
             Err(reason) => {
                 tracing::warn!(node = %id, instance = %spec.instance, %reason, "engine could not start");
@@ -481,13 +497,13 @@ impl Supervisor {
     /// Fills in each replica's lag: its primary's offset minus its own. The primary's
     /// offset comes from this pass when the primary is local, else from asking it.
     async fn add_lag(&mut self, reports: &mut BTreeMap<Uuid, NodeReport>) {
-        let mut local: HashMap<(String, u16), i64> = HashMap::new();
+        let mut local: HashMap<EngineKey, i64> = HashMap::new();
         for (id, r) in reports.iter() {
             let spec = self.nodes.get(id).and_then(|t| t.applied.as_ref());
             if let (Some(s), Some(NodeRole::Primary), Some(off)) =
                 (spec, r.role, r.replication_offset)
             {
-                local.insert((s.address.clone(), s.port), off);
+                local.insert((self.net.netns_of(s), s.address.clone(), s.port), off);
             }
         }
         let mut used = Vec::new();
@@ -503,13 +519,14 @@ impl Supervisor {
             let Some(addr) = spec.primary_address.clone() else {
                 continue;
             };
-            let key = (addr, spec.port);
+            let key = (self.net.netns_of(&spec), addr, spec.port);
             let offset = match local.get(&key) {
                 Some(o) => Some(*o),
                 None => {
                     used.push(key.clone());
                     let auth = spec.auth_string.as_deref();
-                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, auth))
+                    let dialer = self.net.dialer(&spec);
+                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, auth, &dialer))
                         .await
                         .ok()
                         .flatten()
@@ -522,10 +539,15 @@ impl Supervisor {
         self.primaries.retain(|k, _| used.contains(k));
     }
 
-    async fn primary_offset(&mut self, key: &(String, u16), auth: Option<&str>) -> Option<i64> {
+    async fn primary_offset(
+        &mut self,
+        key: &EngineKey,
+        auth: Option<&str>,
+        dialer: &Dialer,
+    ) -> Option<i64> {
         let mut c = match self.primaries.remove(key) {
             Some(c) => c,
-            None => Client::connect(&key.0, key.1, auth).await.ok()?,
+            None => dialer.client(&key.1, key.2, auth).await.ok()?,
         };
         let text = c.info().await.ok()?;
         self.primaries.insert(key.clone(), c);
@@ -535,6 +557,9 @@ impl Supervisor {
             .flatten()
     }
 }
+
+/// An engine by namespace (networks' pools may overlap), address and port.
+type EngineKey = (Option<String>, String, u16);
 
 /// A node whose engine process is gone.
 fn down(id: Uuid, t: &mut Tracked) -> (Observed, NodeReport) {

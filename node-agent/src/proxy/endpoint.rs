@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::{self, Backend, Candidate, Lent};
 use super::{health, BackendStatus, EndpointConfig, EndpointStatus};
+use crate::net::dial::Dialer;
 
 /// Bytes buffered per direction of a relayed connection: 4× tokio's default and twice
 /// Redis's own read chunk, so large values pass in few reads and writes (64 KiB values
@@ -78,8 +79,12 @@ impl Endpoint {
             *a = config.auth.clone();
             changed
         });
-        let (next, added) =
-            backend::resize(&self.backends.borrow(), &config.replicas, &self.cancel);
+        let (next, added) = backend::resize(
+            &self.backends.borrow(),
+            &config.replicas,
+            &config.dialer,
+            &self.cancel,
+        );
         for b in added {
             self.handle.spawn(health::watch(b, self.auth.subscribe()));
         }
@@ -113,6 +118,11 @@ impl Endpoint {
         self.listening
     }
 
+    /// Where it listens and dials from.
+    pub fn dialer(&self) -> &Dialer {
+        &self.config.dialer
+    }
+
     fn bind(&self) -> std::io::Result<TcpListener> {
         let ip: std::net::IpAddr = self.address.parse().map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP address")
@@ -120,13 +130,7 @@ impl Endpoint {
         let addr = SocketAddr::new(ip, self.port);
         // The listener registers with the proxy runtime's reactor.
         let _entered = self.handle.enter();
-        let socket = match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        socket.listen(BACKLOG)
+        self.config.dialer.listener(addr, BACKLOG)
     }
 
     /// What it serves now.
@@ -228,10 +232,7 @@ async fn wait_for_replica(client: TcpStream, backends: watch::Receiver<Vec<Arc<B
 /// or until the replica leaves the endpoint.
 async fn relay(mut client: TcpStream, lent: Lent) {
     let b = lent.backend();
-    let connect = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((b.address.as_str(), b.port)),
-    );
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, b.dialer.tcp(&b.address, b.port));
     let mut server = match connect.await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {

@@ -92,9 +92,12 @@ async fn check(
 ) -> Result<Info, ClientError> {
     let c = match client {
         Some(c) => c,
-        None => {
-            client.insert(Client::connect(&backend.address, backend.port, auth.as_deref()).await?)
-        }
+        None => client.insert(
+            backend
+                .dialer
+                .client(&backend.address, backend.port, auth.as_deref())
+                .await?,
+        ),
     };
     match c.call(&["INFO", "replication"]).await? {
         Reply::Bulk(Some(b)) => Ok(Info::parse(&String::from_utf8_lossy(&b))),
