@@ -224,9 +224,14 @@ impl NetnsState {
         Ok(())
     }
 
-    /// Deletes namespace `ns` and its veth; true when done.
+    /// Deletes namespace `ns` and its veth; true when done. The veth goes first: a
+    /// process or socket inside keeps a namespace alive after its name is gone, but
+    /// without the veth nothing in it reaches the network any more.
     async fn remove(&self, ns: &str) -> bool {
         let r = async {
+            if dial::netns_path(ns).exists() {
+                ip::delete_link(Some(ns), NS_IFACE).await?;
+            }
             ip::delete_netns(ns).await?;
             ip::delete_link(None, &self.names.veth(ns)).await
         }
