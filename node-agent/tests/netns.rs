@@ -15,7 +15,9 @@ use cacheplane_node_agent::agent;
 use cacheplane_node_agent::config::NetworkMode;
 use cacheplane_node_agent::net::dial::{netns_path, Dialer};
 use cacheplane_node_agent::net::Names;
-use cacheplane_types::{ConnectorSpec, HostConfig, NetworkSpec, NodeRole, NodeSpec};
+use cacheplane_types::{
+    ConnectorSpec, HostConfig, NetworkSpec, NodeRole, NodeSpec, ReadEndpointSpec,
+};
 use common::fake_api::FakeApi;
 use common::{agent_config, wait_until, DataDir, AUTH};
 use tokio_util::sync::CancellationToken;
@@ -438,7 +440,13 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
     tokio::time::timeout(TEST_LIMIT, async {
         let a = network("a");
         let ep = "10.200.0.17";
-        let primary = with_endpoint(node(&a, 19, NodeRole::Primary, None, AUTH), ep);
+        let mut primary = with_endpoint(node(&a, 19, NodeRole::Primary, None, AUTH), ep);
+        // Its agent serves the read endpoint inside its namespace, over the replica.
+        primary.read_endpoint = Some(ReadEndpointSpec {
+            address: "10.200.0.18".into(),
+            port: 6379,
+            replicas: vec!["10.200.0.20".into()],
+        });
         let replica = node(&a, 20, NodeRole::Replica, Some(19), AUTH);
         let conn_ns = format!("{}-conn-a", guard.prefix);
         let api1 = FakeApi::start(config("netns-h1", 1, vec![primary.clone()], Vec::new())).await;
@@ -450,7 +458,8 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
         ))
         .await;
         let cancel = CancellationToken::new();
-        let _a1 = run_agent(&api1, "netns-h1", &d1, &guard.prefix, &cancel);
+        let first = CancellationToken::new();
+        let a1 = run_agent(&api1, "netns-h1", &d1, &guard.prefix, &first);
         let _a2 = run_agent(&api2, "netns-h2", &d2, &guard.prefix, &cancel);
 
         // One network across both agents: the replica (agent 2) links to the primary
@@ -469,6 +478,39 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
             cli_in(&conn_ns, ep, AUTH, &["SET", "k", "v1"]).as_deref(),
             Ok("OK")
         );
+        let (_, replica_id) = who(&conn_ns, "10.200.0.20", AUTH).expect("node 20 answers");
+        wait_until(30, "the read endpoint relays to the replica", || {
+            let now = who(&conn_ns, "10.200.0.18", AUTH);
+            let want = replica_id.clone();
+            async move { now.is_some_and(|(r, id)| r == "slave" && id == want) }
+        })
+        .await;
+
+        // Agent 1 restarts: it adopts its namespace, addresses and engine as they are.
+        let ns1 = Names::new(&guard.prefix, "netns-h1").node_ns(&a.name);
+        first.cancel();
+        let _ = a1.await;
+        let _a1 = run_agent(&api1, "netns-h1", &d1, &guard.prefix, &cancel);
+        assert_eq!(
+            who(&conn_ns, ep, AUTH).map(|w| w.1),
+            Some(primary_id.clone())
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            who(&conn_ns, ep, AUTH).map(|w| w.1),
+            Some(primary_id.clone()),
+            "the same engine serves after the restart"
+        );
+        let mine = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip runs");
+        let mine = String::from_utf8_lossy(&mine.stdout);
+        assert_eq!(
+            mine.lines().filter(|l| l.starts_with(&ns1)).count(),
+            1,
+            "{mine}"
+        );
 
         // Failover: the replica is promoted and takes the endpoint; the old primary
         // follows it.
@@ -483,6 +525,7 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
         let demoted = NodeSpec {
             role: NodeRole::Replica,
             endpoint_address: None,
+            read_endpoint: None,
             primary_address: Some("10.200.0.20".into()),
             ..primary.clone()
         };
@@ -493,7 +536,6 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
             vec![promoted],
             vec![connector(&a, &conn_ns)],
         ));
-        let (_, replica_id) = who(&conn_ns, "10.200.0.20", AUTH).expect("node 20 answers");
         wait_until(30, "the endpoint answers from the promoted node", || {
             let now = who(&conn_ns, ep, AUTH);
             let want = replica_id.clone();
@@ -508,14 +550,22 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
             cli_in(&conn_ns, ep, AUTH, &["SET", "k", "v2"]).as_deref(),
             Ok("OK")
         );
-        // The address left agent 1's namespace.
-        let ns1 = Names::new(&guard.prefix, "netns-h1").node_ns(&a.name);
-        let addrs = Command::new("ip")
-            .args(["-n", &ns1, "-o", "-4", "addr", "show"])
-            .output()
-            .expect("ip runs");
-        let addrs = String::from_utf8_lossy(&addrs.stdout);
-        assert!(!addrs.contains(&format!("{ep}/")), "{addrs}");
+        // The address leaves agent 1's namespace once it has demoted its node.
+        let addrs_of_ns1 = || {
+            let out = Command::new("ip")
+                .args(["-n", &ns1, "-o", "-4", "addr", "show"])
+                .output()
+                .expect("ip runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let gone = format!("{ep}/");
+        wait_until(10, "the endpoint address leaves agent 1", || {
+            let a = addrs_of_ns1();
+            let done = !a.contains(&gone);
+            async move { done }
+        })
+        .await;
+        let addrs = addrs_of_ns1();
         assert!(addrs.contains("10.200.0.19/16"), "{addrs}");
         cancel.cancel();
     })
