@@ -574,3 +574,97 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
     drop((d1, d2));
     drop(guard);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_mode_puts_node_addresses_on_the_interface_and_removes_them() {
+    let bin = require_redis!();
+    if !can_run() {
+        return;
+    }
+    let guard = NetGuard::new(3);
+    let data = DataDir::new("netns-host-mode");
+    // The test's "host": a namespace with a veth pair (this kernel may have no dummy
+    // interfaces), in which the agent runs; `host0` plays the host's interface.
+    let ns = format!("{}-host", guard.prefix);
+    for args in [
+        vec!["netns", "add", &ns],
+        vec!["-n", &ns, "link", "set", "lo", "up"],
+        vec![
+            "-n", &ns, "link", "add", "host0", "type", "veth", "peer", "name", "host1",
+        ],
+        vec!["-n", &ns, "link", "set", "host1", "up"],
+        vec!["-n", &ns, "link", "set", "host0", "up"],
+    ] {
+        let st = Command::new("ip").args(&args).status().expect("ip runs");
+        assert!(st.success(), "ip {args:?}");
+    }
+    let mut s = common::spec(19, NodeRole::Primary, None);
+    s.address = "10.210.0.19".into();
+    s.endpoint_address = Some("10.210.0.17".into());
+    let host = "netns-host";
+    let cancel = CancellationToken::new();
+    let (api_tx, api_rx) = std::sync::mpsc::channel();
+    let agent = {
+        let (ns, cancel, data_path) = (ns.clone(), cancel.clone(), data.path().to_path_buf());
+        let first = config(host, 1, vec![s.clone()], Vec::new());
+        // A thread in the namespace: the runtime's threads, the fake API's listener and
+        // the engines the agent starts all live there.
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let f = std::fs::File::open(netns_path(&ns))?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let api = FakeApi::start(first).await;
+                let mut cfg = common::agent_config_at(&api.url, host, &data_path, &bin, "200ms");
+                cfg.network_mode = NetworkMode::Host;
+                cfg.host_interface = Some("host0".into());
+                cfg.accept_config_drops = true;
+                let _ = api_tx.send(api);
+                agent::run(cfg, cancel).await
+            })
+        })
+    };
+    let api = api_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the fake API starts");
+    let addrs = || {
+        let out = Command::new("ip")
+            .args(["-n", &ns, "-o", "-4", "addr", "show", "dev", "host0"])
+            .output()
+            .expect("ip runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    tokio::time::timeout(TEST_LIMIT, async {
+        wait_until(30, "the addresses are on host0", || {
+            let a = addrs();
+            let done = a.contains("10.210.0.19/32") && a.contains("10.210.0.17/32");
+            async move { done }
+        })
+        .await;
+        let here = Dialer::in_netns(ns.clone());
+        wait_until(30, "the engine answers at its endpoint", || {
+            let here = here.clone();
+            async move { answers(&here, "10.210.0.17", AUTH).await }
+        })
+        .await;
+        api.set_config(config(host, 2, Vec::new(), Vec::new()));
+        wait_until(30, "the addresses are removed", || {
+            let a = addrs();
+            let done = !a.contains("10.210.0.19/") && !a.contains("10.210.0.17/");
+            async move { done }
+        })
+        .await;
+        assert!(!answers(&here, "10.210.0.17", AUTH).await);
+    })
+    .await
+    .expect("the test finishes in time");
+    cancel.cancel();
+    let ended = tokio::task::spawn_blocking(move || agent.join()).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "the agent ends cleanly");
+    drop(api);
+    drop(data);
+    drop(guard);
+}
