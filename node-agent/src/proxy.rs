@@ -12,6 +12,10 @@
 //!   an endpoint that leaves it (the primary moved to another host, the instance was
 //!   deleted) stops listening and closes all of its connections.
 //!
+//! In netns mode the kernel serves the endpoint instead ([`kernel`]: nftables DNAT in
+//! the primary's namespace, rewritten as the replicas' health changes), with the same
+//! health checks and the same rules.
+//!
 //! The relays run on a small runtime of their own, started with the first endpoint, so
 //! that the agent's control work (files, fsync, process starts) never stalls the data
 //! path, and an agent without read endpoints costs nothing more.
@@ -19,6 +23,7 @@
 mod backend;
 mod endpoint;
 pub mod health;
+mod kernel;
 
 use std::collections::BTreeMap;
 

@@ -486,8 +486,18 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
         })
         .await;
 
-        // Agent 1 restarts: it adopts its namespace, addresses and engine as they are.
+        // The kernel serves it (nftables DNAT in the primary's namespace): no process
+        // listens on its address.
         let ns1 = Names::new(&guard.prefix, "netns-h1").node_ns(&a.name);
+        let listening = Command::new("ip")
+            .args(["netns", "exec", &ns1, "ss", "-ltn"])
+            .output()
+            .expect("ss runs");
+        let listening = String::from_utf8_lossy(&listening.stdout);
+        assert!(!listening.contains("10.200.0.18:6379"), "{listening}");
+        assert!(listening.contains("10.200.0.19:6379"), "{listening}");
+
+        // Agent 1 restarts: it adopts its namespace, addresses and engine as they are.
         first.cancel();
         let _ = a1.await;
         let _a1 = run_agent(&api1, "netns-h1", &d1, &guard.prefix, &cancel);

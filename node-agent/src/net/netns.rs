@@ -170,7 +170,12 @@ impl NetnsState {
             dial::run_in_async(Some(ns), || {
                 std::fs::write("/proc/sys/net/ipv4/ip_nonlocal_bind", "1")?;
                 std::fs::write("/proc/sys/net/ipv4/conf/all/promote_secondaries", "1")?;
-                std::fs::write("/proc/sys/net/ipv4/conf/default/promote_secondaries", "1")
+                std::fs::write("/proc/sys/net/ipv4/conf/default/promote_secondaries", "1")?;
+                // The kernel read endpoint forwards (DNAT) out of the interface the
+                // connection came in on: no redirects telling clients to go direct.
+                std::fs::write("/proc/sys/net/ipv4/conf/all/send_redirects", "0")?;
+                std::fs::write("/proc/sys/net/ipv4/conf/default/send_redirects", "0")?;
+                std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
             })
             .await?;
         }

@@ -98,6 +98,18 @@ impl Endpoint {
         if self.listening {
             return true;
         }
+        if let Some(ns) = self.config.dialer.netns() {
+            // netns mode: the kernel serves the endpoint (see `kernel`).
+            self.handle.spawn(super::kernel::serve(
+                ns.to_string(),
+                self.address.clone(),
+                self.port,
+                self.backends.subscribe(),
+                self.cancel.clone(),
+            ));
+            self.listening = true;
+            return true;
+        }
         match self.bind() {
             Ok(listener) => {
                 tracing::info!(endpoint = %format!("{}:{}", self.address, self.port), "read endpoint listening");
