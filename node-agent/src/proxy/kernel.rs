@@ -17,6 +17,9 @@ use crate::net::nft;
 
 /// How often the healthy set is compared with the table.
 const LOOK_EVERY: Duration = Duration::from_millis(50);
+/// How long a table found at start (left by a previous run of the agent) keeps serving
+/// before the first health checks could pass: not emptied for replicas not checked yet.
+const FIRST_CHECKS: Duration = Duration::from_secs(1);
 
 /// Keeps the table of the endpoint `address:port` in namespace `ns` in step with the
 /// healthy `backends` until `cancel`, then removes it.
@@ -30,6 +33,7 @@ pub async fn serve(
     let endpoint = format!("{address}:{port}");
     let mut applied: Option<Vec<(String, u16)>> = None;
     let mut failed = false;
+    let started = tokio::time::Instant::now();
     loop {
         let healthy: Vec<(String, u16)> = backends
             .borrow()
@@ -37,7 +41,8 @@ pub async fn serve(
             .filter(|b| b.is_healthy())
             .map(|b| (b.address.clone(), b.port))
             .collect();
-        if applied.as_ref() != Some(&healthy) {
+        let too_early = applied.is_none() && healthy.is_empty() && started.elapsed() < FIRST_CHECKS;
+        if applied.as_ref() != Some(&healthy) && !too_early {
             match nft::apply_read_endpoint(&ns, &address, port, &healthy).await {
                 Ok(()) => {
                     tracing::info!(%endpoint, namespace = %ns, replicas = ?healthy, "kernel read endpoint updated");
