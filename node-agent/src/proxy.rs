@@ -65,10 +65,16 @@ impl std::fmt::Debug for EndpointConfig {
 /// its primaries. The node itself and its primary endpoint are never backends.
 pub fn desired(nodes: &[NodeSpec]) -> BTreeMap<(String, u16), EndpointConfig> {
     desired_in(nodes, &Net::loopback())
+        .into_iter()
+        .map(|((_, address, port), c)| ((address, port), c))
+        .collect()
 }
 
+/// A read endpoint by namespace (networks' pools may overlap), address and port.
+pub type EndpointKey = (Option<String>, String, u16);
+
 /// [`desired`], each endpoint in its primary's namespace as `net` places it.
-pub fn desired_in(nodes: &[NodeSpec], net: &Net) -> BTreeMap<(String, u16), EndpointConfig> {
+pub fn desired_in(nodes: &[NodeSpec], net: &Net) -> BTreeMap<EndpointKey, EndpointConfig> {
     let mut out = BTreeMap::new();
     for spec in nodes {
         let Some(re) = &spec.read_endpoint else {
@@ -81,7 +87,7 @@ pub fn desired_in(nodes: &[NodeSpec], net: &Net) -> BTreeMap<(String, u16), Endp
             .map(|a| (a.clone(), spec.port))
             .collect();
         out.insert(
-            (re.address.clone(), re.port),
+            (net.netns_of(spec), re.address.clone(), re.port),
             EndpointConfig {
                 replicas,
                 auth: spec.auth_string.clone(),
@@ -122,7 +128,7 @@ pub struct BackendStatus {
 #[derive(Default)]
 pub struct ReadEndpoints {
     runtime: Option<Runtime>,
-    endpoints: BTreeMap<(String, u16), Endpoint>,
+    endpoints: BTreeMap<EndpointKey, Endpoint>,
     net: Option<Net>,
 }
 
@@ -145,13 +151,8 @@ impl ReadEndpoints {
     /// of the others, stops those no longer asked for, and retries listening where it
     /// failed before. Cheap when nothing changed: call it every pass.
     pub fn update(&mut self, nodes: &[NodeSpec]) {
-        let want = match &self.net {
-            Some(net) => desired_in(nodes, net),
-            None => desired(nodes),
-        };
-        // An endpoint whose primary moved to another namespace listens anew there.
-        self.endpoints
-            .retain(|key, e| want.get(key).is_some_and(|c| c.dialer == *e.dialer()));
+        let want = desired_in(nodes, self.net.as_ref().unwrap_or(&Net::loopback()));
+        self.endpoints.retain(|key, _| want.contains_key(key));
         if want.is_empty() {
             return;
         }
@@ -170,7 +171,7 @@ impl ReadEndpoints {
                     e
                 }
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    let (address, port) = v.key().clone();
+                    let (_, address, port) = v.key().clone();
                     v.insert(Endpoint::new(address, port, config, handle.clone()))
                 }
             };

@@ -178,6 +178,8 @@ fn run_agent(
     let mut cfg = agent_config(&api.url, host, data, &bin, "200ms");
     cfg.network_mode = NetworkMode::Netns;
     cfg.netns_prefix = prefix.to_string();
+    // The tests end by removing every node of the host.
+    cfg.accept_config_drops = true;
     tokio::spawn(agent::run(cfg, cancel.child_token()))
 }
 
@@ -267,12 +269,17 @@ async fn a_connector_reaches_its_network_only_and_loses_it_when_removed() {
             node(&b, 35, NodeRole::Primary, None, "b-secret"),
             "10.200.0.33",
         );
+        // Another instance of B at the very addresses of A's, on the same agent.
+        let b_twin = with_endpoint(
+            node(&b, 19, NodeRole::Primary, None, "b-secret"),
+            "10.200.0.17",
+        );
         let conn_ns = format!("{}-conn-a", guard.prefix);
         let host = "netns-h1";
         let api = FakeApi::start(config(
             host,
             1,
-            vec![a_node.clone(), b_node.clone()],
+            vec![a_node.clone(), b_node.clone(), b_twin.clone()],
             vec![connector(&a, &conn_ns)],
         ))
         .await;
@@ -320,6 +327,17 @@ async fn a_connector_reaches_its_network_only_and_loses_it_when_removed() {
         assert_eq!(
             cli_in(&b_ns, "10.200.0.35", "b-secret", &["PING"]).as_deref(),
             Ok("PONG")
+        );
+        // The same address is A's instance from A's connector and B's twin inside B.
+        assert_eq!(
+            cli_in(&b_ns, "10.200.0.17", "b-secret", &["GET", "k"]).as_deref(),
+            Ok(""),
+            "B's twin has none of A's keys"
+        );
+        let wrong = cli_in(&conn_ns, "10.200.0.17", "b-secret", &["GET", "k"]);
+        assert!(
+            wrong.is_err(),
+            "B's secret opens nothing from A's connector: {wrong:?}"
         );
         // The root namespace reaches neither.
         for addr in ["10.200.0.19", "10.200.0.17", "10.200.0.35"] {
@@ -388,7 +406,7 @@ async fn a_connector_reaches_its_network_only_and_loses_it_when_removed() {
         api.set_config(config(
             host,
             2,
-            vec![a_node.clone(), b_node.clone()],
+            vec![a_node.clone(), b_node.clone(), b_twin.clone()],
             Vec::new(),
         ));
         let path = netns_path(&conn_ns);

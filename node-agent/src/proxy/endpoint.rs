@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{self, Backend, Candidate, Lent};
 use super::{health, BackendStatus, EndpointConfig, EndpointStatus};
-use crate::net::dial::Dialer;
 
 /// Bytes buffered per direction of a relayed connection: 4× tokio's default and twice
 /// Redis's own read chunk, so large values pass in few reads and writes (64 KiB values
@@ -128,11 +127,6 @@ impl Endpoint {
             }
         }
         self.listening
-    }
-
-    /// Where it listens and dials from.
-    pub fn dialer(&self) -> &Dialer {
-        &self.config.dialer
     }
 
     fn bind(&self) -> std::io::Result<TcpListener> {
