@@ -36,6 +36,11 @@ install_prerequisites() {
     # The end-to-end tests run real engines: redis-server, and redis-cli to check them.
     ensure_pkg redis-server redis-server
     ensure_pkg redis-cli redis-tools
+    # The netns tests (node-agent/tests/netns.rs): namespaces and bridges (iproute2),
+    # the firewall of each network's namespace, and gratuitous ARP on a moved endpoint.
+    ensure_pkg ip iproute2
+    ensure_pkg nft nftables
+    ensure_pkg arping iputils-arping
     install_python_test_tools
 }
 

@@ -23,6 +23,7 @@ use crate::api::ApiClient;
 use crate::backoff::{retry, Backoff};
 use crate::config::Config;
 use crate::meminfo;
+use crate::net::{Net, Realiser};
 use crate::proxy::ReadEndpoints;
 use crate::redis::version;
 use crate::safety;
@@ -120,8 +121,16 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
              replicas (min-replicas-to-write), not by heartbeats"
         );
     }
+    let net = Net::new(
+        cfg.network_mode,
+        &cfg.netns_prefix,
+        &host_id,
+        cfg.host_interface.clone(),
+    );
+    let realiser = Realiser::new(net.clone(), &cfg.data_dir);
     let mut supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
     supervisor.set_pass_interval(cfg.heartbeat_interval);
+    supervisor.set_net(net);
     let shared = Arc::new(Shared {
         api: ApiClient::new(&cfg.api_url, &host_id, cfg.token.expose())?,
         registration: RegisterHostRequest {
@@ -153,7 +162,14 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         r
     };
     let heartbeats = heartbeat_loop(&shared, cfg.heartbeat_interval, rx.clone(), &stop);
-    let reconciler = reconcile_loop(&shared, supervisor, cfg.heartbeat_interval, rx, &stop);
+    let reconciler = reconcile_loop(
+        &shared,
+        supervisor,
+        realiser,
+        cfg.heartbeat_interval,
+        rx,
+        &stop,
+    );
     let (watched, (), ()) = tokio::join!(watcher, reconciler, heartbeats);
     tracing::info!("node agent stopped; engines left running");
     watched
@@ -291,6 +307,7 @@ async fn register(shared: &Shared, cancel: &CancellationToken) -> anyhow::Result
 async fn reconcile_loop(
     shared: &Shared,
     mut supervisor: Supervisor,
+    mut realiser: Realiser,
     interval: Duration,
     mut rx: watch::Receiver<Option<Arc<HostConfig>>>,
     cancel: &CancellationToken,
@@ -300,7 +317,7 @@ async fn reconcile_loop(
     let mut applied_generation: i64 = 0;
     let mut quick_until: Option<Instant> = None;
     let mut config_open = true;
-    let mut endpoints = ReadEndpoints::new();
+    let mut endpoints = ReadEndpoints::with_net(realiser.net().clone());
     let exits = supervisor.exits();
     loop {
         let quick = quick_until
@@ -317,7 +334,11 @@ async fn reconcile_loop(
         let Some(config) = rx.borrow_and_update().clone() else {
             continue;
         };
+        // Namespaces and addresses first (a start or a promotion needs them), and what
+        // the pass stopped or gave up removed after it.
+        sync_net(&mut realiser, &supervisor, &config).await;
         let pass = supervisor.reconcile(&config.nodes).await;
+        sync_net(&mut realiser, &supervisor, &config).await;
         endpoints.update(&config.nodes);
         if pass.applied {
             applied_generation = config.generation;
@@ -338,6 +359,17 @@ async fn reconcile_loop(
             shared.beat_now.notify_one();
         }
     }
+}
+
+/// Realises the network of every node the config wants or the supervisor still runs,
+/// and the config's connectors.
+async fn sync_net(realiser: &mut Realiser, supervisor: &Supervisor, config: &HostConfig) {
+    let specs: Vec<&cacheplane_types::NodeSpec> = config
+        .nodes
+        .iter()
+        .chain(supervisor.applied_specs())
+        .collect();
+    realiser.sync(&specs, &config.connectors).await;
 }
 
 /// Whether `new` tells the API something it must hear at once: another applied

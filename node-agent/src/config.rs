@@ -62,6 +62,17 @@ pub struct Config {
     )]
     pub network_mode: NetworkMode,
 
+    /// Prefix of the namespaces, bridges and veths the agent makes in netns mode (1-6
+    /// lowercase letters or digits), so that separate installations or test runs on one
+    /// machine never share them.
+    #[arg(long, env = "CACHEPLANE_NETNS_PREFIX", default_value = "cp")]
+    pub netns_prefix: String,
+
+    /// In host mode: the interface that gets node and endpoint addresses (as /32
+    /// secondary addresses), e.g. `eth0`.
+    #[arg(long, env = "CACHEPLANE_HOST_INTERFACE")]
+    pub host_interface: Option<String>,
+
     /// The `redis-server` binary (a path, or a name looked up on PATH).
     #[arg(long, env = "CACHEPLANE_REDIS_SERVER", default_value = "redis-server")]
     pub redis_server: PathBuf,
@@ -104,6 +115,8 @@ impl std::fmt::Debug for Config {
             .field("address", &self.address)
             .field("data_dir", &self.data_dir)
             .field("network_mode", &self.network_mode)
+            .field("netns_prefix", &self.netns_prefix)
+            .field("host_interface", &self.host_interface)
             .field("redis_server", &self.redis_server)
             .field("memory_bytes", &self.memory_bytes)
             .field("heartbeat_interval", &self.heartbeat_interval)
@@ -147,11 +160,33 @@ impl Config {
 
     /// Refuses settings this build cannot honour.
     pub fn check(&self) -> anyhow::Result<()> {
-        if self.network_mode != NetworkMode::Loopback {
+        if self.network_mode != NetworkMode::Loopback && !nix::unistd::geteuid().is_root() {
             let name = clap::ValueEnum::to_possible_value(&self.network_mode)
                 .map(|v| v.get_name().to_string())
                 .unwrap_or_default();
-            anyhow::bail!("--network-mode {name} is not supported yet; use loopback");
+            anyhow::bail!(
+                "--network-mode {name} needs root (it creates namespaces, bridges and \
+                 addresses); run the agent as root or use --network-mode loopback"
+            );
+        }
+        let p = &self.netns_prefix;
+        if !(1..=6).contains(&p.len())
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        {
+            anyhow::bail!("--netns-prefix must be 1-6 lowercase letters or digits, got '{p}'");
+        }
+        match (&self.host_interface, self.network_mode) {
+            (None, NetworkMode::Host) => {
+                anyhow::bail!("--network-mode host needs --host-interface (e.g. eth0)")
+            }
+            (Some(i), _) if i.is_empty() || i.len() > 15 || i.contains(['/', ' ']) => {
+                anyhow::bail!(
+                    "--host-interface must be an interface name of 1-15 characters, got '{i}'"
+                )
+            }
+            _ => {}
         }
         if self.heartbeat_interval.is_zero() {
             anyhow::bail!("--heartbeat-interval must be more than 0");
@@ -198,14 +233,10 @@ mod tests {
     ];
 
     #[test]
-    fn other_network_modes_are_refused() {
-        let base = BASE;
-        let c = Config::try_parse_from(base).expect("parses");
+    fn network_modes_and_their_flags_are_checked() {
+        let c = Config::try_parse_from(BASE).expect("parses");
         assert!(c.check().is_ok());
-        let c = Config::try_parse_from(base.iter().copied().chain(["--network-mode", "netns"]))
-            .expect("parses");
-        let err = c.check().expect_err("netns refused").to_string();
-        assert!(err.contains("not supported yet"), "{err}");
+        assert_eq!(c.netns_prefix, "cp");
         let c = Config {
             token: Secret::new("s3cret"),
             ..c
@@ -214,6 +245,30 @@ mod tests {
             !format!("{c:?}").contains("s3cret"),
             "Debug hides the token"
         );
+        let with = |more: &[&str]| {
+            Config::try_parse_from(BASE.iter().copied().chain(more.iter().copied()))
+                .expect("parses")
+                .check()
+                .map_err(|e| e.to_string())
+        };
+        let root = nix::unistd::geteuid().is_root();
+        let netns = with(&["--network-mode", "netns"]);
+        if root {
+            assert!(netns.is_ok(), "{netns:?}");
+        } else {
+            assert!(netns.expect_err("needs root").contains("needs root"));
+        }
+        let err = with(&["--netns-prefix", "Bad-Prefix"]).expect_err("refused");
+        assert!(err.contains("--netns-prefix"), "{err}");
+        let err = with(&["--netns-prefix", "toolong1"]).expect_err("refused");
+        assert!(err.contains("1-6"), "{err}");
+        if root {
+            let err = with(&["--network-mode", "host"]).expect_err("needs an interface");
+            assert!(err.contains("--host-interface"), "{err}");
+            assert!(with(&["--network-mode", "host", "--host-interface", "eth0"]).is_ok());
+        }
+        let err = with(&["--host-interface", "a-very-long-interface"]).expect_err("refused");
+        assert!(err.contains("1-15"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! client, INFO), [`adopt`] (taking over running engines at start), [`exits`] (an
 //! engine's exit as it happens), [`relink`] (a replica links as soon as its primary
 //! listens), [`safety`] (configs not applied without confirmation), [`supervisor`]
-//! (observe, plan, apply), [`proxy`] (read endpoints), [`agent`] (the loops).
+//! (observe, plan, apply), [`proxy`] (read endpoints), [`net`] (namespaces, bridges,
+//! addresses and firewall of the netns and host modes), [`agent`] (the loops).
 
 pub mod adopt;
 pub mod agent;
@@ -16,6 +17,7 @@ pub mod backoff;
 pub mod config;
 pub mod exits;
 pub mod meminfo;
+pub mod net;
 pub mod plan;
 pub mod proxy;
 pub mod redis;

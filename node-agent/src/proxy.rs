@@ -12,6 +12,10 @@
 //!   an endpoint that leaves it (the primary moved to another host, the instance was
 //!   deleted) stops listening and closes all of its connections.
 //!
+//! In netns mode the kernel serves the endpoint instead ([`kernel`]: nftables DNAT in
+//! the primary's namespace, rewritten as the replicas' health changes), with the same
+//! health checks and the same rules.
+//!
 //! The relays run on a small runtime of their own, started with the first endpoint, so
 //! that the agent's control work (files, fsync, process starts) never stalls the data
 //! path, and an agent without read endpoints costs nothing more.
@@ -19,12 +23,16 @@
 mod backend;
 mod endpoint;
 pub mod health;
+mod kernel;
 
 use std::collections::BTreeMap;
 
 use crate::redis::acl::{self, Login};
 use cacheplane_types::NodeSpec;
 use tokio::runtime::{Handle, Runtime};
+
+use crate::net::dial::Dialer;
+use crate::net::Net;
 
 pub use backend::{choose, Candidate};
 use endpoint::Endpoint;
@@ -39,6 +47,8 @@ pub struct EndpointConfig {
     pub replicas: Vec<(String, u16)>,
     /// How the health checks log in to the replicas (the agent's engine user).
     pub auth: Vec<Login>,
+    /// Where it listens and dials its replicas from: the primary's namespace.
+    pub dialer: Dialer,
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -50,6 +60,7 @@ impl std::fmt::Debug for EndpointConfig {
                 "auth",
                 &self.auth.iter().map(|l| &l.user).collect::<Vec<_>>(),
             )
+            .field("dialer", &self.dialer)
             .finish()
     }
 }
@@ -57,6 +68,17 @@ impl std::fmt::Debug for EndpointConfig {
 /// The read endpoints `nodes` ask this host to serve, by `(address, port)`: those of
 /// its primaries. The node itself and its primary endpoint are never backends.
 pub fn desired(nodes: &[NodeSpec]) -> BTreeMap<(String, u16), EndpointConfig> {
+    desired_in(nodes, &Net::loopback())
+        .into_iter()
+        .map(|((_, address, port), c)| ((address, port), c))
+        .collect()
+}
+
+/// A read endpoint by namespace (networks' pools may overlap), address and port.
+pub type EndpointKey = (Option<String>, String, u16);
+
+/// [`desired`], each endpoint in its primary's namespace as `net` places it.
+pub fn desired_in(nodes: &[NodeSpec], net: &Net) -> BTreeMap<EndpointKey, EndpointConfig> {
     let mut out = BTreeMap::new();
     for spec in nodes {
         let Some(re) = &spec.read_endpoint else {
@@ -69,10 +91,11 @@ pub fn desired(nodes: &[NodeSpec]) -> BTreeMap<(String, u16), EndpointConfig> {
             .map(|a| (a.clone(), spec.port))
             .collect();
         out.insert(
-            (re.address.clone(), re.port),
+            (net.netns_of(spec), re.address.clone(), re.port),
             EndpointConfig {
                 replicas,
                 auth: acl::logins(&[spec]),
+                dialer: net.dialer(spec),
             },
         );
     }
@@ -109,7 +132,8 @@ pub struct BackendStatus {
 #[derive(Default)]
 pub struct ReadEndpoints {
     runtime: Option<Runtime>,
-    endpoints: BTreeMap<(String, u16), Endpoint>,
+    endpoints: BTreeMap<EndpointKey, Endpoint>,
+    net: Option<Net>,
 }
 
 impl ReadEndpoints {
@@ -118,11 +142,20 @@ impl ReadEndpoints {
         Self::default()
     }
 
+    /// None yet; endpoints will listen in their primaries' namespaces as `net` says.
+    pub fn with_net(net: Net) -> Self {
+        ReadEndpoints {
+            runtime: None,
+            endpoints: BTreeMap::new(),
+            net: Some(net),
+        }
+    }
+
     /// Serves the read endpoints `nodes` ask for: starts new ones, updates the replicas
     /// of the others, stops those no longer asked for, and retries listening where it
     /// failed before. Cheap when nothing changed: call it every pass.
     pub fn update(&mut self, nodes: &[NodeSpec]) {
-        let want = desired(nodes);
+        let want = desired_in(nodes, self.net.as_ref().unwrap_or(&Net::loopback()));
         self.endpoints.retain(|key, _| want.contains_key(key));
         if want.is_empty() {
             return;
@@ -142,7 +175,7 @@ impl ReadEndpoints {
                     e
                 }
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    let (address, port) = v.key().clone();
+                    let (_, address, port) = v.key().clone();
                     v.insert(Endpoint::new(address, port, config, handle.clone()))
                 }
             };

@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cacheplane_types::NodeSpec;
-use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::net::dial::Dialer;
 use crate::redis::acl;
 use crate::redis::client::{Client, Reply};
 use crate::redis::observe::Info;
@@ -69,8 +69,8 @@ impl Drop for Relink {
 }
 
 /// Starts hastening the link of replica `spec` (`None` for a primary, or a replica told
-/// no primary).
-pub fn hasten(dir: &NodeDir, spec: &NodeSpec) -> Option<Relink> {
+/// no primary). The primary is dialled with `dialer` (from the replica's namespace).
+pub fn hasten(dir: &NodeDir, spec: &NodeSpec, dialer: Dialer) -> Option<Relink> {
     let (host, port) = conf::replicaof(spec)?;
     let primary = (host.to_string(), port);
     let spec = spec.clone();
@@ -82,10 +82,10 @@ pub fn hasten(dir: &NodeDir, spec: &NodeSpec) -> Option<Relink> {
         let mut client: Option<Client> = None;
         let mut nudged_at: Option<Instant> = None;
         while Instant::now() < deadline {
-            match step(&mut client, &dir, &spec, &primary, &mut nudged_at).await {
+            match step(&mut client, &dir, &spec, &primary, &dialer, &mut nudged_at).await {
                 Ok(Some(Look::Linked)) => {
                     if let Some(c) = client.as_mut() {
-                        if start_stream(c, &spec, &primary, deadline).await {
+                        if start_stream(c, &spec, &primary, &dialer, deadline).await {
                             flag.store(true, Ordering::Relaxed);
                         }
                     }
@@ -110,12 +110,14 @@ async fn start_stream(
     replica: &mut Client,
     spec: &NodeSpec,
     primary: &(String, u16),
+    dialer: &Dialer,
     deadline: Instant,
 ) -> bool {
     let mut p: Option<Client> = None;
     while Instant::now() < deadline {
         if p.is_none() {
-            p = acl::connect(&primary.0, primary.1, &acl::logins(&[spec]))
+            p = dialer
+                .client(&primary.0, primary.1, &acl::logins(&[spec]))
                 .await
                 .ok();
         }
@@ -151,6 +153,7 @@ async fn step(
     dir: &NodeDir,
     spec: &NodeSpec,
     primary: &(String, u16),
+    dialer: &Dialer,
     nudged_at: &mut Option<Instant>,
 ) -> Result<Option<Look>, ()> {
     let c = match client {
@@ -173,12 +176,9 @@ async fn step(
     if nudged_at.is_some_and(|at| at.elapsed() < NUDGE_GAP) {
         return Ok(None);
     }
-    let listening = tokio::time::timeout(
-        PROBE_TIMEOUT,
-        TcpStream::connect((primary.0.as_str(), primary.1)),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
+    let listening = tokio::time::timeout(PROBE_TIMEOUT, dialer.tcp(&primary.0, primary.1))
+        .await
+        .is_ok_and(|r| r.is_ok());
     if !listening {
         return Ok(None);
     }

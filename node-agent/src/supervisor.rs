@@ -21,6 +21,8 @@ use uuid::Uuid;
 use crate::adopt;
 use crate::backoff::Backoff;
 use crate::exits::ExitWatch;
+use crate::net::dial::Dialer;
+use crate::net::Net;
 use crate::plan::{self, Action, Change, Observed, Process};
 use crate::redis::acl::{self, Login};
 use crate::redis::client::{Client, ClientError};
@@ -118,7 +120,7 @@ pub struct Supervisor {
     redis_server: PathBuf,
     nodes: BTreeMap<Uuid, Tracked>,
     /// Connections to the primaries that local replicas follow, for their offsets.
-    primaries: HashMap<(String, u16), Client>,
+    primaries: HashMap<EngineKey, Client>,
     /// Notified when an engine exits.
     exited: Arc<Notify>,
     /// The longest wait between two passes (the reconciler's interval).
@@ -128,6 +130,8 @@ pub struct Supervisor {
     last_pass_end: Option<Instant>,
     /// Primaries handing over to a replica (coordinated switchovers).
     handovers: Handovers,
+    /// Where engines run and how other hosts' engines are dialled.
+    net: Net,
 }
 
 impl Supervisor {
@@ -149,7 +153,18 @@ impl Supervisor {
             exited: Arc::new(Notify::new()),
             pass_interval: Duration::from_secs(1),
             last_pass_end: None,
+            net: Net::loopback(),
         }
+    }
+
+    /// Runs engines and dials as `net` says (default: loopback, the agent's namespace).
+    pub fn set_net(&mut self, net: Net) {
+        self.net = net;
+    }
+
+    /// The specs the engines run with now (as last applied), desired or being stopped.
+    pub fn applied_specs(&self) -> impl Iterator<Item = &NodeSpec> {
+        self.nodes.values().filter_map(|t| t.applied.as_ref())
     }
 
     /// The longest wait between two passes (default 1 s); a longer one is taken for the
@@ -188,7 +203,7 @@ impl Supervisor {
                 self.forgive(paused);
             }
         }
-        self.handovers.follow(desired, &self.exited);
+        self.handovers.follow(desired, &self.exited, &self.net);
         let ids: Vec<Uuid> = self.nodes.keys().copied().collect();
         let (observed, mut reports) = self.observe(&ids, &by_id).await;
         let actions = plan::plan(desired, &observed);
@@ -415,7 +430,7 @@ impl Supervisor {
                             tracing::warn!(node = %id, error = %format!("{e:#}"), "cannot rewrite the engine's files");
                         }
                         if what.contains(&Change::Replication) {
-                            t.relink = relink::hasten(&t.dir, &spec);
+                            t.relink = relink::hasten(&t.dir, &spec, self.net.dialer(&spec));
                         }
                         t.applied = Some(spec);
                         t.last_error = None;
@@ -444,7 +459,8 @@ impl Supervisor {
         if restart {
             tracing::warn!(node = %id, instance = %spec.instance, role = spec.role.as_str(), "engine is down; restarting it empty");
         }
-        let result = process::start(&self.redis_server, &spec, &t.dir).await;
+        let netns = self.net.netns_of(&spec);
+        let result = process::start_in(&self.redis_server, &spec, &t.dir, netns.as_deref()).await;
         t.retry_at = Some(Instant::now() + t.backoff.next_delay());
         t.client = None;
         match result {
@@ -453,7 +469,7 @@ impl Supervisor {
                 t.was_up = true;
                 t.up_since = Some(Instant::now());
                 t.last_error = None;
-                t.relink = relink::hasten(&t.dir, &spec);
+                t.relink = relink::hasten(&t.dir, &spec, self.net.dialer(&spec));
             }
             Err(reason) => {
                 tracing::warn!(node = %id, instance = %spec.instance, %reason, "engine could not start");
@@ -485,13 +501,13 @@ impl Supervisor {
     /// Fills in each replica's lag: its primary's offset minus its own. The primary's
     /// offset comes from this pass when the primary is local, else from asking it.
     async fn add_lag(&mut self, reports: &mut BTreeMap<Uuid, NodeReport>) {
-        let mut local: HashMap<(String, u16), i64> = HashMap::new();
+        let mut local: HashMap<EngineKey, i64> = HashMap::new();
         for (id, r) in reports.iter() {
             let spec = self.nodes.get(id).and_then(|t| t.applied.as_ref());
             if let (Some(s), Some(NodeRole::Primary), Some(off)) =
                 (spec, r.role, r.replication_offset)
             {
-                local.insert((s.address.clone(), s.port), off);
+                local.insert((self.net.netns_of(s), s.address.clone(), s.port), off);
             }
         }
         let mut used = Vec::new();
@@ -507,13 +523,14 @@ impl Supervisor {
             let Some(addr) = spec.primary_address.clone() else {
                 continue;
             };
-            let key = (addr, spec.port);
+            let key = (self.net.netns_of(&spec), addr, spec.port);
             let offset = match local.get(&key) {
                 Some(o) => Some(*o),
                 None => {
                     used.push(key.clone());
                     let logins = acl::logins(&[&spec]);
-                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, &logins))
+                    let dialer = self.net.dialer(&spec);
+                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, &logins, &dialer))
                         .await
                         .ok()
                         .flatten()
@@ -526,10 +543,15 @@ impl Supervisor {
         self.primaries.retain(|k, _| used.contains(k));
     }
 
-    async fn primary_offset(&mut self, key: &(String, u16), logins: &[Login]) -> Option<i64> {
+    async fn primary_offset(
+        &mut self,
+        key: &EngineKey,
+        logins: &[Login],
+        dialer: &Dialer,
+    ) -> Option<i64> {
         let mut c = match self.primaries.remove(key) {
             Some(c) => c,
-            None => acl::connect(&key.0, key.1, logins).await.ok()?,
+            None => dialer.client(&key.1, key.2, logins).await.ok()?,
         };
         let text = c.info().await.ok()?;
         self.primaries.insert(key.clone(), c);
@@ -539,6 +561,9 @@ impl Supervisor {
             .flatten()
     }
 }
+
+/// An engine by namespace (networks' pools may overlap), address and port.
+type EngineKey = (Option<String>, String, u16);
 
 /// A node whose engine process is gone.
 fn down(id: Uuid, t: &mut Tracked) -> (Observed, NodeReport) {

@@ -31,6 +31,8 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::net::dial::Dialer;
+use crate::net::Net;
 use crate::plan::Change;
 use crate::redis::client::{Client, Reply};
 use crate::redis::observe::Info;
@@ -71,7 +73,7 @@ impl Handovers {
     /// Starts a handover for every primary in `desired` whose spec says `switchover`
     /// and that has none running for it, and aborts those whose spec no longer asks for
     /// them. `wake` is notified when one ends, so that a pass reports it at once.
-    pub fn follow(&mut self, desired: &[NodeSpec], wake: &Arc<Notify>) {
+    pub fn follow(&mut self, desired: &[NodeSpec], wake: &Arc<Notify>, net: &Net) {
         let wanted: HashMap<Uuid, (&NodeSpec, &SwitchoverSpec)> = desired
             .iter()
             .filter(|s| s.role == NodeRole::Primary)
@@ -93,6 +95,7 @@ impl Handovers {
             let dir = NodeDir::new(&self.data_dir, node);
             let task = tokio::spawn(run(
                 dir.clone(),
+                net.dialer(spec),
                 (*spec).clone(),
                 s.clone(),
                 outcome.clone(),
@@ -144,13 +147,14 @@ fn report(id: Uuid, state: SwitchoverState, message: Option<String>) -> Switchov
 
 async fn run(
     dir: NodeDir,
+    dialer: Dialer,
     spec: NodeSpec,
     s: SwitchoverSpec,
     outcome: Arc<Mutex<SwitchoverReport>>,
     wake: Arc<Notify>,
 ) {
     let started = Instant::now();
-    let result = hand_over(&dir, &spec, &s).await;
+    let result = hand_over(&dir, &dialer, &spec, &s).await;
     let done = match result {
         Ok(()) => {
             tracing::info!(node = %spec.node_id, instance = %spec.instance, target = %s.target_address, took = ?started.elapsed(), "handed over: the engine is a replica of the new primary");
@@ -197,7 +201,12 @@ pub fn look(info: &Info, target: &(String, u16)) -> Look {
 /// Runs the handover on the engine of `spec` to the target of `s`: `Ok` once the engine
 /// is a replica of the target, the target primary, and the endpoint given up; `Err`
 /// with the reason when it did not happen (the engine then is the primary again).
-async fn hand_over(dir: &NodeDir, spec: &NodeSpec, s: &SwitchoverSpec) -> Result<(), String> {
+async fn hand_over(
+    dir: &NodeDir,
+    dialer: &Dialer,
+    spec: &NodeSpec,
+    s: &SwitchoverSpec,
+) -> Result<(), String> {
     let timeout = Duration::from_millis(s.timeout_ms.max(1));
     let deadline = Instant::now() + timeout + GRACE;
     let target = (s.target_address.clone(), spec.port);
@@ -238,7 +247,7 @@ async fn hand_over(dir: &NodeDir, spec: &NodeSpec, s: &SwitchoverSpec) -> Result
                         return Err(format!("the engine refused FAILOVER TO: {e}"));
                     }
                     asked = Some(Instant::now());
-                    ask_ack(&mut peer, spec, &target).await;
+                    ask_ack(&mut peer, dialer, spec, &target).await;
                 }
                 Some(at) if at.elapsed() >= timeout => {
                     return Err(format!(
@@ -253,10 +262,10 @@ async fn hand_over(dir: &NodeDir, spec: &NodeSpec, s: &SwitchoverSpec) -> Result
                     )
                 }
             },
-            Look::Waiting => ask_ack(&mut peer, spec, &target).await,
+            Look::Waiting => ask_ack(&mut peer, dialer, spec, &target).await,
             Look::InProgress => {}
             Look::HandedOver => {
-                if target_is_primary(&mut peer, spec, &target).await {
+                if target_is_primary(&mut peer, dialer, spec, &target).await {
                     return release(c, spec, &target).await;
                 }
             }
@@ -290,8 +299,13 @@ async fn release(c: &mut Client, spec: &NodeSpec, target: &(String, u16)) -> Res
 }
 
 /// Asks the target to acknowledge its replication offset to the old primary now.
-async fn ask_ack(peer: &mut Option<Client>, spec: &NodeSpec, target: &(String, u16)) {
-    if let Some(c) = connected(peer, spec, target).await {
+async fn ask_ack(
+    peer: &mut Option<Client>,
+    dialer: &Dialer,
+    spec: &NodeSpec,
+    target: &(String, u16),
+) {
+    if let Some(c) = connected(peer, dialer, spec, target).await {
         if c.replconf_getack().await.is_err() {
             *peer = None;
         }
@@ -301,10 +315,11 @@ async fn ask_ack(peer: &mut Option<Client>, spec: &NodeSpec, target: &(String, u
 /// Whether the target says it is a primary.
 async fn target_is_primary(
     peer: &mut Option<Client>,
+    dialer: &Dialer,
     spec: &NodeSpec,
     target: &(String, u16),
 ) -> bool {
-    let Some(c) = connected(peer, spec, target).await else {
+    let Some(c) = connected(peer, dialer, spec, target).await else {
         return false;
     };
     match c.call(&["INFO", "replication"]).await {
@@ -320,11 +335,13 @@ async fn target_is_primary(
 
 async fn connected<'a>(
     peer: &'a mut Option<Client>,
+    dialer: &Dialer,
     spec: &NodeSpec,
     target: &(String, u16),
 ) -> Option<&'a mut Client> {
     if peer.is_none() {
-        *peer = acl::connect(&target.0, target.1, &acl::logins(&[spec]))
+        *peer = dialer
+            .client(&target.0, target.1, &acl::logins(&[spec]))
             .await
             .ok();
     }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::net::dial::Dialer;
+
 /// One replica behind a read endpoint.
 #[derive(Debug)]
 pub struct Backend {
@@ -14,6 +16,8 @@ pub struct Backend {
     pub address: String,
     /// Its port.
     pub port: u16,
+    /// How it is dialled (from the primary's namespace).
+    pub dialer: Dialer,
     healthy: AtomicBool,
     active: AtomicUsize,
     /// Cancelled when the replica leaves the endpoint (or the endpoint stops): closes its
@@ -30,6 +34,7 @@ impl Backend {
         Backend {
             address,
             port,
+            dialer: Dialer::here(),
             healthy: AtomicBool::new(false),
             active: AtomicUsize::new(0),
             closed,
@@ -110,6 +115,7 @@ pub fn choose(candidates: &[Candidate], cursor: usize) -> Option<usize> {
 pub fn resize(
     current: &[Arc<Backend>],
     want: &[(String, u16)],
+    dialer: &Dialer,
     parent: &CancellationToken,
 ) -> (Vec<Arc<Backend>>, Vec<Arc<Backend>>) {
     let mut next = Vec::with_capacity(want.len());
@@ -121,7 +127,9 @@ pub fn resize(
         {
             Some(b) => next.push(b.clone()),
             None => {
-                let b = Arc::new(Backend::new(address.clone(), *port, parent.child_token()));
+                let mut b = Backend::new(address.clone(), *port, parent.child_token());
+                b.dialer = dialer.clone();
+                let b = Arc::new(b);
                 added.push(b.clone());
                 next.push(b);
             }
@@ -213,9 +221,10 @@ mod tests {
         let want = |v: &[&str]| -> Vec<(String, u16)> {
             v.iter().map(|a| (a.to_string(), 6379)).collect()
         };
-        let (first, added) = resize(&[], &want(&["a", "b"]), &parent);
+        let here = Dialer::here();
+        let (first, added) = resize(&[], &want(&["a", "b"]), &here, &parent);
         assert_eq!(added.len(), 2);
-        let (second, added) = resize(&first, &want(&["b", "c"]), &parent);
+        let (second, added) = resize(&first, &want(&["b", "c"]), &here, &parent);
         assert_eq!(added.len(), 1);
         assert_eq!(added[0].address, "c");
         assert!(Arc::ptr_eq(&second[0], &first[1]), "b stays as it is");

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -79,8 +79,12 @@ impl Endpoint {
             *a = config.auth.clone();
             changed
         });
-        let (next, added) =
-            backend::resize(&self.backends.borrow(), &config.replicas, &self.cancel);
+        let (next, added) = backend::resize(
+            &self.backends.borrow(),
+            &config.replicas,
+            &config.dialer,
+            &self.cancel,
+        );
         for b in added {
             self.handle.spawn(health::watch(b, self.auth.subscribe()));
         }
@@ -92,6 +96,18 @@ impl Endpoint {
     /// agent of the former primary still holds it), tried again on the next call.
     pub fn listen(&mut self) -> bool {
         if self.listening {
+            return true;
+        }
+        if let Some(ns) = self.config.dialer.netns() {
+            // netns mode: the kernel serves the endpoint (see `kernel`).
+            self.handle.spawn(super::kernel::serve(
+                ns.to_string(),
+                self.address.clone(),
+                self.port,
+                self.backends.subscribe(),
+                self.cancel.clone(),
+            ));
+            self.listening = true;
             return true;
         }
         match self.bind() {
@@ -121,13 +137,7 @@ impl Endpoint {
         let addr = SocketAddr::new(ip, self.port);
         // The listener registers with the proxy runtime's reactor.
         let _entered = self.handle.enter();
-        let socket = match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        socket.listen(BACKLOG)
+        self.config.dialer.listener(addr, BACKLOG)
     }
 
     /// What it serves now.
@@ -229,10 +239,7 @@ async fn wait_for_replica(client: TcpStream, backends: watch::Receiver<Vec<Arc<B
 /// or until the replica leaves the endpoint.
 async fn relay(mut client: TcpStream, lent: Lent) {
     let b = lent.backend();
-    let connect = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((b.address.as_str(), b.port)),
-    );
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, b.dialer.tcp(&b.address, b.port));
     let mut server = match connect.await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {

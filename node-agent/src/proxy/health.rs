@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::backend::Backend;
-use crate::redis::acl::{self, Login};
+use crate::redis::acl::Login;
 use crate::redis::client::{Client, ClientError, Reply};
 use crate::redis::observe::Info;
 
@@ -93,7 +93,12 @@ async fn check(
 ) -> Result<Info, ClientError> {
     let c = match client {
         Some(c) => c,
-        None => client.insert(acl::connect(&backend.address, backend.port, &auth).await?),
+        None => client.insert(
+            backend
+                .dialer
+                .client(&backend.address, backend.port, &auth)
+                .await?,
+        ),
     };
     match c.call(&["INFO", "replication"]).await? {
         Reply::Bulk(Some(b)) => Ok(Info::parse(&String::from_utf8_lossy(&b))),

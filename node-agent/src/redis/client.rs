@@ -74,6 +74,12 @@ impl Client {
         let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect((host, port)))
             .await
             .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
+        Client::over_tcp(stream, auth).await
+    }
+
+    /// A client over an established TCP connection (e.g. one opened in a network
+    /// namespace: [`crate::net::dial::Dialer`]); authenticates when `auth` is given.
+    pub async fn over_tcp(stream: TcpStream, auth: Option<&Login>) -> Result<Client, ClientError> {
         stream.set_nodelay(true)?;
         Client::over(Box::new(stream), auth).await
     }

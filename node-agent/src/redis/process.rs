@@ -145,7 +145,17 @@ fn is_redis_title(cmdline: &str) -> bool {
 /// Answers its pid, or why it could not start, in the engine's own words when it gave
 /// them.
 pub async fn start(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Result<u32, String> {
-    start_inner(redis_server, spec, dir)
+    start_in(redis_server, spec, dir, None).await
+}
+
+/// [`start`] with the engine in network namespace `netns` (the agent's own for `None`).
+pub async fn start_in(
+    redis_server: &Path,
+    spec: &NodeSpec,
+    dir: &NodeDir,
+    netns: Option<&str>,
+) -> Result<u32, String> {
+    start_inner(redis_server, spec, dir, netns)
         .await
         .map_err(|reason| {
             let admin = spec.admin_secret.as_ref().map(|s| s.expose());
@@ -161,18 +171,32 @@ fn redact(text: String, secret: Option<&str>) -> String {
     }
 }
 
-async fn start_inner(redis_server: &Path, spec: &NodeSpec, dir: &NodeDir) -> Result<u32, String> {
+async fn start_inner(
+    redis_server: &Path,
+    spec: &NodeSpec,
+    dir: &NodeDir,
+    netns: Option<&str>,
+) -> Result<u32, String> {
     write_files(spec, dir).map_err(|e| format!("cannot write the engine's files: {e:#}"))?;
     let _ = fs::remove_file(dir.pidfile());
     let _ = fs::remove_file(dir.engine());
     let log_from = fs::metadata(dir.logfile()).map(|m| m.len()).unwrap_or(0);
-    let child = tokio::process::Command::new(redis_server)
-        .arg(dir.conf())
-        .current_dir(&dir.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output();
+    let mut cmd = std::process::Command::new(redis_server);
+    cmd.arg(dir.conf()).current_dir(&dir.dir);
+    let child = async {
+        match netns {
+            // Forked from a thread inside the namespace: the engine lives there.
+            Some(ns) => crate::net::dial::output_in(Some(ns), cmd, None).await,
+            None => {
+                tokio::process::Command::from(cmd)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .output()
+                    .await
+            }
+        }
+    };
     // With `daemonize yes` this process forks the engine and exits at once; errors in
     // the config file make it exit non-zero with the reason on its output.
     let out = match tokio::time::timeout(START_TIMEOUT, child).await {

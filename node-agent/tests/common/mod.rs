@@ -173,7 +173,18 @@ pub fn agent_config(
     bin: &Path,
     interval: &str,
 ) -> cacheplane_node_agent::config::Config {
-    let data_dir = data.path().to_string_lossy().into_owned();
+    agent_config_at(api_url, host, data.path(), bin, interval)
+}
+
+/// [`agent_config`] with the data in directory `data`.
+pub fn agent_config_at(
+    api_url: &str,
+    host: &str,
+    data: &Path,
+    bin: &Path,
+    interval: &str,
+) -> cacheplane_node_agent::config::Config {
+    let data_dir = data.to_string_lossy().into_owned();
     let bin_path = bin.to_string_lossy().into_owned();
     <cacheplane_node_agent::config::Config as clap::Parser>::try_parse_from([
         "agent",
