@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use cacheplane_types::{
     HeartbeatRequest, HeartbeatResponse, Host, HostConfig, HostState, NetworkSpec, NodeRole,
-    NodeSpec, ReadEndpointSpec, RegisterHostRequest, ReleaseRangesResponse, Tier, WriteFence,
+    NodeSpec, ReadEndpointSpec, RegisterHostRequest, ReleaseRangesResponse, Tier, TlsSpec,
+    WriteFence,
 };
 use chrono::Utc;
 use ipnet::IpNet;
@@ -306,6 +307,10 @@ fn node_spec(r: SpecRow) -> NodeSpec {
             name: r.network_name,
             ip_range: r.network_ip_range.to_string(),
         }),
+        tls: match (r.tls_ca_cert, r.tls_server_cert, r.tls_server_key) {
+            (Some(ca_cert), Some(cert), Some(key)) => Some(TlsSpec { ca_cert, cert, key }),
+            _ => None,
+        },
     }
 }
 

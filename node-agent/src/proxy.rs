@@ -38,6 +38,9 @@ pub struct EndpointConfig {
     pub replicas: Vec<(String, u16)>,
     /// The instance's auth string, for the health checks.
     pub auth: Option<String>,
+    /// The instance's CA (PEM) when its engines serve TLS only: the health checks dial
+    /// the replicas over TLS. Client connections pass through as bytes, TLS and all.
+    pub tls_ca: Option<String>,
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -46,6 +49,7 @@ impl std::fmt::Debug for EndpointConfig {
         f.debug_struct("EndpointConfig")
             .field("replicas", &self.replicas)
             .field("auth", &self.auth.as_ref().map(|_| "***"))
+            .field("tls", &self.tls_ca.is_some())
             .finish()
     }
 }
@@ -69,6 +73,7 @@ pub fn desired(nodes: &[NodeSpec]) -> BTreeMap<(String, u16), EndpointConfig> {
             EndpointConfig {
                 replicas,
                 auth: spec.auth_string.clone(),
+                tls_ca: crate::redis::tls::ca_of(spec).map(str::to_string),
             },
         );
     }

@@ -114,7 +114,8 @@ async fn start_stream(
     let mut p: Option<Client> = None;
     while Instant::now() < deadline {
         if p.is_none() {
-            p = Client::connect(&primary.0, primary.1, spec.auth_string.as_deref())
+            let ca = crate::redis::tls::ca_of(spec);
+            p = crate::redis::tls::connect(&primary.0, primary.1, ca, spec.auth_string.as_deref())
                 .await
                 .ok();
         }

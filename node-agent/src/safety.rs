@@ -78,6 +78,7 @@ mod tests {
             restart_in_place: true,
             auth_string: None,
             write_fence: None,
+            tls: None,
         }
     }
 

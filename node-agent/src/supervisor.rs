@@ -24,7 +24,7 @@ use crate::exits::ExitWatch;
 use crate::plan::{self, Action, Change, Observed, Process};
 use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
-use crate::redis::{local, process, reconfigure, NodeDir};
+use crate::redis::{local, process, reconfigure, tls, NodeDir};
 use crate::relink::{self, Relink};
 
 /// Restart backoff of one node: 1 s, doubling, at most 30 s.
@@ -404,7 +404,17 @@ impl Supervisor {
                         }
                     },
                 };
-                match reconfigure::apply(&mut client, &spec, t.applied.as_ref(), &what).await {
+                let applied = match what.contains(&Change::Tls) {
+                    true => tls::reload(&mut client, &spec, &t.dir).await,
+                    false => Ok(()),
+                };
+                let applied = match applied {
+                    Ok(()) => {
+                        reconfigure::apply(&mut client, &spec, t.applied.as_ref(), &what).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match applied {
                     Ok(()) => {
                         tracing::info!(node = %id, instance = %spec.instance, changes = ?what, "changed engine online");
                         if let Err(e) = process::write_files(&spec, &t.dir) {
@@ -509,7 +519,8 @@ impl Supervisor {
                 None => {
                     used.push(key.clone());
                     let auth = spec.auth_string.as_deref();
-                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, auth))
+                    let ca = tls::ca_of(&spec);
+                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, ca, auth))
                         .await
                         .ok()
                         .flatten()
@@ -522,10 +533,15 @@ impl Supervisor {
         self.primaries.retain(|k, _| used.contains(k));
     }
 
-    async fn primary_offset(&mut self, key: &(String, u16), auth: Option<&str>) -> Option<i64> {
+    async fn primary_offset(
+        &mut self,
+        key: &(String, u16),
+        ca: Option<&str>,
+        auth: Option<&str>,
+    ) -> Option<i64> {
         let mut c = match self.primaries.remove(key) {
             Some(c) => c,
-            None => Client::connect(&key.0, key.1, auth).await.ok()?,
+            None => tls::connect(&key.0, key.1, ca, auth).await.ok()?,
         };
         let text = c.info().await.ok()?;
         self.primaries.insert(key.clone(), c);

@@ -244,8 +244,9 @@ pub async fn lock_free_memory(
     .await?)
 }
 
-/// One node of a host's desired config, with what its spec needs of the instance.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One node of a host's desired config, with what its spec needs of the instance. No
+/// `Debug`: it holds the AUTH string and, for TLS, the server's private key.
+#[derive(Clone, sqlx::FromRow)]
 pub struct SpecRow {
     /// Node id.
     pub id: Uuid,
@@ -289,6 +290,12 @@ pub struct SpecRow {
     pub network_name: String,
     /// The network's pool.
     pub network_ip_range: IpNet,
+    /// For a TLS instance: its CA certificate (PEM).
+    pub tls_ca_cert: Option<String>,
+    /// Its server certificate (PEM).
+    pub tls_server_cert: Option<String>,
+    /// The server certificate's private key (PEM): a secret, for the agent only.
+    pub tls_server_key: Option<String>,
 }
 
 /// The nodes a host should run (not being removed), by id.
@@ -303,9 +310,12 @@ pub async fn specs(db: impl PgExecutor<'_>, host: &str) -> ApiResult<Vec<SpecRow
                      and not r.removing order by r.ordinal) as replica_addresses,
                n.write_fence,
                'projects/' || w.project_id || '/networks/' || w.name as network_name,
-               w.ip_range as network_ip_range
+               w.ip_range as network_ip_range,
+               t.ca_cert as tls_ca_cert, t.server_cert as tls_server_cert,
+               t.server_key as tls_server_key
            from node n join instance i on i.id = n.instance_id
            join network w on w.id = i.network_id
+           left join instance_tls t on t.instance_id = i.id
            where n.host_id = $1 and not n.removing order by n.id"#,
     )
     .bind(host)

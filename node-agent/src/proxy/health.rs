@@ -10,8 +10,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::backend::Backend;
+use super::EndpointConfig;
 use crate::redis::client::{Client, ClientError, Reply};
 use crate::redis::observe::Info;
+use crate::redis::tls;
 
 /// How often each healthy replica is checked.
 pub const CHECK_EVERY: Duration = Duration::from_millis(250);
@@ -36,9 +38,29 @@ pub fn is_serving(info: &Info) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// How the checks reach the replicas: the instance's AUTH string and, when its engines
+/// serve TLS only, its CA.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Dialing {
+    /// The AUTH string.
+    pub auth: Option<String>,
+    /// The instance's CA (PEM).
+    pub tls_ca: Option<String>,
+}
+
+impl Dialing {
+    /// What `config` says.
+    pub fn of(config: &EndpointConfig) -> Dialing {
+        Dialing {
+            auth: config.auth.clone(),
+            tls_ca: config.tls_ca.clone(),
+        }
+    }
+}
+
 /// Checks `backend` until it is closed, authenticating with the endpoint's current auth
-/// string; logs changes of its health.
-pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Option<String>>) {
+/// string (over TLS for a TLS instance); logs changes of its health.
+pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Dialing>) {
     let mut client: Option<Client> = None;
     let mut first = true;
     loop {
@@ -88,12 +110,13 @@ pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Option<Strin
 async fn check(
     client: &mut Option<Client>,
     backend: &Backend,
-    auth: Option<String>,
+    dialing: Dialing,
 ) -> Result<Info, ClientError> {
     let c = match client {
         Some(c) => c,
         None => {
-            client.insert(Client::connect(&backend.address, backend.port, auth.as_deref()).await?)
+            let (ca, auth) = (dialing.tls_ca.as_deref(), dialing.auth.as_deref());
+            client.insert(tls::connect(&backend.address, backend.port, ca, auth).await?)
         }
     };
     match c.call(&["INFO", "replication"]).await? {

@@ -24,6 +24,7 @@ fn primary(read_endpoint: Option<ReadEndpointSpec>) -> NodeSpec {
         restart_in_place: false,
         auth_string: Some("pw".into()),
         write_fence: None,
+        tls: None,
     }
 }
 

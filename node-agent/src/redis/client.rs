@@ -64,10 +64,15 @@ pub struct Client {
 impl Client {
     /// Connects to `host:port` and, when `auth` is given, authenticates.
     pub async fn connect(host: &str, port: u16, auth: Option<&str>) -> Result<Client, ClientError> {
-        let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
-        stream.set_nodelay(true)?;
+        Client::over(Box::new(dial_tcp(host, port).await?), auth).await
+    }
+
+    /// Authenticates (when `auth` is given) over an open `stream`: how the TLS dialer
+    /// ([`super::tls::connect`]) hands its connection over.
+    pub(crate) async fn over_stream<S>(stream: S, auth: Option<&str>) -> Result<Client, ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug + 'static,
+    {
         Client::over(Box::new(stream), auth).await
     }
 
@@ -158,6 +163,15 @@ impl Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Opens a TCP connection to `host:port` within [`CALL_TIMEOUT`], `TCP_NODELAY` set.
+pub(crate) async fn dial_tcp(host: &str, port: u16) -> Result<TcpStream, ClientError> {
+    let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 async fn read_line(r: &mut BufReader<Box<dyn Stream>>) -> Result<String, ClientError> {

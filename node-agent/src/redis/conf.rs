@@ -12,6 +12,12 @@ const OWNED: &[&str] = &[
     "maxmemory",
     "maxmemory-gb",
     "port",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
+    "tls-replication",
     "bind",
     "dir",
     "daemonize",
@@ -136,7 +142,7 @@ pub fn render(spec: &NodeSpec, dir: &NodeDir) -> String {
         "# Written by cacheplane-node-agent for node {}; changes are overwritten.",
         spec.node_id
     );
-    let _ = writeln!(c, "port {}", spec.port);
+    c.push_str(&super::tls::port_lines(spec, dir));
     let binds: Vec<String> = bind_addresses(spec).iter().map(|a| quote(a)).collect();
     let _ = writeln!(c, "bind {}", binds.join(" "));
     c.push_str("protected-mode no\n");
@@ -213,6 +219,7 @@ mod tests {
             restart_in_place: false,
             auth_string: Some("s3cr\"et".into()),
             write_fence: None,
+            tls: None,
         }
     }
 

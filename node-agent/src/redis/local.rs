@@ -29,7 +29,7 @@ pub async fn connect(
             r => return r,
         }
     }
-    Client::connect(&spec.address, spec.port, auth).await
+    super::tls::connect(&spec.address, spec.port, super::tls::ca_of(spec), auth).await
 }
 
 /// Longest Unix socket path `connect(2)` takes (`sun_path` is 108 bytes with its NUL).

@@ -83,6 +83,7 @@ pub fn spec(n: u8, role: NodeRole, of: Option<&NodeSpec>) -> NodeSpec {
         restart_in_place: false,
         auth_string: Some(AUTH.into()),
         write_fence: None,
+        tls: None,
     }
 }
 
