@@ -260,7 +260,7 @@ pub async fn rotate_server_certificate(
         .collect();
     touch_nodes(&mut tx, &ids).await?;
     db::set_state(
-        &mut *tx,
+        &mut tx,
         inst.id,
         InstanceState::Updating,
         None,
@@ -275,7 +275,7 @@ pub async fn rotate_server_certificate(
             "reloading the new server certificate on the nodes",
         )
     };
-    operations::insert(&mut *tx, new_op).await?;
+    operations::insert(&mut tx, new_op).await?;
     tx.commit().await?;
     tracing::info!(instance = %inst.full_name(), serial = %server.public.serial_number, "server certificate rotated");
     Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
