@@ -221,7 +221,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 false => {
                     let path = match ca_file {
                         Some(p) => p,
-                        None => tls::default_ca_file(None, &l)?,
+                        None => tls::default_ca_file(&l)?,
                     };
                     tls::write_ca(&path, &tls::ca_pem(&inst)?)?;
                     Some(path)

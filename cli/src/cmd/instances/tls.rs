@@ -57,10 +57,13 @@ pub fn write_ca(path: &Path, pem: &str) -> Result<()> {
     std::fs::write(path, pem).map_err(fail)
 }
 
-/// Where `env` writes an instance's CA unless told: next to cachectl's configuration,
-/// `…/cachectl/server-ca/PROJECT/REGION/INSTANCE.pem`.
-pub fn default_ca_file(config: Option<&Path>, l: &Located) -> Result<PathBuf> {
-    let base = crate::config::path(config)?;
+/// Where `env` writes an instance's CA unless told: next to cachectl's configuration
+/// file (`CACHECTL_CONFIG`, else the XDG one), `server-ca/PROJECT/REGION/INSTANCE.pem`.
+pub fn default_ca_file(l: &Located) -> Result<PathBuf> {
+    let explicit = std::env::var_os("CACHECTL_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let base = crate::config::path(explicit.as_deref())?;
     let dir = base.parent().unwrap_or(Path::new("."));
     Ok(dir
         .join("server-ca")
