@@ -36,6 +36,8 @@ install_prerequisites() {
     # The end-to-end tests run real engines: redis-server, and redis-cli to check them.
     ensure_pkg redis-server redis-server
     ensure_pkg redis-cli redis-tools
+    # The TLS tests read the certificate a server presents with `openssl s_client`.
+    ensure_pkg openssl openssl
     install_python_test_tools
 }
 

@@ -128,7 +128,7 @@ fn pids(agents: &[Agent]) -> std::collections::BTreeMap<String, u32> {
 #[tokio::test]
 async fn tls_instance_serves_replicates_fails_over_and_rotates_online() {
     let db = TestDb::new().await;
-    let (api, _net) = start_api(&db, &[]).await;
+    let (mut api, _net) = start_api(&db, &[]).await;
     let agents = three_agents(&api, 8 * GIB).await;
     let dir = tempfile_dir();
 
@@ -294,7 +294,10 @@ async fn tls_instance_serves_replicates_fails_over_and_rotates_online() {
         .await;
     expect_invalid("patch transitEncryptionMode", &got, "transitEncryptionMode");
     assert_no_key_in_answers(&api, "secure").await;
+    let log = api.log_tail(16 << 20);
+    assert!(!log.contains("PRIVATE KEY"), "the API logged a private key");
     drop(agents);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A fresh directory under the system's temp dir, for CA files.
