@@ -41,6 +41,8 @@ install_prerequisites() {
     ensure_pkg ip iproute2
     ensure_pkg nft nftables
     ensure_pkg arping iputils-arping
+    # The TLS tests read the certificate a server presents with `openssl s_client`.
+    ensure_pkg openssl openssl
     install_python_test_tools
 }
 

@@ -115,6 +115,8 @@ pub fn instance(tier: Tier) -> InstanceRow {
         updated_at: ago(3600),
         primary_range: Some("10.0.0.0/28".parse().unwrap()),
         secondary_range: None,
+        transit_encryption_mode: Default::default(),
+        server_ca_certs: Json(Vec::new()),
     }
 }
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use cacheplane_types::{
     HeartbeatRequest, HeartbeatResponse, Host, HostConfig, HostState, NetworkSpec, NodeRole,
-    NodeSpec, ReadEndpointSpec, RegisterHostRequest, ReleaseRangesResponse, Tier, WriteFence,
+    NodeSpec, ReadEndpointSpec, RegisterHostRequest, ReleaseRangesResponse, Tier, TlsSpec,
+    WriteFence,
 };
 use chrono::Utc;
 use ipnet::IpNet;
@@ -311,6 +312,10 @@ fn node_spec(r: SpecRow) -> NodeSpec {
             r.switchover_id,
             r.switchover_target,
         ),
+        tls: match (r.tls_ca_cert, r.tls_server_cert, r.tls_server_key) {
+            (Some(ca_cert), Some(cert), Some(key)) => Some(TlsSpec { ca_cert, cert, key }),
+            _ => None,
+        },
     }
 }
 

@@ -485,3 +485,98 @@ fn completions_for_each_shell() {
         assert!(script.contains("instances"), "{shell}");
     }
 }
+
+/// TLS in transit from the command line: create with --transit-encryption-mode, the CA
+/// file from get-server-ca, `instances env` pointing redis-cli at TLS, and rotation.
+#[test]
+fn tls_instance_commands() {
+    let stack = Stack::with_agents();
+    let created = stack.json(&[
+        "instances",
+        "create",
+        "secure",
+        "--transit-encryption-mode",
+        "server-authentication",
+    ]);
+    assert_eq!(created["state"], "READY", "{created}");
+    assert_eq!(created["port"], 6378, "{created}");
+    assert_eq!(
+        created["transitEncryptionMode"], "SERVER_AUTHENTICATION",
+        "{created}"
+    );
+
+    let ca = stack.path("ca.pem");
+    let out = stack
+        .cachectl()
+        .args(["instances", "get-server-ca", "secure", "--out"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pem = std::fs::read_to_string(&ca).expect("get-server-ca wrote the file");
+    assert_eq!(
+        pem.trim(),
+        created["serverCaCerts"][0]["cert"]
+            .as_str()
+            .expect("a CA")
+            .trim()
+    );
+
+    // `instances env` writes the CA next to the configuration and says where.
+    let out = stack
+        .cachectl()
+        .args(["instances", "env", "secure"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env = stdout(&out);
+    assert!(env.contains("REDISPORT=6378\n"), "{env}");
+    assert!(env.contains("REDISTLS=1\n"), "{env}");
+    let env_file = stack.path("secure.env");
+    std::fs::write(&env_file, &env).unwrap();
+    let cli = |what: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                r#"set -e; source "$1"; test "$REDISTLS" = 1
+                redis-cli --tls --cacert "$REDISCACERT" -h $REDISHOST -p $REDISPORT -a $REDISAUTH --no-auth-warning {what}"#
+            ))
+            .arg("bash")
+            .arg(&env_file)
+            .output()
+            .expect("running bash");
+        format!("{}{}", stdout(&out), stderr(&out))
+    };
+    assert_eq!(cli("SET tls-key hello"), "OK\n");
+    assert_eq!(cli("GET tls-key"), "hello\n");
+
+    let out = stack
+        .cachectl()
+        .args([
+            "instances",
+            "rotate-server-certificate",
+            "secure",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rotated: Value = serde_json::from_slice(&out.stdout).expect("rotate prints JSON");
+    assert_eq!(rotated["state"], "READY", "{rotated}");
+    assert_eq!(
+        rotated["serverCaCerts"], created["serverCaCerts"],
+        "{rotated}"
+    );
+    assert_eq!(cli("GET tls-key"), "hello\n", "after the rotation");
+
+    // Without TLS there is no CA to get.
+    stack.json(&["instances", "create", "plain"]);
+    let out = stack
+        .cachectl()
+        .args(["instances", "get-server-ca", "plain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("DISABLED"), "{}", stderr(&out));
+}

@@ -54,6 +54,8 @@ pub enum Change {
     Replication,
     /// The write fence (`min-replicas-to-write`, `min-replicas-max-lag`).
     Fence,
+    /// The TLS certificate, key or CA (a rotation): rewritten and reloaded online.
+    Tls,
 }
 
 /// Work for the agent.
@@ -133,6 +135,7 @@ pub fn differences(
             Change::Bind,
             Change::Replication,
             Change::Fence,
+            Change::Tls,
         ]);
     };
     let mut what = BTreeSet::new();
@@ -156,6 +159,9 @@ pub fn differences(
     }
     if conf::write_fence(spec) != conf::write_fence(old) {
         what.insert(Change::Fence);
+    }
+    if spec.tls.is_some() && spec.tls != old.tls {
+        what.insert(Change::Tls);
     }
     what
 }

@@ -49,6 +49,9 @@ pub struct EndpointConfig {
     pub auth: Vec<Login>,
     /// Where it listens and dials its replicas from: the primary's namespace.
     pub dialer: Dialer,
+    /// The instance's CA (PEM) when its engines serve TLS only: the health checks dial
+    /// the replicas over TLS. Client connections pass through as bytes, TLS and all.
+    pub tls_ca: Option<String>,
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -61,6 +64,7 @@ impl std::fmt::Debug for EndpointConfig {
                 &self.auth.iter().map(|l| &l.user).collect::<Vec<_>>(),
             )
             .field("dialer", &self.dialer)
+            .field("tls", &self.tls_ca.is_some())
             .finish()
     }
 }
@@ -96,6 +100,7 @@ pub fn desired_in(nodes: &[NodeSpec], net: &Net) -> BTreeMap<EndpointKey, Endpoi
                 replicas,
                 auth: acl::logins(&[spec]),
                 dialer: net.dialer(spec),
+                tls_ca: crate::redis::tls::ca_of(spec).map(str::to_string),
             },
         );
     }

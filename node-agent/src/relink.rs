@@ -116,8 +116,9 @@ async fn start_stream(
     let mut p: Option<Client> = None;
     while Instant::now() < deadline {
         if p.is_none() {
+            let ca = crate::redis::tls::ca_of(spec);
             p = dialer
-                .client(&primary.0, primary.1, &acl::logins(&[spec]))
+                .client(&primary.0, primary.1, &acl::logins(&[spec]), ca)
                 .await
                 .ok();
         }

@@ -80,6 +80,7 @@ mod tests {
             auth_string: None,
             admin_secret: None,
             write_fence: None,
+            tls: None,
         }
     }
 

@@ -27,7 +27,7 @@ use crate::plan::{self, Action, Change, Observed, Process};
 use crate::redis::acl::{self, Login};
 use crate::redis::client::{Client, ClientError};
 use crate::redis::observe::{self, Info};
-use crate::redis::{local, process, reconfigure, NodeDir};
+use crate::redis::{local, process, reconfigure, tls, NodeDir};
 use crate::relink::{self, Relink};
 use crate::switchover::Handovers;
 
@@ -423,7 +423,17 @@ impl Supervisor {
                         }
                     },
                 };
-                match reconfigure::apply(&mut client, &spec, t.applied.as_ref(), &what).await {
+                let applied = match what.contains(&Change::Tls) {
+                    true => tls::reload(&mut client, &spec, &t.dir).await,
+                    false => Ok(()),
+                };
+                let applied = match applied {
+                    Ok(()) => {
+                        reconfigure::apply(&mut client, &spec, t.applied.as_ref(), &what).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match applied {
                     Ok(()) => {
                         tracing::info!(node = %id, instance = %spec.instance, changes = ?what, "changed engine online");
                         if let Err(e) = process::write_files(&spec, &t.dir) {
@@ -530,10 +540,14 @@ impl Supervisor {
                     used.push(key.clone());
                     let logins = acl::logins(&[&spec]);
                     let dialer = self.net.dialer(&spec);
-                    tokio::time::timeout(LAG_DEADLINE, self.primary_offset(&key, &logins, &dialer))
-                        .await
-                        .ok()
-                        .flatten()
+                    let ca = tls::ca_of(&spec);
+                    tokio::time::timeout(
+                        LAG_DEADLINE,
+                        self.primary_offset(&key, &logins, &dialer, ca),
+                    )
+                    .await
+                    .ok()
+                    .flatten()
                 }
             };
             if let (Some(p), Some(o)) = (offset, r.replication_offset) {
@@ -548,10 +562,11 @@ impl Supervisor {
         key: &EngineKey,
         logins: &[Login],
         dialer: &Dialer,
+        ca: Option<&str>,
     ) -> Option<i64> {
         let mut c = match self.primaries.remove(key) {
             Some(c) => c,
-            None => dialer.client(&key.1, key.2, logins).await.ok()?,
+            None => dialer.client(&key.1, key.2, logins, ca).await.ok()?,
         };
         let text = c.info().await.ok()?;
         self.primaries.insert(key.clone(), c);

@@ -341,7 +341,12 @@ async fn connected<'a>(
 ) -> Option<&'a mut Client> {
     if peer.is_none() {
         *peer = dialer
-            .client(&target.0, target.1, &acl::logins(&[spec]))
+            .client(
+                &target.0,
+                target.1,
+                &acl::logins(&[spec]),
+                crate::redis::tls::ca_of(spec),
+            )
             .await
             .ok();
     }

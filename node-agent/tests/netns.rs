@@ -142,6 +142,7 @@ fn node(net: &NetworkSpec, n: u8, role: NodeRole, of: Option<u8>, auth: &str) ->
         write_fence: None,
         admin_secret: None,
         switchover: None,
+        tls: None,
     }
 }
 
@@ -230,7 +231,7 @@ async fn opens(dialer: &Dialer, host: &str) -> bool {
 async fn answers(dialer: &Dialer, host: &str, auth: &str) -> bool {
     let ping = async {
         let mut c = dialer
-            .client(host, 6379, &[Login::tenant_auth(auth)])
+            .client(host, 6379, &[Login::tenant_auth(auth)], None)
             .await
             .ok()?;
         c.ping().await.ok()
@@ -405,7 +406,7 @@ async fn a_connector_reaches_its_network_only_and_loses_it_when_removed() {
         // The connector leaves the config: its namespace goes, and an open connection
         // from it is cut.
         let mut held = from_conn
-            .client("10.200.0.19", 6379, &[Login::tenant_auth(AUTH)])
+            .client("10.200.0.19", 6379, &[Login::tenant_auth(AUTH)], None)
             .await
             .expect("connects from the connector");
         assert!(held.ping().await.is_ok());

@@ -321,6 +321,10 @@ pub struct NodeSpec {
     /// Agents that predate it ignore it (the switchover then times out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switchover: Option<SwitchoverSpec>,
+    /// TLS in transit (`SERVER_AUTHENTICATION`): the engine serves TLS only, on `port`,
+    /// with these files, and replicates over TLS. Absent: plain RESP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
 }
 
 /// A coordinated switchover: see [`NodeSpec::switchover`].
@@ -341,6 +345,33 @@ impl SwitchoverSpec {
     /// Whether the node at `address` is the target of this switchover.
     pub fn targets(&self, address: &str) -> bool {
         self.target_address == address
+    }
+}
+
+/// The TLS material of a node: its instance's CA and the server certificate and key
+/// (PEM). The key is a secret: [`TlsSpec`]'s `Debug` never prints it, and the agent
+/// keeps it only in a 0600 file.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// The instance's CA certificate (`tls-ca-cert-file`; replicas check their primary
+    /// against it).
+    pub ca_cert: String,
+    /// The server certificate (`tls-cert-file`), valid for every address of the
+    /// instance's range.
+    pub cert: String,
+    /// The server certificate's private key (`tls-key-file`).
+    pub key: String,
+}
+
+impl std::fmt::Debug for TlsSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSpec")
+            .field("ca_cert", &format_args!("<{} bytes>", self.ca_cert.len()))
+            .field("cert", &format_args!("<{} bytes>", self.cert.len()))
+            .field("key", &format_args!("<redacted>"))
+            .finish()
     }
 }
 
@@ -368,4 +399,22 @@ pub struct ReadEndpointSpec {
     /// Addresses of the instance's replica nodes (same port); the proxy sends a new
     /// connection only to one that is linked to its primary and not in a full sync.
     pub replicas: Vec<String>,
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::TlsSpec;
+
+    #[test]
+    fn debug_never_prints_the_key() {
+        let t = TlsSpec {
+            ca_cert: "CA".into(),
+            cert: "CERT".into(),
+            key: "-----BEGIN PRIVATE KEY-----secret".into(),
+        };
+        let shown = format!("{t:?} {t:#?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 }

@@ -71,6 +71,64 @@ pub enum ReadReplicasMode {
     ReadReplicasEnabled,
 }
 
+/// Whether clients reach the instance over TLS. Set at create only.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TransitEncryptionMode {
+    /// Plain RESP on port 6379 (the default).
+    #[default]
+    Disabled,
+    /// TLS only, on port 6378: the server proves itself with a certificate issued by the
+    /// instance's own CA (`serverCaCerts`); clients are not asked for one.
+    ServerAuthentication,
+}
+
+impl TransitEncryptionMode {
+    /// The wire name, also stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitEncryptionMode::Disabled => "DISABLED",
+            TransitEncryptionMode::ServerAuthentication => "SERVER_AUTHENTICATION",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<TransitEncryptionMode> {
+        [
+            TransitEncryptionMode::Disabled,
+            TransitEncryptionMode::ServerAuthentication,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+}
+
+impl TryFrom<String> for TransitEncryptionMode {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s).ok_or_else(|| format!("unknown transit encryption mode '{s}'"))
+    }
+}
+
+/// A CA certificate clients trust to reach a TLS instance (Memorystore's `TlsCertificate`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsCertificate {
+    /// The certificate's serial number, in decimal.
+    pub serial_number: String,
+    /// The certificate, PEM.
+    pub cert: String,
+    /// When it was issued (its `notBefore`).
+    pub create_time: DateTime<Utc>,
+    /// When it expires (its `notAfter`).
+    pub expire_time: DateTime<Utc>,
+    /// SHA-1 of the certificate's DER, lowercase hex.
+    pub sha1_fingerprint: String,
+}
+
 /// The role of a node in its instance.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -182,6 +240,13 @@ pub struct Instance {
     pub read_endpoint_port: Option<u16>,
     /// Whether clients must AUTH; the string comes from the get-auth-string method.
     pub auth_enabled: bool,
+    /// TLS in transit: `DISABLED` or `SERVER_AUTHENTICATION` (port 6378).
+    #[serde(default)]
+    pub transit_encryption_mode: TransitEncryptionMode,
+    /// With `SERVER_AUTHENTICATION`: the CA certificates that sign the instance's server
+    /// certificates (clients pass them as `--cacert`). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_ca_certs: Vec<TlsCertificate>,
     /// Lifecycle state.
     pub state: InstanceState,
     /// Why the instance is in its state, when that is worth saying.
@@ -238,6 +303,9 @@ pub struct CreateInstanceRequest {
     /// Whether clients must AUTH (default true).
     #[serde(default)]
     pub auth_enabled: Option<bool>,
+    /// TLS in transit (`DISABLED` if omitted); cannot be changed later.
+    #[serde(default)]
+    pub transit_encryption_mode: Option<TransitEncryptionMode>,
     /// User labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -270,6 +338,10 @@ pub struct PatchInstanceRequest {
     /// Replaces the labels.
     #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
+    /// Set at create only: a patch carrying it (or naming it in `updateMask`) is refused
+    /// with INVALID_ARGUMENT on `transitEncryptionMode`.
+    #[serde(default)]
+    pub transit_encryption_mode: Option<TransitEncryptionMode>,
     /// If given, the patch applies only while the instance still has this etag.
     #[serde(default)]
     pub etag: Option<String>,

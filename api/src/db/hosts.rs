@@ -257,8 +257,9 @@ pub async fn lock_free_memory(
     .await?)
 }
 
-/// One node of a host's desired config, with what its spec needs of the instance.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One node of a host's desired config, with what its spec needs of the instance. No
+/// `Debug`: it holds the AUTH string and, for TLS, the server's private key.
+#[derive(Clone, sqlx::FromRow)]
 pub struct SpecRow {
     /// Node id.
     pub id: Uuid,
@@ -309,6 +310,12 @@ pub struct SpecRow {
     pub switchover_id: Option<Uuid>,
     /// The node address of that switchover's target replica.
     pub switchover_target: Option<IpNet>,
+    /// For a TLS instance: its CA certificate (PEM).
+    pub tls_ca_cert: Option<String>,
+    /// Its server certificate (PEM).
+    pub tls_server_cert: Option<String>,
+    /// The server certificate's private key (PEM): a secret, for the agent only.
+    pub tls_server_key: Option<String>,
 }
 
 /// The nodes a host should run (not being removed), by id.
@@ -327,9 +334,12 @@ pub async fn specs(db: impl PgExecutor<'_>, host: &str) -> ApiResult<Vec<SpecRow
                n.switchover_id,
                (select t.address from node t where t.instance_id = n.instance_id
                      and t.switchover_id = n.switchover_id and t.role = 'REPLICA'
-                     and not t.removing limit 1) as switchover_target
+                     and not t.removing limit 1) as switchover_target,
+               t.ca_cert as tls_ca_cert, t.server_cert as tls_server_cert,
+               t.server_key as tls_server_key
            from node n join instance i on i.id = n.instance_id
            join network w on w.id = i.network_id
+           left join instance_tls t on t.instance_id = i.id
            where n.host_id = $1 and not n.removing order by n.id"#,
     )
     .bind(host)

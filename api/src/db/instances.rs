@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cacheplane_types::{InstanceState, Tier};
+use cacheplane_types::{InstanceState, Tier, TlsCertificate, TransitEncryptionMode};
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use sqlx::types::Json;
@@ -73,6 +73,11 @@ pub struct InstanceRow {
     pub primary_range: Option<IpNet>,
     /// The further range taken for read replicas.
     pub secondary_range: Option<IpNet>,
+    /// TLS in transit.
+    #[sqlx(try_from = "String")]
+    pub transit_encryption_mode: TransitEncryptionMode,
+    /// The public part of its CA certificates (`serverCaCerts`); no key.
+    pub server_ca_certs: Json<Vec<TlsCertificate>>,
 }
 
 impl InstanceRow {

@@ -33,6 +33,7 @@ pub mod quotas;
 pub mod ranges;
 pub mod requests;
 pub mod retention;
+pub mod tls;
 pub mod tokens;
 
 use sqlx::PgExecutor;

@@ -24,6 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_instances, create_instance))
         .routes(routes!(get_instance, patch_instance, delete_instance))
         .routes(routes!(failover_instance))
+        .routes(routes!(rotate_server_certificate))
         .routes(routes!(get_auth_string))
 }
 
@@ -192,6 +193,23 @@ async fn failover_instance(
     let t = target(project, region, name);
     Ok(Json(
         instances::failover::failover(&s, &p, &t, q.request_id.as_deref(), req).await?,
+    ))
+}
+
+/// Issues a new server certificate from the instance's CA (TLS instances only) and
+/// reloads it on every node online; `serverCaCerts` stay. Answers with the operation.
+#[utoipa::path(post, path = "/v1/projects/{project}/locations/{region}/instances/{instance}/rotateServerCertificate", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), ("instance" = String, Path), RequestIdQuery),
+    responses((status = 200, body = Operation), (status = "4XX", body = ErrorBody)))]
+async fn rotate_server_certificate(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region, name)): Path<(String, String, String)>,
+    Query(q): Query<RequestIdQuery>,
+) -> ApiResult<Json<Operation>> {
+    let t = target(project, region, name);
+    Ok(Json(
+        instances::tls::rotate_server_certificate(&s, &p, &t, q.request_id.as_deref()).await?,
     ))
 }
 

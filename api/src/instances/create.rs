@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use cacheplane_types::{
     CreateInstanceRequest, NodeRole, Operation, OperationVerb, ReadReplicasMode, Tier,
+    TransitEncryptionMode,
 };
 use ipnet::Ipv4Net;
 use rand::distributions::{Alphanumeric, DistString};
@@ -17,7 +18,7 @@ use crate::auth::Principal;
 use crate::db::instances::{self as db, NewInstance};
 use crate::db::ranges::Purpose;
 use crate::error::{ApiError, ApiResult};
-use crate::instances::{add_nodes, validate, InstanceRef, NewNode, Placement, GIB};
+use crate::instances::{add_nodes, tls, validate, InstanceRef, NewNode, Placement, GIB};
 use crate::networks::NetworkRow;
 use crate::operations::{self, OperationRow};
 use crate::scheduler::{self, Candidate};
@@ -259,6 +260,9 @@ async fn insert_and_place(
     )
     .await?;
     let range = reserve_range(tx, instance_id, &spec).await?;
+    if req.transit_encryption_mode == Some(TransitEncryptionMode::ServerAuthentication) {
+        tls::enable(tx, instance_id, &target.full_name(), range).await?;
+    }
 
     let zones = scheduler::plan_zones(
         1 + spec.replicas as usize,

@@ -11,6 +11,7 @@ pub mod patch;
 pub mod read;
 pub mod render;
 pub mod repair;
+pub mod tls;
 pub mod validate;
 
 use std::collections::BTreeSet;

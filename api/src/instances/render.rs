@@ -54,6 +54,8 @@ pub fn to_wire(
         read_endpoint: inst.read_endpoint().map(|a| a.to_string()),
         read_endpoint_port: inst.read_endpoint().map(|_| port),
         auth_enabled: inst.auth_enabled,
+        transit_encryption_mode: inst.transit_encryption_mode,
+        server_ca_certs: inst.server_ca_certs.0.clone(),
         state: inst.state,
         status_message: inst.status_message.clone(),
         nodes: nodes

@@ -9,6 +9,7 @@ use cacheplane_types::{
 mod args;
 mod create;
 mod finish;
+mod tls;
 mod update;
 mod view;
 
@@ -119,10 +120,13 @@ pub enum Command {
         /// The instance's id, or its full name.
         instance: String,
     },
-    /// Prints REDISHOST, REDISPORT and REDISAUTH lines for an application to source.
+    /// Prints REDISHOST, REDISPORT and REDISAUTH lines for an application to source;
+    /// for a TLS instance also REDISTLS=1 and REDISCACERT, the file it writes the
+    /// instance's CA to.
     #[command(after_help = "Examples:\n  \
         source <(cachectl instances env my-cache)\n  \
         redis-cli -h \"$REDISHOST\" -p \"$REDISPORT\" -a \"$REDISAUTH\" ping\n  \
+        redis-cli --tls --cacert \"$REDISCACERT\" -h \"$REDISHOST\" -p \"$REDISPORT\" -a \"$REDISAUTH\" ping\n  \
         cachectl instances env my-cache --export > my-cache.env")]
     Env {
         /// The instance's id, or its full name.
@@ -130,6 +134,33 @@ pub enum Command {
         /// Prefix each line with `export ` so that child processes see the variables.
         #[arg(long)]
         export: bool,
+        /// For a TLS instance: where to write its CA [default: server-ca/PROJECT/REGION/
+        /// INSTANCE.pem next to cachectl's configuration file].
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
+    },
+    /// Writes the CA certificate of a TLS instance (PEM): what clients pass as
+    /// `--cacert`. To standard output unless --out is given.
+    #[command(after_help = "Examples:\n  \
+        cachectl instances get-server-ca my-cache --out ca.pem\n  \
+        redis-cli --tls --cacert ca.pem -h HOST -p 6378 -a AUTH ping")]
+    GetServerCa {
+        /// The instance's id, or its full name.
+        instance: String,
+        /// The file to write.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Issues a new server certificate for a TLS instance from its CA and reloads it on
+    /// every node, without a restart; clients keep trusting the same CA. Waits until
+    /// every node serves it, then shows the instance.
+    #[command(after_help = "Examples:\n  \
+        cachectl instances rotate-server-certificate my-cache")]
+    RotateServerCertificate {
+        /// The instance's id, or its full name.
+        instance: String,
+        #[command(flatten)]
+        lro: LroArgs,
     },
 }
 
@@ -173,7 +204,11 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 output::fields([("authString", a.auth_string.clone())])
             })
         }
-        Command::Env { instance, export } => {
+        Command::Env {
+            instance,
+            export,
+            ca_file,
+        } => {
             let l = ctx.located(COLLECTION, &instance)?;
             let inst = get(ctx, &l).await?;
             let auth = if inst.auth_enabled {
@@ -181,8 +216,34 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             } else {
                 String::new()
             };
-            print!("{}", view::env_lines(&inst, &auth, export));
+            let ca = match inst.server_ca_certs.is_empty() {
+                true => None,
+                false => {
+                    let path = match ca_file {
+                        Some(p) => p,
+                        None => tls::default_ca_file(&l)?,
+                    };
+                    tls::write_ca(&path, &tls::ca_pem(&inst)?)?;
+                    Some(path)
+                }
+            };
+            print!("{}", view::env_lines(&inst, &auth, ca.as_deref(), export));
             Ok(())
+        }
+        Command::GetServerCa { instance, out } => {
+            let inst = get(ctx, &ctx.located(COLLECTION, &instance)?).await?;
+            let pem = tls::ca_pem(&inst)?;
+            match out {
+                Some(path) => {
+                    tls::write_ca(&path, &pem)?;
+                    eprintln!("Wrote the CA of {} to {}.", inst.name, path.display());
+                }
+                None => print!("{pem}"),
+            }
+            Ok(())
+        }
+        Command::RotateServerCertificate { instance, lro } => {
+            tls::rotate(ctx, &instance, lro).await
         }
     }
 }

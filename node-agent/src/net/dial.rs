@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::redis::acl::{self, Login};
 use crate::redis::client::{Client, ClientError, CALL_TIMEOUT};
+use crate::redis::tls;
 
 /// Where `ip netns` keeps its named namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -148,22 +149,27 @@ impl Dialer {
         socket.connect(addr).await
     }
 
-    /// A client of the engine at `host:port`, logged in with the first of `logins` it
-    /// accepts ([`acl::first_accepted`]).
+    /// A client of the engine at `host:port` (of another host), over TLS checked against
+    /// the instance's `ca` when the instance has one, logged in with the first of
+    /// `logins` it accepts ([`acl::first_accepted`]).
     pub async fn client(
         &self,
         host: &str,
         port: u16,
         logins: &[Login],
+        ca: Option<&str>,
     ) -> Result<Client, ClientError> {
-        if self.netns.is_none() {
-            return acl::connect(host, port, logins).await;
-        }
         acl::first_accepted(logins, |login| async move {
             let stream = tokio::time::timeout(CALL_TIMEOUT, self.tcp(host, port))
                 .await
                 .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))??;
-            Client::over_tcp(stream, login).await
+            match ca {
+                None => Client::over_tcp(stream, login).await,
+                Some(ca) => {
+                    stream.set_nodelay(true)?;
+                    tls::over_tls(stream, host, ca, login).await
+                }
+            }
         })
         .await
     }

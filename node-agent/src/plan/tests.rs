@@ -23,6 +23,7 @@ fn primary(n: u128) -> NodeSpec {
         auth_string: Some("pw".into()),
         admin_secret: None,
         write_fence: None,
+        tls: None,
     }
 }
 
@@ -255,9 +256,39 @@ fn an_adopted_node_without_a_record_gets_everything_set() {
                 Change::Auth,
                 Change::Bind,
                 Change::Replication,
-                Change::Fence
+                Change::Fence,
+                Change::Tls
             ]
         )]
+    );
+}
+
+#[test]
+fn a_new_certificate_is_reloaded_online_and_nothing_else_changes() {
+    let tls = |cert: &str| {
+        Some(cacheplane_types::TlsSpec {
+            ca_cert: "ca".into(),
+            cert: cert.into(),
+            key: format!("key of {cert}"),
+        })
+    };
+    let old = NodeSpec {
+        port: 6378,
+        tls: tls("one"),
+        ..primary(4)
+    };
+    let new = NodeSpec {
+        tls: tls("two"),
+        ..old.clone()
+    };
+    assert_eq!(
+        plan(std::slice::from_ref(&new), &obs(vec![(4, up(&old))])),
+        vec![reconfigure(&new, &[Change::Tls])],
+        "a rotation neither restarts nor reconfigures anything else"
+    );
+    assert_eq!(
+        plan(std::slice::from_ref(&new), &obs(vec![(4, up(&new))])),
+        vec![]
     );
 }
 

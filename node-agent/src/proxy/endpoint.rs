@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{self, Backend, Candidate, Lent};
 use super::{health, BackendStatus, EndpointConfig, EndpointStatus};
-use crate::redis::acl::Login;
 
 /// Bytes buffered per direction of a relayed connection: 4× tokio's default and twice
 /// Redis's own read chunk, so large values pass in few reads and writes (64 KiB values
@@ -40,7 +39,7 @@ pub struct Endpoint {
     /// Cancelled when the endpoint stops: ends its listener, relays and checks.
     cancel: CancellationToken,
     backends: watch::Sender<Vec<Arc<Backend>>>,
-    auth: watch::Sender<Vec<Login>>,
+    auth: watch::Sender<health::Dialing>,
     listening: bool,
     /// The last bind error logged, so that a retry every pass logs once.
     bind_error: Option<String>,
@@ -51,7 +50,7 @@ impl Endpoint {
     /// listens once [`Endpoint::listen`] succeeds.
     pub fn new(address: String, port: u16, config: EndpointConfig, handle: Handle) -> Self {
         let cancel = CancellationToken::new();
-        let (auth, _) = watch::channel(config.auth.clone());
+        let (auth, _) = watch::channel(health::Dialing::of(&config));
         let (backends, _) = watch::channel(Vec::new());
         let mut e = Endpoint {
             address,
@@ -75,8 +74,9 @@ impl Endpoint {
             return;
         }
         self.auth.send_if_modified(|a| {
-            let changed = *a != config.auth;
-            *a = config.auth.clone();
+            let new = health::Dialing::of(&config);
+            let changed = *a != new;
+            *a = new;
             changed
         });
         let (next, added) = backend::resize(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::backend::Backend;
+use super::EndpointConfig;
 use crate::redis::acl::Login;
 use crate::redis::client::{Client, ClientError, Reply};
 use crate::redis::observe::Info;
@@ -37,9 +38,29 @@ pub fn is_serving(info: &Info) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// How the checks reach the replicas: the logins to try (the agent's engine user) and,
+/// when its engines serve TLS only, the instance's CA.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Dialing {
+    /// The logins, best first.
+    pub auth: Vec<Login>,
+    /// The instance's CA (PEM).
+    pub tls_ca: Option<String>,
+}
+
+impl Dialing {
+    /// What `config` says.
+    pub fn of(config: &EndpointConfig) -> Dialing {
+        Dialing {
+            auth: config.auth.clone(),
+            tls_ca: config.tls_ca.clone(),
+        }
+    }
+}
+
 /// Checks `backend` until it is closed, authenticating with the endpoint's current auth
-/// string; logs changes of its health.
-pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Vec<Login>>) {
+/// string (over TLS for a TLS instance); logs changes of its health.
+pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Dialing>) {
     let mut client: Option<Client> = None;
     let mut first = true;
     loop {
@@ -89,14 +110,19 @@ pub async fn watch(backend: Arc<Backend>, mut auth: watch::Receiver<Vec<Login>>)
 async fn check(
     client: &mut Option<Client>,
     backend: &Backend,
-    auth: Vec<Login>,
+    dialing: Dialing,
 ) -> Result<Info, ClientError> {
     let c = match client {
         Some(c) => c,
         None => client.insert(
             backend
                 .dialer
-                .client(&backend.address, backend.port, &auth)
+                .client(
+                    &backend.address,
+                    backend.port,
+                    &dialing.auth,
+                    dialing.tls_ca.as_deref(),
+                )
                 .await?,
         ),
     };

@@ -26,6 +26,7 @@ fn primary(read_endpoint: Option<ReadEndpointSpec>) -> NodeSpec {
         auth_string: Some("pw".into()),
         admin_secret: None,
         write_fence: None,
+        tls: None,
     }
 }
 

@@ -84,6 +84,18 @@ impl Client {
         Client::over(Box::new(stream), auth).await
     }
 
+    /// Authenticates (when `auth` is given) over an open `stream`: how the TLS dialer
+    /// ([`super::tls::over_tls`]) hands its connection over.
+    pub(crate) async fn over_stream<S>(
+        stream: S,
+        auth: Option<&Login>,
+    ) -> Result<Client, ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug + 'static,
+    {
+        Client::over(Box::new(stream), auth).await
+    }
+
     /// Connects to the Unix socket at `path` (an engine of this host: see
     /// [`super::local::connect`]) and, when `auth` is given, authenticates.
     pub async fn connect_unix(path: &Path, auth: Option<&Login>) -> Result<Client, ClientError> {

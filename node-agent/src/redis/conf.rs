@@ -112,7 +112,7 @@ pub fn render(spec: &NodeSpec, dir: &NodeDir) -> String {
         "# Written by cacheplane-node-agent for node {}; changes are overwritten.",
         spec.node_id
     );
-    let _ = writeln!(c, "port {}", spec.port);
+    c.push_str(&super::tls::port_lines(spec, dir));
     let binds: Vec<String> = bind_addresses(spec).iter().map(|a| quote(a)).collect();
     let _ = writeln!(c, "bind {}", binds.join(" "));
     c.push_str("protected-mode no\n");
@@ -190,6 +190,7 @@ mod tests {
             auth_string: Some("s3cr\"et".into()),
             admin_secret: None,
             write_fence: None,
+            tls: None,
         }
     }
 

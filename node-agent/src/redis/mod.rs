@@ -8,6 +8,7 @@ pub mod local;
 pub mod observe;
 pub mod process;
 pub mod reconfigure;
+pub mod tls;
 pub mod version;
 
 use std::path::{Path, PathBuf};

@@ -34,6 +34,7 @@ pub fn write_files(spec: &NodeSpec, dir: &NodeDir) -> anyhow::Result<()> {
         .create(&dir.dir)
         .with_context(|| format!("creating {}", dir.dir.display()))?;
     fs::set_permissions(&dir.dir, fs::Permissions::from_mode(0o700))?;
+    super::tls::write_files(spec, dir)?;
     write_atomic(&dir.conf(), conf::render(spec, dir).as_bytes(), 0o600)?;
     write_atomic(&dir.spec(), &serde_json::to_vec_pretty(spec)?, 0o600)
 }

@@ -118,7 +118,12 @@ async fn bind(
 ) -> Result<(), ReconfigureError> {
     if what.contains(&Change::Bind) {
         if previous.is_some_and(|p| p.port != spec.port) {
-            set(c, "port", &spec.port.to_string()).await?;
+            let key = if spec.tls.is_some() {
+                "tls-port"
+            } else {
+                "port"
+            };
+            set(c, key, &spec.port.to_string()).await?;
         }
         set(c, "replica-announce-ip", &spec.address).await?;
         set(c, "bind", &conf::bind_addresses(spec).join(" ")).await?;

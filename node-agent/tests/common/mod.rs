@@ -104,6 +104,7 @@ pub fn spec(n: u8, role: NodeRole, of: Option<&NodeSpec>) -> NodeSpec {
         auth_string: Some(AUTH.into()),
         admin_secret: Some(Secret::new(ADMIN)),
         write_fence: None,
+        tls: None,
     }
 }
 

@@ -13,6 +13,17 @@ pub const UPDATABLE: &[&str] = &[
     "secondaryIpRange",
 ];
 
+/// Fields set at create only: naming one in a patch is INVALID_ARGUMENT on that field.
+pub const CREATE_ONLY: &[&str] = &["transitEncryptionMode"];
+
+/// The refusal of a patch of `field`, set at create only.
+pub fn create_only(field: &str) -> ApiError {
+    ApiError::field(
+        field,
+        "is set at create only: create a new instance to change it",
+    )
+}
+
 /// Parses `updateMask` into its fields.
 pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
     let raw = raw
@@ -29,6 +40,9 @@ pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
         })?;
     let mut fields: Vec<String> = Vec::new();
     for f in raw.split(',').map(str::trim) {
+        if let Some(field) = CREATE_ONLY.iter().find(|c| **c == f) {
+            return Err(create_only(field));
+        }
         if !UPDATABLE.contains(&f) {
             return Err(ApiError::field(
                 "updateMask",

@@ -11,7 +11,7 @@ use chrono::Utc;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub use mask::{parse_mask, UPDATABLE};
+pub use mask::{parse_mask, CREATE_ONLY, UPDATABLE};
 
 use crate::auth::Principal;
 use crate::db::instances::{self as db, FieldChanges, Guard};
@@ -41,6 +41,9 @@ pub async fn patch(
 ) -> ApiResult<Operation> {
     principal.check_project(&target.project)?;
     let mask = parse_mask(update_mask)?;
+    if req.transit_encryption_mode.is_some() {
+        return Err(mask::create_only("transitEncryptionMode"));
+    }
     let request_id = idempotency::parse_request_id(request_id)?;
     let mut tx = state.pool.begin().await?;
     let op_id = Uuid::new_v4();

@@ -106,6 +106,10 @@ pub struct CreateArgs {
     /// Let clients in without AUTH (AUTH is on by default).
     #[arg(long)]
     pub no_auth: bool,
+    /// TLS in transit (set at create only): server-authentication serves TLS only, on
+    /// port 6378; `get-server-ca` gives the CA clients trust.
+    #[arg(long, value_enum)]
+    pub transit_encryption_mode: Option<super::tls::TransitEncryptionArg>,
     #[command(flatten)]
     pub lro: LroArgs,
 }

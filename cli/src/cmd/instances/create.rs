@@ -48,6 +48,7 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
         authorized_network: a.network,
         reserved_ip_range: a.reserved_ip_range,
         auth_enabled: a.no_auth.then_some(false),
+        transit_encryption_mode: a.transit_encryption_mode.map(Into::into),
         labels: a.labels.into_iter().collect(),
     };
     let op = post_create(ctx, &l, &req, &a.lro).await?;

@@ -24,6 +24,10 @@ pub fn table(i: &Instance) -> String {
         ("endpoint", format!("{}:{}", i.host, i.port)),
         ("readEndpoint", read_endpoint(i)),
         ("authEnabled", i.auth_enabled.to_string()),
+        (
+            "transitEncryptionMode",
+            output::wire(&i.transit_encryption_mode),
+        ),
         ("locationId", i.location_id.clone()),
         (
             "alternativeLocationId",
@@ -91,16 +95,26 @@ pub fn list_table(all: &[Instance]) -> String {
     )
 }
 
-/// `REDISHOST=…`, `REDISPORT=…` and `REDISAUTH=…` lines, quoted for the shell where a
-/// value needs it.
-pub fn env_lines(inst: &Instance, auth: &str, export: bool) -> String {
+/// `REDISHOST=…`, `REDISPORT=…` and `REDISAUTH=…` lines, and for a TLS instance
+/// (`ca_file` given, where its CA was written) `REDISTLS=1` and `REDISCACERT=…`, quoted
+/// for the shell where a value needs it.
+pub fn env_lines(
+    inst: &Instance,
+    auth: &str,
+    ca_file: Option<&std::path::Path>,
+    export: bool,
+) -> String {
     let prefix = if export { "export " } else { "" };
-    [
+    let mut vars = vec![
         ("REDISHOST", inst.host.clone()),
         ("REDISPORT", inst.port.to_string()),
         ("REDISAUTH", auth.to_string()),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{prefix}{k}={}\n", shell_quote(v)))
-    .collect()
+    ];
+    if let Some(ca) = ca_file {
+        vars.push(("REDISTLS", "1".to_string()));
+        vars.push(("REDISCACERT", ca.display().to_string()));
+    }
+    vars.iter()
+        .map(|(k, v)| format!("{prefix}{k}={}\n", shell_quote(v)))
+        .collect()
 }

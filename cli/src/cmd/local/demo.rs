@@ -154,6 +154,7 @@ async fn create(ctx: &Ctx, l: &Located) -> Result<()> {
         redis_version: None,
         redis_configs: Default::default(),
         authorized_network: None,
+        transit_encryption_mode: None,
         reserved_ip_range: None,
         auth_enabled: None,
         labels: Default::default(),
