@@ -301,7 +301,7 @@ seed() {
     done
 
     call POST "/v1/projects/$PROJECT/networks?networkId=$NETWORK" \
-        '{"ipRange": "127.32.0.0/24", "description": "schemathesis"}' >/dev/null
+        '{"ipRange": "10.32.0.0/24", "description": "schemathesis"}' >/dev/null
 
     out=$(call POST "/v1/projects/$PROJECT/locations/$REGION/instances?instanceId=${INSTANCES[0]}" \
         '{"tier": "BASIC", "memorySizeGb": 1, "displayName": "schemathesis basic", "labels": {"env": "test"}, "authEnabled": false}')
@@ -357,7 +357,7 @@ filter = { values = ["state=READY", "labels.env=test", "state=CREATING AND label
 tier = { values = ["BASIC", "STANDARD_HA"] }
 memory-gb = { values = [1, 2] }
 zone = { values = ["local-a", "local-b", "local-c"] }
-ip-range = { values = ["127.33.0.0/24", "127.34.0.0/28"] }
+ip-range = { values = ["10.33.0.0/24", "10.34.0.0/28"] }
 
 [parameters]
 "path.project" = { dictionary = "project", probability = 0.8 }
