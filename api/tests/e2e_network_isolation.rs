@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use cacheplane_testkit::api::{create_ready, op_name, wait_op};
 use cacheplane_testkit::json::{port_field, str_field, string_field};
-use cacheplane_testkit::netns::{can_run, cli_in, namespaces, tcp_opens, NetGuard};
+use cacheplane_testkit::netns::{
+    can_run, cli_at, cli_in, namespaces, tcp_opens, tcp_opens_at, NetGuard, Resident,
+};
 use cacheplane_testkit::process::workspace_bin;
 use cacheplane_testkit::stack::{eventually, three_agents_with};
 use cacheplane_testkit::{Api, TestDb, GIB};
@@ -237,7 +239,15 @@ async fn connectors_reach_their_own_network_only_across_projects_with_the_same_p
         }
         lap("isolation checked");
 
-        // Deleting A's connector removes its namespace: nothing is reachable from it.
+        // Deleting A's connector removes its namespace: nothing is reachable from it,
+        // not even from an app that stays in it.
+        let app = Resident::start(&ns_a).expect("a process in A's connector");
+        eventually(
+            "the app in the connector reaches A",
+            Duration::from_secs(10),
+            || cli_at(app.at(), &host_a, port, &auth_a, &["PING"]).is_ok_and(|t| t == "PONG"),
+        )
+        .await;
         let (status, op) = api.delete(&format!("{A}/connectors/app")).await;
         assert_eq!(status, 200, "delete connector: {op}");
         let done = wait_op(&api, &op_name(&op), "30s").await;
@@ -249,6 +259,18 @@ async fn connectors_reach_their_own_network_only_across_projects_with_the_same_p
         let after = cli_in(Some(&ns_a), &host_a, port, &auth_a, &["PING"]);
         assert!(after.is_err(), "from the deleted connector: {after:?}");
         assert!(!tcp_opens(&ns_a, &host_a, port));
+        for addr in std::iter::once(host_a.clone()).chain(node_addresses(&a)) {
+            let got = cli_at(app.at(), &addr, port, &auth_a, &["PING"]);
+            assert!(
+                got.is_err(),
+                "{addr} from the app left in the connector: {got:?}"
+            );
+            assert!(
+                !tcp_opens_at(app.at(), &addr, port),
+                "{addr} opens from the app"
+            );
+        }
+        drop(app);
         lap("connector deleted");
 
         // A failover keeps A at the same primary endpoint, reached from a new connector.
@@ -267,12 +289,14 @@ async fn connectors_reach_their_own_network_only_across_projects_with_the_same_p
             )
             .await;
         }
+        lap("new connector READY, both of A's nodes have k");
         let (status, op) = api
             .post(&format!("{A}/instances/ha/failover"), json!({}))
             .await;
         assert_eq!(status, 200, "failover: {op}");
         let done = wait_op(&api, &op_name(&op), "60s").await;
         assert!(done["done"] == true && done["error"].is_null(), "{done}");
+        lap("failover operation done");
         let (_, after) = api.get(&format!("{A}/instances/ha")).await;
         assert_eq!(string_field(&after, "host"), host_a, "{after}");
         assert_ne!(primary_address(&after), primary_before, "{after}");

@@ -111,6 +111,40 @@ pub fn namespaces() -> Vec<String> {
         .collect()
 }
 
+/// Where a client runs: the caller's namespace, a named one (`ip netns exec`), or the
+/// one of a process (`nsenter --net=/proc/PID/ns/net`), which lives on as long as a
+/// process is in it even after its name was deleted.
+#[derive(Debug, Clone, Copy)]
+pub enum At<'a> {
+    /// The caller's namespace.
+    Here,
+    /// A named namespace.
+    Netns(&'a str),
+    /// The namespace process `pid` is in.
+    Process(u32),
+}
+
+impl At<'_> {
+    /// `program ARGS…` run there, with `timeout SECS` in front.
+    fn command(self, secs: u32, program: &str) -> Command {
+        let mut cmd = match self {
+            At::Here => Command::new("timeout"),
+            At::Netns(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "timeout"]);
+                c
+            }
+            At::Process(pid) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/proc/{pid}/ns/net")).arg("timeout");
+                c
+            }
+        };
+        cmd.arg(secs.to_string()).arg(program);
+        cmd
+    }
+}
+
 /// `redis-cli -h host -p port ARGS…` (authenticated with `auth`, 5 s at most), inside
 /// namespace `ns` or, with `None`, in the caller's: its output, or why it failed (no
 /// connection, a refused login, an error reply, a namespace that is gone).
@@ -121,12 +155,14 @@ pub fn cli_in(
     auth: &str,
     args: &[&str],
 ) -> Result<String, String> {
-    let mut cmd = Command::new(if ns.is_some() { "ip" } else { "timeout" });
-    if let Some(ns) = ns {
-        cmd.args(["netns", "exec", ns, "timeout"]);
-    }
-    let out = cmd
-        .args(["5", "redis-cli", "--no-auth-warning"])
+    cli_at(ns.map_or(At::Here, At::Netns), host, port, auth, args)
+}
+
+/// [`cli_in`] run [`At`] any place.
+pub fn cli_at(at: At, host: &str, port: u16, auth: &str, args: &[&str]) -> Result<String, String> {
+    let out = at
+        .command(5, "redis-cli")
+        .arg("--no-auth-warning")
         .args(["-h", host, "-p", &port.to_string(), "-a", auth])
         .args(args)
         .output()
@@ -146,12 +182,43 @@ pub fn cli_in(
     }
 }
 
-/// Whether a TCP connection to `host:port` opens from namespace `ns` within 2 s (bash's
-/// `/dev/tcp`, run with `ip netns exec`).
-pub fn tcp_opens(ns: &str, host: &str, port: u16) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "timeout", "2", "bash", "-c"])
+/// Whether a TCP connection to `host:port` opens from `at` within 2 s (bash's
+/// `/dev/tcp`).
+pub fn tcp_opens_at(at: At, host: &str, port: u16) -> bool {
+    at.command(2, "bash")
+        .arg("-c")
         .arg(format!("exec 3<>/dev/tcp/{host}/{port}"))
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Whether a TCP connection to `host:port` opens from namespace `ns` within 2 s.
+pub fn tcp_opens(ns: &str, host: &str, port: u16) -> bool {
+    tcp_opens_at(At::Netns(ns), host, port)
+}
+
+/// A process (`sleep`) that stays in a namespace, as an app would; killed when dropped.
+pub struct Resident(std::process::Child);
+
+impl Resident {
+    /// Starts it in namespace `ns`.
+    pub fn start(ns: &str) -> std::io::Result<Resident> {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "sleep", "600"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map(Resident)
+    }
+
+    /// Where it is, for [`cli_at`] and [`tcp_opens_at`].
+    pub fn at(&self) -> At<'static> {
+        At::Process(self.0.id())
+    }
+}
+
+impl Drop for Resident {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
