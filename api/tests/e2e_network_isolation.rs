@@ -303,7 +303,10 @@ async fn connectors_reach_their_own_network_only_across_projects_with_the_same_p
         let (ns, h, au) = (ns_a2.clone(), host_a.clone(), auth_a.clone());
         eventually(
             "A's endpoint takes writes after the failover",
-            Duration::from_secs(20),
+            // Well under the engines' repl-timeout (10 s): the old primary's link to the
+            // new one must survive the endpoint's move (it once left from the endpoint's
+            // address and hung until that timeout, refusing writes with NOREPLICAS).
+            Duration::from_secs(5),
             move || {
                 cli_in(Some(&ns), &h, port, &au, &["SET", "k2", "after"]).is_ok_and(|v| v == "OK")
             },
