@@ -138,7 +138,7 @@ async fn connectors_reach_their_own_network_only_across_projects_with_the_same_p
             A,
             "ha",
             json!({"tier": "STANDARD_HA", "memorySizeGb": 1, "replicaCount": 1,
-                   "authorizedNetwork": "net"}),
+                   "readReplicasMode": "READ_REPLICAS_ENABLED", "authorizedNetwork": "net"}),
         )
         .await;
         // B's twin takes the very range of A's instance (the pool's first /28) ...
@@ -208,6 +208,28 @@ async fn connectors_reach_their_own_network_only_across_projects_with_the_same_p
         for addr in node_addresses(&a) {
             wait_pong(&ns_a, &addr, port, &auth_a).await;
         }
+        // The read endpoint (served by the kernel in the primary's namespace) leads to
+        // the replica, which has A's write.
+        let read_a = string_field(&a, "readEndpoint");
+        let read_port = port_field(&a, "readEndpointPort");
+        let (ns, h, au) = (ns_a.clone(), read_a.clone(), auth_a.clone());
+        eventually(
+            "A's read endpoint serves k from the replica",
+            Duration::from_secs(20),
+            move || {
+                cli_in(Some(&ns), &h, read_port, &au, &["GET", "k"]).is_ok_and(|v| v == "from-a")
+            },
+        )
+        .await;
+        let role = cli_in(Some(&ns_a), &read_a, read_port, &auth_a, &["ROLE"]);
+        assert!(
+            role.as_deref().is_ok_and(|r| r.starts_with("slave")),
+            "{role:?}"
+        );
+        assert!(
+            !tcp_opens(&ns_b, &read_a, read_port),
+            "A's read endpoint {read_a} opens from B's connector"
+        );
 
         // The CLI's way in: `cachectl connectors exec`.
         let (ok, out) = cachectl_exec(
@@ -230,7 +252,7 @@ async fn connectors_reach_their_own_network_only_across_projects_with_the_same_p
 
         // The root namespace reaches neither project (an authenticated PING: this
         // machine's default gateway may accept any TCP connection itself).
-        for (host, auth) in [(&host_a, &auth_a), (&host_b2, &auth_b2)] {
+        for (host, auth) in [(&host_a, &auth_a), (&read_a, &auth_a), (&host_b2, &auth_b2)] {
             let got = cli_in(None, host, port, auth, &["PING"]);
             assert!(
                 got.is_err(),
