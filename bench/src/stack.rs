@@ -133,6 +133,7 @@ impl Stack {
                 heartbeat_interval: None,
                 // The agent's own default; the environment of the bench must not change it.
                 rust_log: None,
+                extra_args: Vec::new(),
             })?);
         }
         let api = Caller::http(server.base_url(), &token);

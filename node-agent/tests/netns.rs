@@ -16,6 +16,7 @@ use cacheplane_node_agent::config::NetworkMode;
 use cacheplane_node_agent::net::dial::{netns_path, Dialer};
 use cacheplane_node_agent::net::Names;
 use cacheplane_node_agent::redis::acl::Login;
+use cacheplane_testkit::netns::{self, can_run, NetGuard};
 use cacheplane_types::{
     ConnectorSpec, HostConfig, NetworkSpec, NodeRole, NodeSpec, ReadEndpointSpec,
 };
@@ -25,93 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 /// The longest any one test may take.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
-
-/// Whether the test can run: root, `ip`, `nft` and `redis-cli`. Under CI a test that
-/// cannot run fails.
-fn can_run() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let tools: Vec<&str> = ["ip", "nft", "redis-cli"]
-        .into_iter()
-        .filter(|t| {
-            Command::new(t)
-                .arg(if *t == "redis-cli" { "-v" } else { "-V" })
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .collect();
-    if root && tools.is_empty() {
-        return true;
-    }
-    let why = format!("netns tests need root (root: {root}) and these tools: missing {tools:?}");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    false
-}
-
-/// Deletes every namespace and link whose name starts with the test's prefix.
-struct NetGuard {
-    prefix: String,
-}
-
-impl NetGuard {
-    fn new(tag: u32) -> Self {
-        // 6 characters at most (the agent's limit): `t`, the tag, the pid in base 36.
-        let mut n = std::process::id();
-        let mut pid = String::new();
-        for _ in 0..4 {
-            pid.push(char::from_digit(n % 36, 36).unwrap_or('0'));
-            n /= 36;
-        }
-        let guard = NetGuard {
-            prefix: format!("t{tag}{pid}"),
-        };
-        guard.clean();
-        guard
-    }
-
-    fn clean(&self) {
-        let list = |args: &[&str]| -> Vec<String> {
-            Command::new("ip")
-                .args(args)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-                .collect()
-        };
-        for ns in list(&["netns", "list"]) {
-            if ns.starts_with(&self.prefix) {
-                let _ = Command::new("ip")
-                    .args(["-n", &ns, "link", "del", "eth0"])
-                    .output();
-                let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-            }
-        }
-        let out = Command::new("ip")
-            .args(["-o", "link", "show"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for name in out
-            .lines()
-            .filter_map(|l| l.split(':').nth(1))
-            .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
-        {
-            if name.starts_with(&self.prefix) {
-                let _ = Command::new("ip").args(["link", "del", &name]).output();
-            }
-        }
-    }
-}
-
-impl Drop for NetGuard {
-    fn drop(&mut self) {
-        self.clean();
-    }
-}
 
 fn network(project: &str) -> NetworkSpec {
     NetworkSpec {
@@ -190,32 +104,7 @@ fn run_agent(
 /// `redis-cli ARGS` against `host` inside namespace `ns`, authenticated with `auth`:
 /// its output, or why it failed.
 fn cli_in(ns: &str, host: &str, auth: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "timeout",
-            "5",
-            "redis-cli",
-            "--no-auth-warning",
-        ])
-        .args(["-h", host, "-p", "6379", "-a", auth])
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let refused = ["ERR", "NOAUTH", "WRONGPASS", "Could not connect"]
-        .iter()
-        .any(|e| text.starts_with(e));
-    if out.status.success() && !refused {
-        Ok(text)
-    } else {
-        Err(format!(
-            "{text} {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    netns::cli_in(Some(ns), host, 6379, auth, args)
 }
 
 /// Whether a TCP connection to `host:6379` opens from `dialer` within a second.

@@ -26,6 +26,8 @@ pub struct AgentOptions {
     pub heartbeat_interval: Option<String>,
     /// `RUST_LOG` for the agent; `None` leaves the agent's own default.
     pub rust_log: Option<String>,
+    /// More command-line arguments, e.g. `--network-mode netns --netns-prefix t1ab`.
+    pub extra_args: Vec<String>,
 }
 
 impl AgentOptions {
@@ -47,7 +49,14 @@ impl AgentOptions {
             memory_bytes,
             heartbeat_interval: Some("250ms".into()),
             rust_log: Some("info".into()),
+            extra_args: Vec::new(),
         }
+    }
+
+    /// The same options with `args` appended to the command line.
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.extra_args.extend(args.iter().map(|a| a.to_string()));
+        self
     }
 }
 
@@ -110,6 +119,7 @@ impl Agent {
         if let Some(interval) = &o.heartbeat_interval {
             cmd.args(["--heartbeat-interval", interval]);
         }
+        cmd.args(&o.extra_args);
         match &o.rust_log {
             Some(filter) => cmd.env("RUST_LOG", filter),
             None => cmd.env_remove("RUST_LOG"),

@@ -3,6 +3,8 @@
 //!
 //! - [`db`]: a throwaway database per test in the `DATABASE_URL` cluster ([`TestDb`]).
 //! - [`net`]: free ports, and a 127.X.0.0/16 of a test's own ([`net::private_supernet`]).
+//! - [`netns`]: for netns-mode tests: can they run here, a guard deleting their
+//!   namespaces and links, clients inside a namespace.
 //! - [`wait`]: the one polling helper, [`wait_until`], which tells "not yet" from a
 //!   permanent failure and returns the value it waited for.
 //! - [`json`]: field access that fails naming the missing field and showing the document.
@@ -32,6 +34,7 @@ pub mod db;
 pub mod fake_agent;
 pub mod json;
 pub mod net;
+pub mod netns;
 pub mod pg;
 pub mod process;
 pub mod resp;

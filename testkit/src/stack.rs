@@ -30,6 +30,12 @@ pub async fn start_api(db: &TestDb, extra: &[&str]) -> (Api, TcpListener) {
 /// Three agents (the workspace's binary, 250 ms heartbeats), host-a/b/c in
 /// local-a/b/c, once all three are registered and UP.
 pub async fn three_agents(api: &Api, memory_bytes: i64) -> Vec<Agent> {
+    three_agents_with(api, memory_bytes, &[]).await
+}
+
+/// [`three_agents`] with `args` added to each agent's command line (e.g.
+/// `--network-mode netns --netns-prefix t1ab`).
+pub async fn three_agents_with(api: &Api, memory_bytes: i64, args: &[&str]) -> Vec<Agent> {
     let mut agents: Vec<Agent> = ["a", "b", "c"]
         .iter()
         .map(|z| {
@@ -39,7 +45,8 @@ pub async fn three_agents(api: &Api, memory_bytes: i64) -> Vec<Agent> {
                 &format!("host-{z}"),
                 &format!("local-{z}"),
                 memory_bytes,
-            );
+            )
+            .with_args(args);
             Agent::spawn(options).unwrap_or_else(|e| panic!("starting agent host-{z}: {e}"))
         })
         .collect();

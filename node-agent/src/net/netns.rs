@@ -1,7 +1,9 @@
 //! The netns mode: for each network with nodes on this agent, a namespace whose `eth0`
 //! is one end of a veth pair, the other end enslaved to the network's bridge in the root
 //! namespace (one bridge per network per machine, shared by its agents); the node,
-//! primary-endpoint and read-endpoint addresses on `eth0` with the pool's prefix length;
+//! addresses on `eth0` with the pool's prefix length, the primary-endpoint and
+//! read-endpoint addresses as `/32`s (so the kernel never picks a movable endpoint as
+//! the source of a connection the namespace opens);
 //! nftables admitting the pool only ([`super::nft`]). Each connector is a namespace of
 //! its own on the same bridge with its one address. Everything is checked and created
 //! when missing, so a restarted agent adopts what it left; what is no longer wanted is
@@ -16,6 +18,7 @@ use std::process::Command;
 use cacheplane_types::{ConnectorSpec, NodeSpec};
 
 use super::{addresses_of, dial, ip, nft, parse_cidr, Names, NS_IFACE};
+
 use crate::store::write_atomic;
 
 /// One namespace as it should be.
@@ -25,7 +28,9 @@ struct NsWant {
     pool: String,
     prefix_len: u8,
     bridge: String,
-    addresses: BTreeSet<Ipv4Addr>,
+    /// Each address and its prefix length: the pool's for the nodes' own addresses and
+    /// a connector's, 32 for endpoints (see [`node_addresses`]).
+    addresses: BTreeMap<Ipv4Addr, u8>,
     /// A node namespace (filtered, non-local binds allowed), not a connector's.
     node: bool,
 }
@@ -121,11 +126,11 @@ impl NetnsState {
                     pool: n.ip_range.clone(),
                     prefix_len: len,
                     bridge: self.names.bridge(&n.name),
-                    addresses: BTreeSet::new(),
+                    addresses: BTreeMap::new(),
                     node: true,
                 })
                 .addresses
-                .extend(addresses_of(spec));
+                .extend(node_addresses(spec, len));
         }
         for c in connectors {
             let (Some((_, len)), Ok(addr)) = (
@@ -147,7 +152,7 @@ impl NetnsState {
                     pool: c.network.ip_range.clone(),
                     prefix_len: len,
                     bridge: self.names.bridge(&c.network.name),
-                    addresses: BTreeSet::from([addr]),
+                    addresses: BTreeMap::from([(addr, len)]),
                     node: false,
                 },
             );
@@ -209,17 +214,17 @@ impl NetnsState {
     async fn addresses(&self, ns: &str, w: &NsWant) -> anyhow::Result<()> {
         let have = ip::addresses(Some(ns), NS_IFACE).await?;
         for (a, len) in &have {
-            if !w.addresses.contains(a) || *len != w.prefix_len {
+            if w.addresses.get(a) != Some(len) {
                 let cidr = format!("{a}/{len}");
                 ip::ip(Some(ns), &["addr", "del", &cidr, "dev", NS_IFACE]).await?;
                 tracing::info!(namespace = %ns, address = %a, "address removed");
             }
         }
-        for a in &w.addresses {
-            if have.contains(&(*a, w.prefix_len)) {
+        for (a, len) in &w.addresses {
+            if have.contains(&(*a, *len)) {
                 continue;
             }
-            let cidr = format!("{a}/{}", w.prefix_len);
+            let cidr = format!("{a}/{len}");
             ip::ip(Some(ns), &["addr", "add", &cidr, "dev", NS_IFACE]).await?;
             tracing::info!(namespace = %ns, address = %a, "address added");
             let mut arp = Command::new("arping");
@@ -333,9 +338,56 @@ pub fn valid_netns_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Node `spec`'s addresses in its namespace with their prefix lengths: its own address
+/// with the pool's (`len`: the whole pool on-link, and the route's preferred source),
+/// its endpoints as `/32`. An endpoint with the pool's length would become the
+/// namespace's primary address when added first, hence the source of every connection
+/// the engine and the agent open (a replica's link to a new primary); once the endpoint
+/// moves to another namespace, those connections would hang until their timeouts.
+fn node_addresses(spec: &NodeSpec, len: u8) -> BTreeMap<Ipv4Addr, u8> {
+    let own = spec.address.parse::<Ipv4Addr>().ok();
+    addresses_of(spec)
+        .into_iter()
+        .map(|a| (a, if Some(a) == own { len } else { 32 }))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cacheplane_types::{NodeRole, ReadEndpointSpec};
+
+    #[test]
+    fn endpoints_are_host_addresses_and_the_node_has_the_pool() {
+        let spec: NodeSpec = serde_json::from_value(serde_json::json!({
+            "nodeId": "00000000-0000-0000-0000-000000000001",
+            "instance": "projects/p/locations/r/instances/i",
+            "engineVersion": "REDIS_7_0",
+            "role": "PRIMARY",
+            "address": "10.128.0.19",
+            "port": 6379,
+            "endpointAddress": "10.128.0.17",
+            "maxmemoryBytes": 1048576,
+            "redisConfigs": {},
+        }))
+        .expect("a node spec");
+        let mut spec = spec;
+        spec.read_endpoint = Some(ReadEndpointSpec {
+            address: "10.128.0.18".into(),
+            port: 6379,
+            replicas: vec![],
+        });
+        let got = node_addresses(&spec, 16);
+        let want = BTreeMap::from([
+            ("10.128.0.17".parse().unwrap(), 32),
+            ("10.128.0.18".parse().unwrap(), 32),
+            ("10.128.0.19".parse().unwrap(), 16),
+        ]);
+        assert_eq!(got, want);
+        spec.role = NodeRole::Replica;
+        let replica = node_addresses(&spec, 16);
+        assert_eq!(replica.len(), 1, "{replica:?}");
+    }
 
     #[test]
     fn namespace_names_are_file_names() {
