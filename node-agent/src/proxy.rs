@@ -23,7 +23,9 @@
 mod backend;
 mod endpoint;
 pub mod health;
+mod idle;
 mod kernel;
+mod limits;
 
 use std::collections::BTreeMap;
 
@@ -36,6 +38,7 @@ use crate::net::Net;
 
 pub use backend::{choose, Candidate};
 use endpoint::Endpoint;
+pub use limits::{Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
 /// Worker threads of the proxy runtime.
 const THREADS: usize = 2;
@@ -116,6 +119,10 @@ pub struct EndpointStatus {
     pub port: u16,
     /// Whether it listens.
     pub listening: bool,
+    /// Client connections the userspace proxy holds now (always 0 on the kernel path).
+    pub connections: usize,
+    /// Client connections refused at the cap so far.
+    pub refused: u64,
     /// Its replicas.
     pub backends: Vec<BackendStatus>,
 }
@@ -139,6 +146,7 @@ pub struct ReadEndpoints {
     runtime: Option<Runtime>,
     endpoints: BTreeMap<EndpointKey, Endpoint>,
     net: Option<Net>,
+    limits: Limits,
 }
 
 impl ReadEndpoints {
@@ -153,7 +161,15 @@ impl ReadEndpoints {
             runtime: None,
             endpoints: BTreeMap::new(),
             net: Some(net),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same, with the userspace proxy's connection cap and idle timeout (for
+    /// endpoints started from now on).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Serves the read endpoints `nodes` ask for: starts new ones, updates the replicas
@@ -181,7 +197,13 @@ impl ReadEndpoints {
                 }
                 std::collections::btree_map::Entry::Vacant(v) => {
                     let (_, address, port) = v.key().clone();
-                    v.insert(Endpoint::new(address, port, config, handle.clone()))
+                    v.insert(Endpoint::new(
+                        address,
+                        port,
+                        config,
+                        self.limits,
+                        handle.clone(),
+                    ))
                 }
             };
             e.listen();
