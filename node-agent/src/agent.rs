@@ -162,6 +162,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         r
     };
     let heartbeats = heartbeat_loop(&shared, cfg.heartbeat_interval, rx.clone(), &stop);
+    let threads = cfg.read_endpoint_threads;
     let limits = Limits {
         max_connections: cfg.read_endpoint_max_connections,
         idle_timeout: cfg.read_endpoint_idle_timeout,
@@ -170,7 +171,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         &shared,
         supervisor,
         realiser,
-        limits,
+        (limits, threads),
         cfg.heartbeat_interval,
         rx,
         &stop,
@@ -313,7 +314,7 @@ async fn reconcile_loop(
     shared: &Shared,
     mut supervisor: Supervisor,
     mut realiser: Realiser,
-    limits: Limits,
+    (limits, threads): (Limits, usize),
     interval: Duration,
     mut rx: watch::Receiver<Option<Arc<HostConfig>>>,
     cancel: &CancellationToken,
@@ -323,7 +324,9 @@ async fn reconcile_loop(
     let mut applied_generation: i64 = 0;
     let mut quick_until: Option<Instant> = None;
     let mut config_open = true;
-    let mut endpoints = ReadEndpoints::with_net(realiser.net().clone()).with_limits(limits);
+    let mut endpoints = ReadEndpoints::with_net(realiser.net().clone())
+        .with_limits(limits)
+        .with_threads(threads);
     let exits = supervisor.exits();
     loop {
         let quick = quick_until

@@ -80,6 +80,11 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_READ_ENDPOINT_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
     pub read_endpoint_idle_timeout: Duration,
 
+    /// Worker threads that relay read endpoint connections in userspace (started with
+    /// the first such endpoint).
+    #[arg(long, env = "CACHEPLANE_READ_ENDPOINT_THREADS", default_value_t = crate::proxy::DEFAULT_THREADS)]
+    pub read_endpoint_threads: usize,
+
     /// In host mode: the interface that gets node and endpoint addresses (as /32
     /// secondary addresses), e.g. `eth0`.
     #[arg(long, env = "CACHEPLANE_HOST_INTERFACE")]
@@ -136,6 +141,7 @@ impl std::fmt::Debug for Config {
                 "read_endpoint_idle_timeout",
                 &self.read_endpoint_idle_timeout,
             )
+            .field("read_endpoint_threads", &self.read_endpoint_threads)
             .field("host_interface", &self.host_interface)
             .field("redis_server", &self.redis_server)
             .field("memory_bytes", &self.memory_bytes)
@@ -210,6 +216,9 @@ impl Config {
         }
         if self.read_endpoint_max_connections == 0 {
             anyhow::bail!("--read-endpoint-max-connections must be at least 1");
+        }
+        if !(1..=64).contains(&self.read_endpoint_threads) {
+            anyhow::bail!("--read-endpoint-threads must be 1 to 64");
         }
         if self.heartbeat_interval.is_zero() {
             anyhow::bail!("--heartbeat-interval must be more than 0");

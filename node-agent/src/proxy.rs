@@ -40,8 +40,8 @@ pub use backend::{choose, Candidate};
 use endpoint::Endpoint;
 pub use limits::{Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
-/// Worker threads of the proxy runtime.
-const THREADS: usize = 2;
+/// Default of `--read-endpoint-threads`: worker threads of the proxy runtime.
+pub const DEFAULT_THREADS: usize = 2;
 
 /// What one read endpoint must serve.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -141,34 +141,44 @@ pub struct BackendStatus {
 }
 
 /// The read endpoints this agent serves.
-#[derive(Default)]
 pub struct ReadEndpoints {
     runtime: Option<Runtime>,
     endpoints: BTreeMap<EndpointKey, Endpoint>,
     net: Option<Net>,
     limits: Limits,
+    threads: usize,
 }
 
 impl ReadEndpoints {
     /// None yet.
     pub fn new() -> Self {
-        Self::default()
+        ReadEndpoints {
+            runtime: None,
+            endpoints: BTreeMap::new(),
+            net: None,
+            limits: Limits::default(),
+            threads: DEFAULT_THREADS,
+        }
     }
 
     /// None yet; endpoints will listen in their primaries' namespaces as `net` says.
     pub fn with_net(net: Net) -> Self {
-        ReadEndpoints {
-            runtime: None,
-            endpoints: BTreeMap::new(),
-            net: Some(net),
-            limits: Limits::default(),
-        }
+        let mut e = Self::new();
+        e.net = Some(net);
+        e
     }
 
     /// The same, with the userspace proxy's connection cap and idle timeout (for
     /// endpoints started from now on).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The same, with `threads` (at least 1) worker threads for the proxy runtime,
+    /// once it starts.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
         self
     }
 
@@ -220,13 +230,19 @@ impl ReadEndpoints {
             return Ok(rt.handle().clone());
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(THREADS)
+            .worker_threads(self.threads.max(1))
             .thread_name("read-endpoint")
             .enable_all()
             .build()?;
         let h = rt.handle().clone();
         self.runtime = Some(rt);
         Ok(h)
+    }
+}
+
+impl Default for ReadEndpoints {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
