@@ -24,7 +24,7 @@ use crate::backoff::{retry, Backoff};
 use crate::config::Config;
 use crate::meminfo;
 use crate::net::{Net, Realiser};
-use crate::proxy::ReadEndpoints;
+use crate::proxy::{Limits, ReadEndpoints};
 use crate::redis::version;
 use crate::safety;
 use crate::store::ConfigStore;
@@ -162,10 +162,16 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         r
     };
     let heartbeats = heartbeat_loop(&shared, cfg.heartbeat_interval, rx.clone(), &stop);
+    let threads = cfg.read_endpoint_threads;
+    let limits = Limits {
+        max_connections: cfg.read_endpoint_max_connections,
+        idle_timeout: cfg.read_endpoint_idle_timeout,
+    };
     let reconciler = reconcile_loop(
         &shared,
         supervisor,
         realiser,
+        (limits, threads),
         cfg.heartbeat_interval,
         rx,
         &stop,
@@ -308,6 +314,7 @@ async fn reconcile_loop(
     shared: &Shared,
     mut supervisor: Supervisor,
     mut realiser: Realiser,
+    (limits, threads): (Limits, usize),
     interval: Duration,
     mut rx: watch::Receiver<Option<Arc<HostConfig>>>,
     cancel: &CancellationToken,
@@ -317,7 +324,9 @@ async fn reconcile_loop(
     let mut applied_generation: i64 = 0;
     let mut quick_until: Option<Instant> = None;
     let mut config_open = true;
-    let mut endpoints = ReadEndpoints::with_net(realiser.net().clone());
+    let mut endpoints = ReadEndpoints::with_net(realiser.net().clone())
+        .with_limits(limits)
+        .with_threads(threads);
     let exits = supervisor.exits();
     loop {
         let quick = quick_until

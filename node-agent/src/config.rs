@@ -68,6 +68,23 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_NETNS_PREFIX", default_value = "cp")]
     pub netns_prefix: String,
 
+    /// Most client connections one read endpoint relays at once where the agent serves
+    /// it in userspace (loopback mode); new ones beyond are closed at once and counted.
+    /// The kernel path (netns and host modes) has no such cap.
+    #[arg(long, env = "CACHEPLANE_READ_ENDPOINT_MAX_CONNECTIONS", default_value_t = crate::proxy::DEFAULT_MAX_CONNECTIONS)]
+    pub read_endpoint_max_connections: usize,
+
+    /// A read endpoint connection relayed in userspace with no byte in either direction
+    /// for this long is closed (0: never). Redis itself never closes idle clients, so
+    /// the default is long: an hour, which reclaims only clients that vanished.
+    #[arg(long, env = "CACHEPLANE_READ_ENDPOINT_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub read_endpoint_idle_timeout: Duration,
+
+    /// Worker threads that relay read endpoint connections in userspace (started with
+    /// the first such endpoint).
+    #[arg(long, env = "CACHEPLANE_READ_ENDPOINT_THREADS", default_value_t = crate::proxy::DEFAULT_THREADS)]
+    pub read_endpoint_threads: usize,
+
     /// In host mode: the interface that gets node and endpoint addresses (as /32
     /// secondary addresses), e.g. `eth0`.
     #[arg(long, env = "CACHEPLANE_HOST_INTERFACE")]
@@ -116,6 +133,15 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("network_mode", &self.network_mode)
             .field("netns_prefix", &self.netns_prefix)
+            .field(
+                "read_endpoint_max_connections",
+                &self.read_endpoint_max_connections,
+            )
+            .field(
+                "read_endpoint_idle_timeout",
+                &self.read_endpoint_idle_timeout,
+            )
+            .field("read_endpoint_threads", &self.read_endpoint_threads)
             .field("host_interface", &self.host_interface)
             .field("redis_server", &self.redis_server)
             .field("memory_bytes", &self.memory_bytes)
@@ -187,6 +213,12 @@ impl Config {
                 )
             }
             _ => {}
+        }
+        if self.read_endpoint_max_connections == 0 {
+            anyhow::bail!("--read-endpoint-max-connections must be at least 1");
+        }
+        if !(1..=64).contains(&self.read_endpoint_threads) {
+            anyhow::bail!("--read-endpoint-threads must be 1 to 64");
         }
         if self.heartbeat_interval.is_zero() {
             anyhow::bail!("--heartbeat-interval must be more than 0");
@@ -269,6 +301,23 @@ mod tests {
         }
         let err = with(&["--host-interface", "a-very-long-interface"]).expect_err("refused");
         assert!(err.contains("1-15"), "{err}");
+    }
+
+    #[test]
+    fn read_endpoint_limits_have_defaults_and_a_floor() {
+        let c = Config::try_parse_from(BASE).expect("parses");
+        assert_eq!(c.read_endpoint_max_connections, 10_000);
+        assert_eq!(c.read_endpoint_idle_timeout, Duration::from_secs(3600));
+        let c = Config::try_parse_from(BASE.iter().copied().chain([
+            "--read-endpoint-max-connections",
+            "0",
+            "--read-endpoint-idle-timeout",
+            "0",
+        ]))
+        .expect("parses");
+        assert_eq!(c.read_endpoint_idle_timeout, Duration::ZERO, "0: never");
+        let err = c.check().expect_err("no connection allowed").to_string();
+        assert!(err.contains("--read-endpoint-max-connections"), "{err}");
     }
 
     #[test]

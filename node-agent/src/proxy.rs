@@ -23,7 +23,9 @@
 mod backend;
 mod endpoint;
 pub mod health;
+mod idle;
 mod kernel;
+mod limits;
 
 use std::collections::BTreeMap;
 
@@ -36,9 +38,10 @@ use crate::net::Net;
 
 pub use backend::{choose, Candidate};
 use endpoint::Endpoint;
+pub use limits::{Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
-/// Worker threads of the proxy runtime.
-const THREADS: usize = 2;
+/// Default of `--read-endpoint-threads`: worker threads of the proxy runtime.
+pub const DEFAULT_THREADS: usize = 2;
 
 /// What one read endpoint must serve.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -116,6 +119,10 @@ pub struct EndpointStatus {
     pub port: u16,
     /// Whether it listens.
     pub listening: bool,
+    /// Client connections the userspace proxy holds now (always 0 on the kernel path).
+    pub connections: usize,
+    /// Client connections refused at the cap so far.
+    pub refused: u64,
     /// Its replicas.
     pub backends: Vec<BackendStatus>,
 }
@@ -134,26 +141,45 @@ pub struct BackendStatus {
 }
 
 /// The read endpoints this agent serves.
-#[derive(Default)]
 pub struct ReadEndpoints {
     runtime: Option<Runtime>,
     endpoints: BTreeMap<EndpointKey, Endpoint>,
     net: Option<Net>,
+    limits: Limits,
+    threads: usize,
 }
 
 impl ReadEndpoints {
     /// None yet.
     pub fn new() -> Self {
-        Self::default()
+        ReadEndpoints {
+            runtime: None,
+            endpoints: BTreeMap::new(),
+            net: None,
+            limits: Limits::default(),
+            threads: DEFAULT_THREADS,
+        }
     }
 
     /// None yet; endpoints will listen in their primaries' namespaces as `net` says.
     pub fn with_net(net: Net) -> Self {
-        ReadEndpoints {
-            runtime: None,
-            endpoints: BTreeMap::new(),
-            net: Some(net),
-        }
+        let mut e = Self::new();
+        e.net = Some(net);
+        e
+    }
+
+    /// The same, with the userspace proxy's connection cap and idle timeout (for
+    /// endpoints started from now on).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The same, with `threads` (at least 1) worker threads for the proxy runtime,
+    /// once it starts.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 
     /// Serves the read endpoints `nodes` ask for: starts new ones, updates the replicas
@@ -181,7 +207,13 @@ impl ReadEndpoints {
                 }
                 std::collections::btree_map::Entry::Vacant(v) => {
                     let (_, address, port) = v.key().clone();
-                    v.insert(Endpoint::new(address, port, config, handle.clone()))
+                    v.insert(Endpoint::new(
+                        address,
+                        port,
+                        config,
+                        self.limits,
+                        handle.clone(),
+                    ))
                 }
             };
             e.listen();
@@ -198,13 +230,19 @@ impl ReadEndpoints {
             return Ok(rt.handle().clone());
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(THREADS)
+            .worker_threads(self.threads.max(1))
             .thread_name("read-endpoint")
             .enable_all()
             .build()?;
         let h = rt.handle().clone();
         self.runtime = Some(rt);
         Ok(h)
+    }
+}
+
+impl Default for ReadEndpoints {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cacheplane_node_agent::proxy::ReadEndpoints;
+use cacheplane_node_agent::proxy::{Limits, ReadEndpoints};
 use cacheplane_node_agent::redis::client::{Client, Reply};
 use cacheplane_node_agent::supervisor::Supervisor;
 use cacheplane_types::{NodeRole, NodeSpec, ReadEndpointSpec};
@@ -239,4 +239,83 @@ async fn a_replica_reported_linked_has_the_writes_made_since() {
         }
     }
     assert!(misses.is_empty(), "reads missed a write: {misses:?}");
+}
+
+/// Whether the peer closes `c` within `within` without sending a byte.
+async fn closed_within(c: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 16];
+    matches!(
+        tokio::time::timeout(within, c.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn the_proxy_caps_connections_and_closes_idle_ones() {
+    let bin = require_redis!();
+    let data = DataDir::new("read-limits");
+    let primary = spec(50, NodeRole::Primary, None);
+    let replica = spec(51, NodeRole::Replica, Some(&primary));
+    for s in [&primary, &replica] {
+        start(&bin, &data, s).await;
+    }
+    wait_until(10, "the replica links up", || linked(&replica.address)).await;
+    let ep = address(52);
+    let spec = NodeSpec {
+        read_endpoint: Some(ReadEndpointSpec {
+            address: ep.clone(),
+            port: 6379,
+            replicas: vec![replica.address.clone()],
+        }),
+        ..primary.clone()
+    };
+    let idle = Duration::from_millis(800);
+    let mut endpoints = ReadEndpoints::new().with_limits(Limits {
+        max_connections: 2,
+        idle_timeout: idle,
+    });
+    endpoints.update(std::slice::from_ref(&spec));
+    wait_healthy(&endpoints, &[&replica]).await;
+
+    // Two connections at the cap serve; a third is closed at once and counted.
+    let mut a = connect(&ep).await;
+    let mut b = connect(&ep).await;
+    a.ping().await.expect("first connection serves");
+    b.ping().await.expect("second connection serves");
+    assert_eq!(endpoints.status()[0].connections, 2);
+    let mut over = tokio::net::TcpStream::connect((ep.as_str(), 6379))
+        .await
+        .expect("the kernel accepts");
+    assert!(
+        closed_within(&mut over, Duration::from_secs(1)).await,
+        "a connection over the cap is closed at once"
+    );
+    assert_eq!(endpoints.status()[0].refused, 1);
+
+    // A closed connection frees its place.
+    drop(b);
+    wait_until(5, "the closed connection's place is freed", || {
+        let n = endpoints.status()[0].connections;
+        async move { n == 1 }
+    })
+    .await;
+    let mut c = connect(&ep).await;
+    c.ping()
+        .await
+        .expect("a connection under the cap again serves");
+
+    // `a` stays busy past the idle timeout and stays open; `c` goes silent and is
+    // closed once the timeout passed (between 1 and 1.25 timeouts).
+    let started = std::time::Instant::now();
+    while started.elapsed() < idle * 2 {
+        a.ping().await.expect("a busy connection is never idle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closes(&mut c).await, "the silent connection was closed");
+    a.ping().await.expect("the busy one still serves");
+    wait_until(5, "the idle connection's place is freed", || {
+        let n = endpoints.status()[0].connections;
+        async move { n == 1 }
+    })
+    .await;
 }

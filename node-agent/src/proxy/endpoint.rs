@@ -1,5 +1,6 @@
-//! One read endpoint: its listener, the accept loop that picks a replica for each new
-//! connection, and the relays that copy bytes between a client and its replica.
+//! One read endpoint: its listener, the accept loop that admits each new connection
+//! (up to the cap) and picks a replica for it, and the relays that copy bytes between a
+//! client and its replica until either side closes or the connection idles out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,10 +8,12 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::backend::{self, Backend, Candidate, Lent};
+use super::idle::Activity;
+use super::limits::{Admission, Limits};
 use super::{health, BackendStatus, EndpointConfig, EndpointStatus};
 
 /// Bytes buffered per direction of a relayed connection: 4× tokio's default and twice
@@ -40,6 +43,8 @@ pub struct Endpoint {
     cancel: CancellationToken,
     backends: watch::Sender<Vec<Arc<Backend>>>,
     auth: watch::Sender<health::Dialing>,
+    limits: Limits,
+    admission: Arc<Admission>,
     listening: bool,
     /// The last bind error logged, so that a retry every pass logs once.
     bind_error: Option<String>,
@@ -47,8 +52,14 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint at `address:port` whose replicas' checks run on `handle`. It
-    /// listens once [`Endpoint::listen`] succeeds.
-    pub fn new(address: String, port: u16, config: EndpointConfig, handle: Handle) -> Self {
+    /// listens once [`Endpoint::listen`] succeeds, and relays within `limits`.
+    pub fn new(
+        address: String,
+        port: u16,
+        config: EndpointConfig,
+        limits: Limits,
+        handle: Handle,
+    ) -> Self {
         let cancel = CancellationToken::new();
         let (auth, _) = watch::channel(health::Dialing::of(&config));
         let (backends, _) = watch::channel(Vec::new());
@@ -60,6 +71,8 @@ impl Endpoint {
             cancel,
             backends,
             auth,
+            admission: Arc::new(Admission::new(limits.max_connections)),
+            limits,
             listening: false,
             bind_error: None,
         };
@@ -113,9 +126,14 @@ impl Endpoint {
         match self.bind() {
             Ok(listener) => {
                 tracing::info!(endpoint = %format!("{}:{}", self.address, self.port), "read endpoint listening");
+                let gate = Gate {
+                    endpoint: format!("{}:{}", self.address, self.port),
+                    admission: self.admission.clone(),
+                    idle_timeout: self.limits.idle_timeout,
+                };
                 let backends = self.backends.subscribe();
                 self.handle
-                    .spawn(accept_loop(listener, backends, self.cancel.clone()));
+                    .spawn(accept_loop(listener, backends, gate, self.cancel.clone()));
                 self.listening = true;
                 self.bind_error = None;
             }
@@ -146,6 +164,8 @@ impl Endpoint {
             address: self.address.clone(),
             port: self.port,
             listening: self.listening,
+            connections: self.admission.connections(),
+            refused: self.admission.refused(),
             backends: self
                 .backends
                 .borrow()
@@ -171,11 +191,21 @@ impl Drop for Endpoint {
     }
 }
 
+/// What the accept loop applies to each connection.
+struct Gate {
+    /// `address:port`, for logs.
+    endpoint: String,
+    admission: Arc<Admission>,
+    idle_timeout: Duration,
+}
+
 /// Accepts clients until cancelled, sending each to the replica [`backend::choose`]
-/// picks, or closing it at once when no replica is healthy.
+/// picks, or closing it at once when the endpoint is at its cap or (after a short wait
+/// for a fresh check) no replica is healthy.
 async fn accept_loop(
     listener: TcpListener,
     backends: watch::Receiver<Vec<Arc<Backend>>>,
+    gate: Gate,
     cancel: CancellationToken,
 ) {
     let mut cursor = 0usize;
@@ -192,13 +222,21 @@ async fn accept_loop(
                 continue;
             }
         };
-        let lent = pick(&backends, &mut cursor);
-        match lent {
+        let Some(slot) = gate.admission.admit(&gate.endpoint) else {
+            // Dropped: closed at once.
+            continue;
+        };
+        let conn = Conn {
+            client,
+            slot,
+            idle_timeout: gate.idle_timeout,
+        };
+        match pick(&backends, &mut cursor) {
             Some(lent) => {
-                tokio::spawn(relay(client, lent));
+                tokio::spawn(relay(conn, lent));
             }
             None => {
-                tokio::spawn(wait_for_replica(client, backends.clone()));
+                tokio::spawn(wait_for_replica(conn, backends.clone()));
             }
         }
     }
@@ -216,7 +254,7 @@ fn pick(backends: &watch::Receiver<Vec<Arc<Backend>>>, cursor: &mut usize) -> Op
 
 /// A client that found no healthy replica: asks every replica's check to look now and
 /// relays to the first found healthy within [`NO_REPLICA_WAIT`], else closes it.
-async fn wait_for_replica(client: TcpStream, backends: watch::Receiver<Vec<Arc<Backend>>>) {
+async fn wait_for_replica(conn: Conn, backends: watch::Receiver<Vec<Arc<Backend>>>) {
     for b in backends.borrow().iter() {
         b.check_now.notify_one();
     }
@@ -225,7 +263,7 @@ async fn wait_for_replica(client: TcpStream, backends: watch::Receiver<Vec<Arc<B
     loop {
         tokio::time::sleep(NO_REPLICA_LOOK).await;
         if let Some(lent) = pick(&backends, &mut cursor) {
-            relay(client, lent).await;
+            relay(conn, lent).await;
             return;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -235,12 +273,25 @@ async fn wait_for_replica(client: TcpStream, backends: watch::Receiver<Vec<Arc<B
     }
 }
 
-/// Copies bytes both ways between `client` and its replica for the connection's life,
-/// or until the replica leaves the endpoint.
-async fn relay(mut client: TcpStream, lent: Lent) {
+/// An admitted client connection.
+struct Conn {
+    client: TcpStream,
+    /// Its place under the endpoint's cap, freed when it closes.
+    slot: OwnedSemaphorePermit,
+    idle_timeout: Duration,
+}
+
+/// Copies bytes both ways between the client and its replica for the connection's life,
+/// until it idles out, or until the replica leaves the endpoint.
+async fn relay(conn: Conn, lent: Lent) {
+    let Conn {
+        client,
+        slot: _slot,
+        idle_timeout,
+    } = conn;
     let b = lent.backend();
     let connect = tokio::time::timeout(CONNECT_TIMEOUT, b.dialer.tcp(&b.address, b.port));
-    let mut server = match connect.await {
+    let server = match connect.await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(replica = %b.address, error = %e, "read endpoint: cannot reach replica");
@@ -255,8 +306,13 @@ async fn relay(mut client: TcpStream, lent: Lent) {
     // Requests and replies are small: send them at once.
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    let activity = Activity::default();
+    let (mut client, mut server) = (activity.watch(client), activity.watch(server));
     tokio::select! {
         _ = b.closed.cancelled() => {}
+        _ = activity.idle(idle_timeout) => {
+            tracing::debug!(replica = %b.address, "read endpoint: idle connection closed");
+        }
         _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut server, COPY_BUFFER, COPY_BUFFER) => {}
     }
 }
