@@ -9,6 +9,8 @@ use uuid::Uuid;
 use crate::db::requests;
 use crate::error::{ApiError, ApiResult};
 use crate::operations::{self, OperationRow};
+use crate::state::AppState;
+use crate::{catalog, networks};
 
 /// Parses an optional `requestId` (a UUID).
 pub fn parse_request_id(raw: Option<&str>) -> ApiResult<Option<Uuid>> {
@@ -71,4 +73,22 @@ pub async fn replay(
         Some(earlier) => Ok(Some(operations::get_by_id(&mut *conn, earlier).await?)),
         None => Ok(None),
     }
+}
+
+/// The start of both transactions of a create (an instance's or a connector's): makes
+/// `project` (and its default network) if it is new, checks `region`, then claims the
+/// `requestId`; returns the earlier operation of an identical request.
+pub async fn begin_create(
+    state: &AppState,
+    tx: &mut PgConnection,
+    (project, region): (&str, &str),
+    request_id: Option<Uuid>,
+    fingerprint: &str,
+    op_id: Uuid,
+) -> ApiResult<Option<OperationRow>> {
+    let supernet = state.config.default_network_supernet;
+    networks::ensure_project(&mut *tx, project, supernet).await?;
+    catalog::require_region(&mut *tx, region).await?;
+    let fingerprint = || fingerprint.to_string();
+    replay(tx, project, request_id, fingerprint, op_id).await
 }

@@ -16,10 +16,10 @@ use crate::db::connectors::{self as db, NewConnector};
 use crate::error::{ApiError, ApiResult};
 use crate::instances::validate;
 use crate::networks::NetworkRow;
-use crate::operations::{self, OperationRow};
+use crate::operations;
 use crate::scheduler::Candidate;
 use crate::state::AppState;
-use crate::{alloc, catalog, idempotency, networks, quotas, scheduler};
+use crate::{alloc, idempotency, networks, quotas, scheduler};
 
 /// Creates a connector; answers with its operation.
 pub async fn create(
@@ -42,7 +42,16 @@ pub async fn create(
     ]);
     let mut tx = state.pool.begin().await?;
     let op_id = Uuid::new_v4();
-    if let Some(earlier) = begin(state, &mut tx, target, request_id, &fingerprint, op_id).await? {
+    if let Some(earlier) = idempotency::begin_create(
+        state,
+        &mut tx,
+        target.scope(),
+        request_id,
+        &fingerprint,
+        op_id,
+    )
+    .await?
+    {
         return Ok(earlier.to_wire());
     }
     match insert_and_place(state, &mut tx, target, &req, op_id).await {
@@ -56,24 +65,6 @@ pub async fn create(
         }
         Err(e) => Err(e),
     }
-}
-
-/// The start of both transactions of a create: the project (and its default network) if
-/// new, the region, then the `requestId` claim; the earlier operation of an identical
-/// request, if any.
-async fn begin(
-    state: &AppState,
-    tx: &mut PgConnection,
-    target: &ConnectorRef,
-    request_id: Option<Uuid>,
-    fingerprint: &str,
-    op_id: Uuid,
-) -> ApiResult<Option<OperationRow>> {
-    let supernet = state.config.default_network_supernet;
-    networks::ensure_project(&mut *tx, &target.project, supernet).await?;
-    catalog::require_region(&mut *tx, &target.region).await?;
-    let fingerprint = || fingerprint.to_string();
-    idempotency::replay(tx, &target.project, request_id, fingerprint, op_id).await
 }
 
 /// Checks `ipCidrRange`: an aligned /28 inside the network's pool.
@@ -217,7 +208,16 @@ async fn record_exhausted(
 ) -> ApiResult<Operation> {
     let mut tx = state.pool.begin().await?;
     let op_id = Uuid::new_v4();
-    if let Some(earlier) = begin(state, &mut tx, target, request_id, fingerprint, op_id).await? {
+    if let Some(earlier) = idempotency::begin_create(
+        state,
+        &mut tx,
+        target.scope(),
+        request_id,
+        fingerprint,
+        op_id,
+    )
+    .await?
+    {
         return Ok(earlier.to_wire());
     }
     operations::insert(

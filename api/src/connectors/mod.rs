@@ -32,6 +32,11 @@ pub struct ConnectorRef {
 }
 
 impl ConnectorRef {
+    /// Its project and region.
+    pub fn scope(&self) -> (&str, &str) {
+        (&self.project, &self.region)
+    }
+
     /// The full resource name.
     pub fn full_name(&self) -> String {
         full_name(&self.project, &self.region, &self.name)

@@ -20,7 +20,7 @@ use crate::db::ranges::Purpose;
 use crate::error::{ApiError, ApiResult};
 use crate::instances::{add_nodes, tls, validate, InstanceRef, NewNode, Placement, GIB};
 use crate::networks::NetworkRow;
-use crate::operations::{self, OperationRow};
+use crate::operations;
 use crate::scheduler::{self, Candidate};
 use crate::state::AppState;
 use crate::{alloc, catalog, idempotency, networks, quotas};
@@ -48,7 +48,16 @@ pub async fn create(
 
     let mut tx = state.pool.begin().await?;
     let op_id = Uuid::new_v4();
-    if let Some(earlier) = begin(state, &mut tx, target, request_id, &fingerprint, op_id).await? {
+    if let Some(earlier) = idempotency::begin_create(
+        state,
+        &mut tx,
+        target.scope(),
+        request_id,
+        &fingerprint,
+        op_id,
+    )
+    .await?
+    {
         return Ok(earlier.to_wire());
     }
     match insert_and_place(state, &mut tx, target, &req, op_id).await {
@@ -62,24 +71,6 @@ pub async fn create(
         }
         Err(e) => Err(e),
     }
-}
-
-/// The start of both transactions of a create: makes the project (and its default
-/// network) if it is new, checks the region, then claims the `requestId`; returns the
-/// earlier operation of an identical request.
-async fn begin(
-    state: &AppState,
-    tx: &mut PgConnection,
-    target: &InstanceRef,
-    request_id: Option<Uuid>,
-    fingerprint: &str,
-    op_id: Uuid,
-) -> ApiResult<Option<OperationRow>> {
-    let supernet = state.config.default_network_supernet;
-    networks::ensure_project(&mut *tx, &target.project, supernet).await?;
-    catalog::require_region(&mut *tx, &target.region).await?;
-    let fingerprint = || fingerprint.to_string();
-    idempotency::replay(tx, &target.project, request_id, fingerprint, op_id).await
 }
 
 /// A create request once checked, with the defaults filled in.
@@ -333,7 +324,16 @@ async fn record_exhausted(
 ) -> ApiResult<Operation> {
     let mut tx = state.pool.begin().await?;
     let op_id = Uuid::new_v4();
-    if let Some(earlier) = begin(state, &mut tx, target, request_id, fingerprint, op_id).await? {
+    if let Some(earlier) = idempotency::begin_create(
+        state,
+        &mut tx,
+        target.scope(),
+        request_id,
+        fingerprint,
+        op_id,
+    )
+    .await?
+    {
         return Ok(earlier.to_wire());
     }
     let new_op = target.new_operation(op_id, OperationVerb::Create, None, "no room");

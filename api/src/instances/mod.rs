@@ -46,6 +46,11 @@ pub struct InstanceRef {
 }
 
 impl InstanceRef {
+    /// Its project and region.
+    pub fn scope(&self) -> (&str, &str) {
+        (&self.project, &self.region)
+    }
+
     /// The full resource name.
     pub fn full_name(&self) -> String {
         format!(
