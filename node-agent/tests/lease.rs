@@ -14,7 +14,8 @@ use cacheplane_node_agent::redis::client::{ClientError, Reply};
 use cacheplane_node_agent::store::ConfigStore;
 use cacheplane_types::{HostConfig, NodeRole, NodeSpec, WriteFence};
 use common::{
-    agent_config, config_get, connect, linked, spec, start, try_write, wait_until, DataDir,
+    agent_config, config_get, connect, linked, listed_online, spec, start, try_write, wait_until,
+    DataDir,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -43,6 +44,10 @@ async fn an_agent_cut_off_from_the_api_keeps_its_primary_taking_writes() {
         start(&bin, &data, s).await;
     }
     wait_until(10, "the replica links up", || linked(&replica.address)).await;
+    wait_until(10, "the primary counts the replica", || {
+        listed_online(&primary, &replica)
+    })
+    .await;
     let fenced = NodeSpec {
         write_fence: Some(FENCE),
         ..primary.clone()
@@ -113,6 +118,10 @@ async fn a_fenced_primary_whose_replica_is_gone_refuses_writes_by_itself() {
         start(&bin, &data, s).await;
     }
     wait_until(10, "the replica links up", || linked(&replica.address)).await;
+    wait_until(10, "the primary counts the replica", || {
+        listed_online(&primary, &replica)
+    })
+    .await;
     // The fence is in the generated redis.conf: no agent runs in this test.
     let mut c = connect(&primary.address).await;
     assert_eq!(config_get(&mut c, "min-replicas-to-write").await, "1");

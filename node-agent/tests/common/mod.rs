@@ -165,6 +165,18 @@ pub async fn linked(host: &str) -> bool {
         .is_ok_and(|i| i.get("master_link_status") == Some("up"))
 }
 
+/// Whether `primary`'s engine lists `replica` as an online replica: it then counts it
+/// for its write fence (a replica reports its link up a little before that).
+pub async fn listed_online(primary: &NodeSpec, replica: &NodeSpec) -> bool {
+    let Ok(mut c) = Client::connect(&primary.address, primary.port, Some(&admin_login())).await
+    else {
+        return false;
+    };
+    info(&mut c, "replication").await.is_ok_and(|i| {
+        cacheplane_node_agent::relink::lists_online(&i, &replica.address, replica.port)
+    })
+}
+
 /// The agent's flags for host `host` with data in `data`, against `api_url`, passes and
 /// heartbeats every `interval`.
 pub fn agent_config(
