@@ -92,3 +92,36 @@ pub async fn begin_create(
     let fingerprint = || fingerprint.to_string();
     replay(tx, project, request_id, fingerprint, op_id).await
 }
+
+/// A mutating call under way: its transaction, its new operation's id, its `requestId`,
+/// and the earlier operation of an identical request (then nothing else is to be done).
+pub struct Mutation {
+    /// The call's transaction.
+    pub tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The id its operation gets.
+    pub op_id: Uuid,
+    /// Its `requestId`, parsed.
+    pub request_id: Option<Uuid>,
+    /// The operation of an earlier identical request, if any.
+    pub earlier: Option<OperationRow>,
+}
+
+/// The start of a mutating call on a resource of `project`: parses `request_id`, opens
+/// the transaction and claims the id for the request `what` (e.g. `["delete", name]`).
+pub async fn begin_mutation(
+    state: &AppState,
+    project: &str,
+    request_id: Option<&str>,
+    what: &[&str],
+) -> ApiResult<Mutation> {
+    let request_id = parse_request_id(request_id)?;
+    let mut tx = state.pool.begin().await?;
+    let op_id = Uuid::new_v4();
+    let earlier = replay(&mut tx, project, request_id, || fingerprint(what), op_id).await?;
+    Ok(Mutation {
+        tx,
+        op_id,
+        request_id,
+        earlier,
+    })
+}

@@ -26,13 +26,14 @@ pub async fn delete(
     request_id: Option<&str>,
 ) -> ApiResult<Uuid> {
     principal.check_project(&target.project)?;
-    let request_id = idempotency::parse_request_id(request_id)?;
-    let mut tx = state.pool.begin().await?;
-    let op_id = Uuid::new_v4();
-    let fingerprint = || idempotency::fingerprint(&["delete", &target.full_name()]);
-    if let Some(earlier) =
-        idempotency::replay(&mut tx, &target.project, request_id, fingerprint, op_id).await?
-    {
+    let name = target.full_name();
+    let idempotency::Mutation {
+        mut tx,
+        op_id,
+        request_id,
+        earlier,
+    } = idempotency::begin_mutation(state, &target.project, request_id, &["delete", &name]).await?;
+    if let Some(earlier) = earlier {
         return Ok(earlier.id);
     }
     let row = db::lock(&mut tx, &target.project, &target.region, &target.name)

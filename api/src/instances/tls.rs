@@ -219,14 +219,15 @@ pub async fn rotate_server_certificate(
     request_id: Option<&str>,
 ) -> ApiResult<Operation> {
     principal.check_project(&target.project)?;
-    let request_id = idempotency::parse_request_id(request_id)?;
-    let mut tx = state.pool.begin().await?;
-    let op_id = Uuid::new_v4();
-    let fingerprint =
-        || idempotency::fingerprint(&["rotateServerCertificate", &target.full_name()]);
-    if let Some(earlier) =
-        idempotency::replay(&mut tx, &target.project, request_id, fingerprint, op_id).await?
-    {
+    let name = target.full_name();
+    let what = ["rotateServerCertificate", name.as_str()];
+    let idempotency::Mutation {
+        mut tx,
+        op_id,
+        earlier,
+        ..
+    } = idempotency::begin_mutation(state, &target.project, request_id, &what).await?;
+    if let Some(earlier) = earlier {
         return Ok(earlier.to_wire());
     }
     let inst = target.lock(&mut tx).await?;
