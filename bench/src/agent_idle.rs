@@ -58,6 +58,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Section> {
         agent_bin: cfg.agent_bin.clone(),
         db_prefix: "cacheplane_bench_idle",
         keep_db: cfg.keep_db,
+        agent_args: Vec::new(),
     })
     .await?;
     eprintln!(

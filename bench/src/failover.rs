@@ -118,6 +118,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Section> {
         agent_bin: cfg.agent_bin.clone(),
         db_prefix: "cacheplane_bench_failover",
         keep_db: cfg.keep_db,
+        agent_args: Vec::new(),
     })
     .await?;
     eprintln!("[failover] API, 3 agents UP (database {})", stack.db_name());

@@ -51,6 +51,8 @@ pub struct StackConfig {
     pub db_prefix: &'static str,
     /// Keep the database afterwards.
     pub keep_db: bool,
+    /// More arguments for every agent (e.g. `--read-endpoint kernel`).
+    pub agent_args: Vec<String>,
 }
 
 /// The agent binary next to the API binary (`target/release/cacheplane-node-agent`).
@@ -133,7 +135,7 @@ impl Stack {
                 heartbeat_interval: None,
                 // The agent's own default; the environment of the bench must not change it.
                 rust_log: None,
-                extra_args: Vec::new(),
+                extra_args: cfg.agent_args.clone(),
             })?);
         }
         let api = Caller::http(server.base_url(), &token);

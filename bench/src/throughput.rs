@@ -1,6 +1,7 @@
 //! Targets (docs/architecture.md#performance-targets): redis-benchmark through the
 //! primary endpoint ≥ 0.98× straight to redis-server, and through the read endpoint
-//! (userspace proxy) ≥ 0.8× straight to a replica.
+//! ≥ 0.8× straight to a replica where the agent's userspace proxy serves it, ≥ 0.95×
+//! where the kernel does (nftables DNAT, `--read-endpoint kernel`).
 //!
 //! On the real stack ([`crate::stack`]) one STANDARD_HA instance (1 GB, 2 replicas, read
 //! endpoint on) is created, and `redis-benchmark` (Debian's redis-tools) is pointed at
@@ -10,6 +11,10 @@
 //! connections over the replicas). SET and GET through the primary's two addresses, GET
 //! through the replicas'. Every configuration runs `--repeats` times, interleaved with
 //! the others (the order reversed every other pass), and the medians are compared.
+//!
+//! As root, a second stack follows whose agents serve read endpoints in the kernel
+//! (`--read-endpoint kernel`); there the replica's own address and the read endpoint
+//! are measured again, side by side, in the same way.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -48,7 +53,47 @@ pub struct Config {
 const ID: &str = "throughput-ha";
 const NODES: usize = 3;
 const PRIMARY_TARGET: f64 = 0.98;
-const READ_TARGET: f64 = 0.8;
+/// Who serves the read endpoint in one stack of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadPath {
+    /// The agent's TCP proxy (loopback mode's default).
+    Userspace,
+    /// nftables DNAT in the agent's namespace (`--read-endpoint kernel`, root).
+    Kernel,
+}
+
+impl ReadPath {
+    /// The read endpoint's target, as a ratio to one replica.
+    fn target(self) -> f64 {
+        match self {
+            ReadPath::Userspace => 0.8,
+            ReadPath::Kernel => 0.95,
+        }
+    }
+
+    /// Extra agent arguments.
+    fn agent_args(self) -> Vec<String> {
+        match self {
+            ReadPath::Userspace => Vec::new(),
+            ReadPath::Kernel => vec!["--read-endpoint".into(), "kernel".into()],
+        }
+    }
+
+    /// Where to connect in this stack.
+    fn vias(self) -> &'static [Via] {
+        match self {
+            ReadPath::Userspace => &Via::ALL,
+            ReadPath::Kernel => &[Via::ReplicaNode, Via::ReadEndpoint],
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ReadPath::Userspace => "userspace proxy",
+            ReadPath::Kernel => "kernel (nftables DNAT)",
+        }
+    }
+}
 const PIPELINES: [u32; 2] = [1, 16];
 /// The key redis-benchmark's GET reads (its placeholder is only replaced with `-r`), set
 /// beforehand to the 3 bytes its SET writes, so that every GET finds a value.
@@ -141,21 +186,45 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Section> {
         .context("running redis-benchmark --version: install redis-tools")?;
     ensure!(rb.status.success(), "redis-benchmark --version failed");
     let rb_version = String::from_utf8_lossy(&rb.stdout).trim().to_string();
-    let stack = Stack::start(&StackConfig {
-        database_url: cfg.database_url.clone(),
-        api_bin: cfg.api_bin.clone(),
-        agent_bin: cfg.agent_bin.clone(),
-        db_prefix: "cacheplane_bench_throughput",
-        keep_db: cfg.keep_db,
-    })
-    .await?;
-    eprintln!(
-        "[throughput] API, 3 agents UP (database {})",
-        stack.db_name()
-    );
-    let result = measure(cfg, &stack, &rb_version).await;
-    stack.stop(result.is_err()).await?;
-    result
+    let mut paths = vec![ReadPath::Userspace];
+    if nix::unistd::geteuid().is_root() {
+        paths.push(ReadPath::Kernel);
+    } else {
+        eprintln!("[throughput] not root: the kernel read endpoint is not measured");
+    }
+    let mut phases = Vec::new();
+    for path in paths {
+        let stack = Stack::start(&StackConfig {
+            database_url: cfg.database_url.clone(),
+            api_bin: cfg.api_bin.clone(),
+            agent_bin: cfg.agent_bin.clone(),
+            db_prefix: "cacheplane_bench_throughput",
+            keep_db: cfg.keep_db,
+            agent_args: path.agent_args(),
+        })
+        .await?;
+        eprintln!(
+            "[throughput] API, 3 agents UP, read endpoints: {} (database {})",
+            path.label(),
+            stack.db_name()
+        );
+        let result = measure(cfg, &stack, path).await;
+        stack.stop(result.is_err()).await?;
+        phases.push(result?);
+    }
+    Ok(section(cfg, &phases, &rb_version))
+}
+
+/// What one stack of the run measured.
+struct Phase {
+    path: ReadPath,
+    series: Vec<Series>,
+    targets: Targets,
+    /// The agent serving the read endpoint, and its CPU and wall time during the read
+    /// endpoint's runs, per pipeline depth.
+    proxy_host: String,
+    proxy_cpu: [Duration; PIPELINES.len()],
+    proxy_wall: [Duration; PIPELINES.len()],
 }
 
 fn address(v: &serde_json::Value, host: &str, port: &str) -> anyhow::Result<(String, u16)> {
@@ -169,7 +238,7 @@ fn address(v: &serde_json::Value, host: &str, port: &str) -> anyhow::Result<(Str
     Ok((h.to_string(), p))
 }
 
-async fn measure(cfg: &Config, stack: &Stack, rb_version: &str) -> anyhow::Result<Section> {
+async fn measure(cfg: &Config, stack: &Stack, path: ReadPath) -> anyhow::Result<Phase> {
     stack
         .create(ID, &stack::ha_body())
         .await
@@ -206,14 +275,14 @@ async fn measure(cfg: &Config, stack: &Stack, rb_version: &str) -> anyhow::Resul
     );
 
     // Warm-up: one short run of each, not counted.
-    for via in Via::ALL {
+    for &via in path.vias() {
         let (h, p) = targets.of(via);
         bench(h, *p, &auth, cfg.clients, cfg.requests / 10, 1, via.tests()).await?;
     }
 
     let mut series: Vec<Series> = Vec::new();
     for pipeline in PIPELINES {
-        for via in Via::ALL {
+        for &via in path.vias() {
             for test in via.tests() {
                 series.push(Series {
                     via,
@@ -230,7 +299,7 @@ async fn measure(cfg: &Config, stack: &Stack, rb_version: &str) -> anyhow::Resul
     let mut proxy_wall = [Duration::ZERO; PIPELINES.len()];
     let stat = format!("/proc/{proxy_pid}/stat");
     for r in 0..cfg.repeats {
-        let mut order = Via::ALL.to_vec();
+        let mut order = path.vias().to_vec();
         if r % 2 == 1 {
             order.reverse();
         }
@@ -274,15 +343,14 @@ async fn measure(cfg: &Config, stack: &Stack, rb_version: &str) -> anyhow::Resul
             }
         }
     }
-    Ok(section(
-        cfg,
-        &series,
-        &targets,
-        &proxy_host,
-        &proxy_cpu,
-        &proxy_wall,
-        rb_version,
-    ))
+    Ok(Phase {
+        path,
+        series,
+        targets,
+        proxy_host,
+        proxy_cpu,
+        proxy_wall,
+    })
 }
 
 /// Writes the key the GETs read and waits (30 s at most) until both replicas' ways
@@ -400,104 +468,21 @@ fn rps(v: f64) -> String {
     format!("{} req/s", count(v.round() as u64))
 }
 
-fn section(
-    cfg: &Config,
-    series: &[Series],
-    t: &Targets,
-    proxy_host: &str,
-    proxy_cpu: &[Duration],
-    proxy_wall: &[Duration],
-    rb_version: &str,
-) -> Section {
-    let find = |via: Via, pipeline: u32, test: &str| {
-        series
-            .iter()
-            .find(|s| s.via == via && s.pipeline == pipeline && s.test == test)
-    };
+fn section(cfg: &Config, phases: &[Phase], rb_version: &str) -> Section {
     let mut rows = Vec::new();
     let mut paired = Vec::new();
-    let comparisons = [
-        (
-            Via::PrimaryEndpoint,
-            Via::PrimaryNode,
-            "SET",
-            PRIMARY_TARGET,
-        ),
-        (
-            Via::PrimaryEndpoint,
-            Via::PrimaryNode,
-            "GET",
-            PRIMARY_TARGET,
-        ),
-        (Via::ReadEndpoint, Via::ReplicaNode, "GET", READ_TARGET),
-    ];
-    for pipeline in PIPELINES {
-        for (via, direct, test, target) in comparisons {
-            let (Some(a), Some(b)) = (find(via, pipeline, test), find(direct, pipeline, test))
-            else {
-                continue;
-            };
-            let (ma, mb) = (median(&a.rps), median(&b.rps));
-            let ratio = if mb > 0.0 { ma / mb } else { 0.0 };
-            let figure = format!(
-                "{test} -P {pipeline}: {} vs {}",
-                via.label(),
-                direct.label()
-            );
-            let measured = format!(
-                "{ratio:.2}× ({} vs {}; p50 {:.3} vs {:.3} ms)",
-                rps(ma),
-                rps(mb),
-                median(&a.p50_ms),
-                median(&b.p50_ms)
-            );
-            rows.push(if pipeline == 1 {
-                Row::check(figure, measured, format!("≥ {target}×"), ratio >= target)
-            } else {
-                Row::info(figure, measured)
-            });
-            let per_pass: Vec<String> = a
-                .rps
-                .iter()
-                .zip(&b.rps)
-                .map(|(x, y)| format!("{:.2}×", x / y))
-                .collect();
-            paired.push(format!(
-                "{test} -P {pipeline} {}: {} req/s; {}: {} req/s; ratio per pass {}",
-                via.label(),
-                list(&a.rps),
-                direct.label(),
-                list(&b.rps),
-                per_pass.join(", ")
-            ));
-        }
+    for phase in phases {
+        phase_rows(cfg, phase, &mut rows, &mut paired);
     }
-    let mut cpu = Vec::new();
-    for (i, pipeline) in PIPELINES.into_iter().enumerate() {
-        let Some(s) = find(Via::ReadEndpoint, pipeline, "GET") else {
-            continue;
+    let Some(first) = phases.first() else {
+        return Section {
+            id: "throughput",
+            title: "redis-benchmark through the endpoints".into(),
+            rows,
+            notes: Vec::new(),
         };
-        let n = if pipeline == 1 {
-            cfg.requests
-        } else {
-            cfg.pipelined_requests
-        };
-        let requests = f64::from(n) * s.rps.len() as f64;
-        let wall = proxy_wall[i].as_secs_f64();
-        cpu.push(format!(
-            "-P {pipeline}: {:.1} µs/request, {:.0} % of a core",
-            proxy_cpu[i].as_secs_f64() * 1e6 / requests.max(1.0),
-            if wall > 0.0 {
-                proxy_cpu[i].as_secs_f64() / wall * 100.0
-            } else {
-                0.0
-            }
-        ));
-    }
-    rows.push(Row::info(
-        format!("agent {proxy_host} (read endpoint proxy) CPU during the read endpoint's runs"),
-        cpu.join("; "),
-    ));
+    };
+    let (t, proxy_host) = (&first.targets, &first.proxy_host);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let notes = vec![
         format!(
@@ -534,9 +519,18 @@ fn section(
             cfg.repeats
         ),
         format!(
-            "All runs: {}.",
-            paired.join("; ")
+            "As root, a second stack of three agents run with `--read-endpoint kernel` \
+             follows, with a new instance: there the read endpoint is an nftables table in \
+             the root namespace of the primary's agent that DNATs each new connection to a \
+             healthy replica (nothing relays the bytes), and only the replica's own address \
+             and the read endpoint are measured, side by side, as above. {}",
+            if phases.iter().any(|p| p.path == ReadPath::Kernel) {
+                "Measured in this run."
+            } else {
+                "Not measured in this run (not root)."
+            }
         ),
+        format!("All runs: {}.", paired.join("; ")),
         format!(
             "This machine has {cores} cores, shared by redis-benchmark (one thread), the engines \
              and, for the read endpoint, the agent's proxy, which copies every request and reply \
@@ -553,6 +547,118 @@ fn section(
         rows,
         notes,
     }
+}
+
+/// The rows of one stack: each endpoint against its direct address, and the CPU of the
+/// agent serving the read endpoint; the per-pass figures go to `paired`.
+fn phase_rows(cfg: &Config, phase: &Phase, rows: &mut Vec<Row>, paired: &mut Vec<String>) {
+    let (series, proxy_host, proxy_cpu, proxy_wall) = (
+        &phase.series,
+        &phase.proxy_host,
+        &phase.proxy_cpu,
+        &phase.proxy_wall,
+    );
+    let path = phase.path;
+    let find = |via: Via, pipeline: u32, test: &str| {
+        series
+            .iter()
+            .find(|s| s.via == via && s.pipeline == pipeline && s.test == test)
+    };
+    let comparisons = [
+        (
+            Via::PrimaryEndpoint,
+            Via::PrimaryNode,
+            "SET",
+            PRIMARY_TARGET,
+        ),
+        (
+            Via::PrimaryEndpoint,
+            Via::PrimaryNode,
+            "GET",
+            PRIMARY_TARGET,
+        ),
+        (Via::ReadEndpoint, Via::ReplicaNode, "GET", path.target()),
+    ];
+    for pipeline in PIPELINES {
+        for (via, direct, test, target) in comparisons {
+            let (Some(a), Some(b)) = (find(via, pipeline, test), find(direct, pipeline, test))
+            else {
+                continue;
+            };
+            let (ma, mb) = (median(&a.rps), median(&b.rps));
+            let ratio = if mb > 0.0 { ma / mb } else { 0.0 };
+            let figure = if via == Via::ReadEndpoint {
+                format!(
+                    "{test} -P {pipeline}: {} ({}) vs {}",
+                    via.label(),
+                    path.label(),
+                    direct.label()
+                )
+            } else {
+                format!(
+                    "{test} -P {pipeline}: {} vs {}",
+                    via.label(),
+                    direct.label()
+                )
+            };
+            let measured = format!(
+                "{ratio:.2}× ({} vs {}; p50 {:.3} vs {:.3} ms)",
+                rps(ma),
+                rps(mb),
+                median(&a.p50_ms),
+                median(&b.p50_ms)
+            );
+            rows.push(if pipeline == 1 {
+                Row::check(figure, measured, format!("≥ {target}×"), ratio >= target)
+            } else {
+                Row::info(figure, measured)
+            });
+            let per_pass: Vec<String> = a
+                .rps
+                .iter()
+                .zip(&b.rps)
+                .map(|(x, y)| format!("{:.2}×", x / y))
+                .collect();
+            paired.push(format!(
+                "{test} -P {pipeline} {} ({}): {} req/s; {}: {} req/s; ratio per pass {}",
+                via.label(),
+                path.label(),
+                list(&a.rps),
+                direct.label(),
+                list(&b.rps),
+                per_pass.join(", ")
+            ));
+        }
+    }
+    let mut cpu = Vec::new();
+    for (i, pipeline) in PIPELINES.into_iter().enumerate() {
+        let Some(s) = find(Via::ReadEndpoint, pipeline, "GET") else {
+            continue;
+        };
+        let n = if pipeline == 1 {
+            cfg.requests
+        } else {
+            cfg.pipelined_requests
+        };
+        let requests = f64::from(n) * s.rps.len() as f64;
+        let wall = proxy_wall[i].as_secs_f64();
+        cpu.push(format!(
+            "-P {pipeline}: {:.1} µs/request, {:.0} % of a core",
+            proxy_cpu[i].as_secs_f64() * 1e6 / requests.max(1.0),
+            if wall > 0.0 {
+                proxy_cpu[i].as_secs_f64() / wall * 100.0
+            } else {
+                0.0
+            }
+        ));
+    }
+    rows.push(Row::info(
+        format!(
+            "agent {proxy_host} CPU during the read endpoint's runs ({})",
+            path.label()
+        ),
+        cpu.join("; "),
+    ));
 }
 
 fn list(v: &[f64]) -> String {

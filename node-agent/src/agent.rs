@@ -162,16 +162,18 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         r
     };
     let heartbeats = heartbeat_loop(&shared, cfg.heartbeat_interval, rx.clone(), &stop);
-    let threads = cfg.read_endpoint_threads;
-    let limits = Limits {
-        max_connections: cfg.read_endpoint_max_connections,
-        idle_timeout: cfg.read_endpoint_idle_timeout,
-    };
+    let endpoints = ReadEndpoints::with_net(realiser.net().clone())
+        .with_limits(Limits {
+            max_connections: cfg.read_endpoint_max_connections,
+            idle_timeout: cfg.read_endpoint_idle_timeout,
+        })
+        .with_threads(cfg.read_endpoint_threads)
+        .with_kernel(cfg.kernel_read_endpoints());
     let reconciler = reconcile_loop(
         &shared,
         supervisor,
         realiser,
-        (limits, threads),
+        endpoints,
         cfg.heartbeat_interval,
         rx,
         &stop,
@@ -314,7 +316,7 @@ async fn reconcile_loop(
     shared: &Shared,
     mut supervisor: Supervisor,
     mut realiser: Realiser,
-    (limits, threads): (Limits, usize),
+    mut endpoints: ReadEndpoints,
     interval: Duration,
     mut rx: watch::Receiver<Option<Arc<HostConfig>>>,
     cancel: &CancellationToken,
@@ -324,9 +326,6 @@ async fn reconcile_loop(
     let mut applied_generation: i64 = 0;
     let mut quick_until: Option<Instant> = None;
     let mut config_open = true;
-    let mut endpoints = ReadEndpoints::with_net(realiser.net().clone())
-        .with_limits(limits)
-        .with_threads(threads);
     let exits = supervisor.exits();
     loop {
         let quick = quick_until

@@ -16,6 +16,18 @@ pub enum NetworkMode {
     Host,
 }
 
+/// Who serves the read endpoints of the agent's own namespace (`--read-endpoint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadEndpointPath {
+    /// The kernel in netns mode; the userspace proxy in loopback and host modes.
+    Auto,
+    /// nftables DNAT (root). In host mode, connections from other machines to replicas
+    /// on other hosts are forwarded: the host must have `net.ipv4.ip_forward=1`.
+    Kernel,
+    /// The agent's TCP proxy (loopback and host modes only).
+    Userspace,
+}
+
 /// How the node agent is configured. `Debug` leaves the token out.
 #[derive(Clone, clap::Parser)]
 #[command(
@@ -79,6 +91,17 @@ pub struct Config {
     /// the default is long: an hour, which reclaims only clients that vanished.
     #[arg(long, env = "CACHEPLANE_READ_ENDPOINT_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
     pub read_endpoint_idle_timeout: Duration,
+
+    /// Who serves read endpoints: `auto` (the kernel in netns mode, the userspace proxy
+    /// otherwise), `kernel` (nftables DNAT; root) or `userspace` (not in netns mode).
+    /// See docs/networking.md#kernel-read-endpoint.
+    #[arg(
+        long,
+        env = "CACHEPLANE_READ_ENDPOINT",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub read_endpoint: ReadEndpointPath,
 
     /// Worker threads that relay read endpoint connections in userspace (started with
     /// the first such endpoint).
@@ -214,6 +237,29 @@ impl Config {
             }
             _ => {}
         }
+        match (self.read_endpoint, self.network_mode) {
+            (ReadEndpointPath::Kernel, _) if !nix::unistd::geteuid().is_root() => {
+                anyhow::bail!(
+                    "--read-endpoint kernel needs root (it writes nftables rules); run the \
+                     agent as root or use --read-endpoint userspace"
+                )
+            }
+            (ReadEndpointPath::Kernel, NetworkMode::Host)
+                if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                    .is_ok_and(|v| v.trim() != "1") =>
+            {
+                anyhow::bail!(
+                    "--read-endpoint kernel in host mode forwards connections to replicas on \
+                     other hosts: set net.ipv4.ip_forward=1 on this host first, or use \
+                     --read-endpoint userspace"
+                )
+            }
+            (ReadEndpointPath::Userspace, NetworkMode::Netns) => anyhow::bail!(
+                "--read-endpoint userspace is not offered in netns mode, whose read \
+                 endpoints the kernel serves; use auto or kernel"
+            ),
+            _ => {}
+        }
         if self.read_endpoint_max_connections == 0 {
             anyhow::bail!("--read-endpoint-max-connections must be at least 1");
         }
@@ -227,6 +273,11 @@ impl Config {
             anyhow::bail!("--api-url must not be empty");
         }
         Ok(())
+    }
+
+    /// Whether the kernel serves the read endpoints of the agent's own namespace.
+    pub fn kernel_read_endpoints(&self) -> bool {
+        self.read_endpoint == ReadEndpointPath::Kernel
     }
 
     /// The host id: the flag, or this machine's hostname lowercased.
@@ -289,6 +340,15 @@ mod tests {
             assert!(netns.is_ok(), "{netns:?}");
         } else {
             assert!(netns.expect_err("needs root").contains("needs root"));
+        }
+        let err = with(&["--network-mode", "netns", "--read-endpoint", "userspace"])
+            .expect_err("netns endpoints are the kernel's");
+        assert!(err.contains("--read-endpoint userspace"), "{err}");
+        let kernel = with(&["--read-endpoint", "kernel"]);
+        if root {
+            assert!(kernel.is_ok(), "{kernel:?}");
+        } else {
+            assert!(kernel.expect_err("needs root").contains("needs root"));
         }
         let err = with(&["--netns-prefix", "Bad-Prefix"]).expect_err("refused");
         assert!(err.contains("--netns-prefix"), "{err}");

@@ -12,9 +12,11 @@
 //!   an endpoint that leaves it (the primary moved to another host, the instance was
 //!   deleted) stops listening and closes all of its connections.
 //!
-//! In netns mode the kernel serves the endpoint instead ([`kernel`]: nftables DNAT in
-//! the primary's namespace, rewritten as the replicas' health changes), with the same
-//! health checks and the same rules.
+//! In netns mode, and in host or loopback mode where the agent is told to
+//! (`--read-endpoint kernel`), the kernel serves the endpoint instead ([`kernel`]:
+//! nftables DNAT in the primary's namespace, rewritten as the replicas' health changes),
+//! with the same health checks and the same rules, except that a replica leaving the
+//! endpoint keeps the connections it has (conntrack) rather than having them closed.
 //!
 //! The relays run on a small runtime of their own, started with the first endpoint, so
 //! that the agent's control work (files, fsync, process starts) never stalls the data
@@ -147,6 +149,10 @@ pub struct ReadEndpoints {
     net: Option<Net>,
     limits: Limits,
     threads: usize,
+    /// Whether the kernel serves the endpoints of the agent's own namespace.
+    kernel: bool,
+    /// Whether stale tables of an earlier run were looked for.
+    swept: bool,
 }
 
 impl ReadEndpoints {
@@ -158,6 +164,8 @@ impl ReadEndpoints {
             net: None,
             limits: Limits::default(),
             threads: DEFAULT_THREADS,
+            kernel: false,
+            swept: false,
         }
     }
 
@@ -182,13 +190,23 @@ impl ReadEndpoints {
         self
     }
 
+    /// The same, with the endpoints of the agent's own namespace (loopback and host
+    /// modes) served by the kernel (`kernel`, which needs root) rather than the
+    /// userspace proxy. Netns mode's endpoints are the kernel's either way.
+    pub fn with_kernel(mut self, kernel: bool) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
     /// Serves the read endpoints `nodes` ask for: starts new ones, updates the replicas
     /// of the others, stops those no longer asked for, and retries listening where it
     /// failed before. Cheap when nothing changed: call it every pass.
     pub fn update(&mut self, nodes: &[NodeSpec]) {
-        let want = desired_in(nodes, self.net.as_ref().unwrap_or(&Net::loopback()));
+        let net = self.net.clone().unwrap_or_else(Net::loopback);
+        let tag = net.names().tag();
+        let want = desired_in(nodes, &net);
         self.endpoints.retain(|key, _| want.contains_key(key));
-        if want.is_empty() {
+        if want.is_empty() && (self.swept || !self.kernel) {
             return;
         }
         let handle = match self.handle() {
@@ -198,6 +216,31 @@ impl ReadEndpoints {
                 return;
             }
         };
+        let kernel_here = self.kernel;
+        let table = |(ns, address, port): &EndpointKey, config: &EndpointConfig| {
+            let name = crate::net::nft::read_endpoint_table(&tag, address, *port);
+            match config.dialer.netns() {
+                Some(ns) => Some(kernel::Table {
+                    ns: Some(ns.to_string()),
+                    name,
+                }),
+                None if kernel_here => Some(kernel::Table {
+                    ns: ns.clone(),
+                    name,
+                }),
+                None => None,
+            }
+        };
+        if self.kernel && !self.swept {
+            self.swept = true;
+            let keep = want
+                .iter()
+                .filter_map(|(k, c)| table(k, c))
+                .filter(|t| t.ns.is_none())
+                .map(|t| t.name)
+                .collect::<Vec<_>>();
+            handle.spawn(kernel::remove_stale(tag.clone(), keep));
+        }
         for (key, config) in want {
             let e = match self.endpoints.entry(key) {
                 std::collections::btree_map::Entry::Occupied(o) => {
@@ -206,12 +249,14 @@ impl ReadEndpoints {
                     e
                 }
                 std::collections::btree_map::Entry::Vacant(v) => {
+                    let kernel = table(v.key(), &config);
                     let (_, address, port) = v.key().clone();
                     v.insert(Endpoint::new(
                         address,
                         port,
                         config,
                         self.limits,
+                        kernel,
                         handle.clone(),
                     ))
                 }

@@ -8,6 +8,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use cacheplane_node_agent::config::NetworkMode;
+use cacheplane_node_agent::net::{nft, Net};
 use cacheplane_node_agent::proxy::{Limits, ReadEndpoints};
 use cacheplane_node_agent::redis::client::{Client, Reply};
 use cacheplane_node_agent::supervisor::Supervisor;
@@ -318,4 +320,144 @@ async fn the_proxy_caps_connections_and_closes_idle_ones() {
         async move { n == 1 }
     })
     .await;
+}
+
+/// The `ip` tables of the root namespace whose names start with `prefix`.
+fn nft_tables(prefix: &str) -> Vec<String> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables", "ip"])
+        .output()
+        .expect("nft runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("table ip "))
+        .filter(|t| t.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `--read-endpoint kernel` in loopback mode (root): no listener, nftables DNAT in the
+/// root namespace spreads new connections over the healthy replicas only, follows their
+/// health, leaves established connections where they are, and is removed with the
+/// endpoint; a table a killed run left behind is removed at start.
+#[tokio::test]
+async fn the_kernel_serves_the_endpoint_in_loopback_mode() {
+    let bin = require_redis!();
+    if !cacheplane_testkit::netns::can_run() {
+        return;
+    }
+    let data = DataDir::new("read-kernel");
+    let primary = spec(60, NodeRole::Primary, None);
+    let r1 = spec(61, NodeRole::Replica, Some(&primary));
+    let r2 = spec(62, NodeRole::Replica, Some(&primary));
+    let nowhere = spec(69, NodeRole::Primary, None);
+    let down = spec(63, NodeRole::Replica, Some(&nowhere));
+    for s in [&primary, &r1, &r2, &down] {
+        start(&bin, &data, s).await;
+    }
+    for r in [&r1, &r2] {
+        wait_until(10, "the replica links up", || linked(&r.address)).await;
+    }
+    let mut ids = HashMap::new();
+    for s in [&primary, &r1, &r2, &down] {
+        ids.insert(
+            run_id(&mut connect(&s.address).await).await,
+            s.address.clone(),
+        );
+    }
+    let name = |id: &str| {
+        ids.get(id)
+            .cloned()
+            .unwrap_or_else(|| format!("unknown {id}"))
+    };
+    let net = Net::new(
+        NetworkMode::Loopback,
+        &format!("k{}", std::process::id() % 100_000),
+        "kernel-test",
+        None,
+    );
+    let tag = net.names().tag();
+    let prefix = nft::read_endpoint_tables_of(&tag);
+    // What a killed run left: a table of this agent for an endpoint it no longer serves.
+    let stale = nft::read_endpoint_table(&tag, &address(99), 6379);
+    nft::apply_read_endpoint(
+        None,
+        &stale,
+        &address(99),
+        6379,
+        &[(r1.address.clone(), 6379)],
+    )
+    .await
+    .expect("a stale table is made");
+    assert_eq!(nft_tables(&prefix), vec![stale.clone()]);
+
+    let ep = address(64);
+    let spec = NodeSpec {
+        read_endpoint: Some(ReadEndpointSpec {
+            address: ep.clone(),
+            port: 6379,
+            replicas: vec![r1.address.clone(), r2.address.clone(), down.address.clone()],
+        }),
+        ..primary.clone()
+    };
+    let mut endpoints = ReadEndpoints::with_net(net).with_kernel(true);
+    endpoints.update(std::slice::from_ref(&spec));
+    wait_healthy(&endpoints, &[&r1, &r2]).await;
+    let table = nft::read_endpoint_table(&tag, &ep, 6379);
+    wait_until(5, "the stale table goes and the endpoint's comes", || {
+        let t = nft_tables(&prefix);
+        let want = vec![table.clone()];
+        async move { t == want }
+    })
+    .await;
+
+    // 20 connections: both healthy replicas get some, the unlinked one and the primary
+    // none; nothing in the agent holds them.
+    let mut conns = Vec::new();
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for _ in 0..20 {
+        let mut c = connect(&ep).await;
+        let at = name(&run_id(&mut c).await);
+        *per.entry(at.clone()).or_default() += 1;
+        conns.push((c, at));
+    }
+    assert!(per.get(&r1.address).is_some_and(|n| *n > 0), "{per:?}");
+    assert!(per.get(&r2.address).is_some_and(|n| *n > 0), "{per:?}");
+    assert_eq!(per.values().sum::<usize>(), 20, "{per:?}");
+    assert_eq!(
+        endpoints.status()[0].connections,
+        0,
+        "the kernel relays them"
+    );
+
+    // r1 loses its link: new connections go to r2 only; established ones stay.
+    let mut admin = connect(&r1.address).await;
+    admin
+        .replicaof(Some((&nowhere.address, 6379)))
+        .await
+        .expect("REPLICAOF");
+    wait_healthy(&endpoints, &[&r2]).await;
+    // The table follows within a check period (50 ms).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..10 {
+        let mut c = connect(&ep).await;
+        assert_eq!(name(&run_id(&mut c).await), r2.address);
+    }
+    for (c, at) in conns.iter_mut() {
+        assert_eq!(&name(&run_id(c).await), at, "existing connections stay");
+    }
+
+    // The endpoint leaves this host: its table goes, and nothing answers there.
+    endpoints.update(std::slice::from_ref(&primary));
+    wait_until(5, "the endpoint's table is removed", || {
+        let t = nft_tables(&prefix);
+        async move { t.is_empty() }
+    })
+    .await;
+    assert!(
+        tokio::net::TcpStream::connect((ep.as_str(), 6379))
+            .await
+            .is_err(),
+        "nothing answers at the endpoint"
+    );
 }

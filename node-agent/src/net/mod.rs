@@ -115,6 +115,12 @@ impl Names {
         }
     }
 
+    /// What names this agent's objects that live beside other agents' in one
+    /// namespace (its kernel read endpoints' tables, [`nft::read_endpoint_table`]).
+    pub fn tag(&self) -> String {
+        format!("{}{}", self.prefix, self.host)
+    }
+
     /// The bridge of `network` (shared by every agent of the machine).
     pub fn bridge(&self, network: &str) -> String {
         format!("{}b{}", self.prefix, hash8(network))

@@ -33,46 +33,68 @@ pub fn ruleset(pool: &str) -> String {
     )
 }
 
-/// The table of the kernel read endpoint at `address:port`, in its primary's namespace.
-pub fn read_endpoint_table(address: &str, port: u16) -> String {
-    format!("{TABLE}_re_{}", super::hash8(&format!("{address}:{port}")))
+/// What the names of the read endpoint tables of the agent of `host` (its
+/// [`super::Names::host`] tag) start with: the agent removes those it finds at start and
+/// does not serve (left by a run that was killed).
+pub fn read_endpoint_tables_of(host: &str) -> String {
+    format!("{TABLE}_re_{host}_")
 }
 
-/// The kernel read endpoint at `address:port` (docs/networking.md#kernel-read-endpoint):
-/// each new connection is DNATed to the next of `healthy` (round-robin) and masqueraded,
-/// so that the replica answers through this namespace. Established connections keep
-/// their replica (conntrack). With no healthy replica nothing is DNATed, and since
-/// nothing listens on the endpoint the kernel refuses new connections.
-pub fn read_endpoint_ruleset(address: &str, port: u16, healthy: &[(String, u16)]) -> String {
-    let table = read_endpoint_table(address, port);
-    let mut out = format!(
-        "table ip {table}\n\
-         delete table ip {table}\n\
-         table ip {table} {{\n\
-         \tchain prerouting {{\n\
-         \t\ttype nat hook prerouting priority dstnat; policy accept;\n"
-    );
-    if !healthy.is_empty() {
+/// The table of the kernel read endpoint at `address:port`, served by the agent of
+/// `host` (see [`read_endpoint_tables_of`]).
+pub fn read_endpoint_table(host: &str, address: &str, port: u16) -> String {
+    format!(
+        "{}{}",
+        read_endpoint_tables_of(host),
+        super::hash8(&format!("{address}:{port}"))
+    )
+}
+
+/// The kernel read endpoint at `address:port` in table `table`
+/// (docs/networking.md#kernel-read-endpoint): each new connection, from another machine
+/// or namespace (`prerouting`) or from a process of this one (`output`), is DNATed to
+/// the next of `healthy` (round-robin); one that came from elsewhere is masqueraded, so
+/// that the replica answers through here. Established connections keep their replica
+/// (conntrack). With no healthy replica nothing is DNATed, and since nothing listens on
+/// the endpoint the kernel refuses new connections.
+pub fn read_endpoint_ruleset(
+    table: &str,
+    address: &str,
+    port: u16,
+    healthy: &[(String, u16)],
+) -> String {
+    let dnat = (!healthy.is_empty()).then(|| {
         let map: Vec<String> = healthy
             .iter()
             .enumerate()
             .map(|(i, (a, p))| format!("{i} : {a} . {p}"))
             .collect();
-        out.push_str(&format!(
+        format!(
             "\t\tip daddr {address} tcp dport {port} ct state new dnat ip addr . port to numgen inc mod {} map {{ {} }}\n",
             healthy.len(),
             map.join(", ")
-        ));
-    }
-    out.push_str(
-        "\t}\n\
-         \tchain postrouting {\n\
-         \t\ttype nat hook postrouting priority srcnat; policy accept;\n",
+        )
+    });
+    let dnat = dnat.unwrap_or_default();
+    let mut out = format!(
+        "table ip {table}\n\
+         delete table ip {table}\n\
+         table ip {table} {{\n\
+         \tchain prerouting {{\n\
+         \t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+         {dnat}\
+         \t}}\n\
+         \tchain output {{\n\
+         \t\ttype nat hook output priority -100; policy accept;\n\
+         {dnat}\
+         \t}}\n\
+         \tchain postrouting {{\n\
+         \t\ttype nat hook postrouting priority srcnat; policy accept;\n"
     );
     if !healthy.is_empty() {
         let addrs: Vec<&str> = healthy.iter().map(|(a, _)| a.as_str()).collect();
         out.push_str(&format!(
-            "\t\tct status dnat ip daddr {{ {} }} masquerade\n",
+            "\t\tct status dnat fib saddr type != local ip daddr {{ {} }} masquerade\n",
             addrs.join(", ")
         ));
     }
@@ -80,32 +102,43 @@ pub fn read_endpoint_ruleset(address: &str, port: u16, healthy: &[(String, u16)]
     out
 }
 
-/// Runs `nft -f -` with `text` in namespace `ns`.
-async fn load(ns: &str, text: String) -> anyhow::Result<()> {
-    ip::run("nft", &["-f", "-"], Some(ns), Some(text.into_bytes()))
+/// Runs `nft -f -` with `text` in namespace `ns` (the agent's own for `None`).
+async fn load(ns: Option<&str>, text: String) -> anyhow::Result<()> {
+    ip::run("nft", &["-f", "-"], ns, Some(text.into_bytes()))
         .await
         .map(|_| ())
 }
 
 /// Applies [`read_endpoint_ruleset`] in namespace `ns`.
 pub async fn apply_read_endpoint(
-    ns: &str,
+    ns: Option<&str>,
+    table: &str,
     address: &str,
     port: u16,
     healthy: &[(String, u16)],
 ) -> anyhow::Result<()> {
-    load(ns, read_endpoint_ruleset(address, port, healthy)).await
+    load(ns, read_endpoint_ruleset(table, address, port, healthy)).await
 }
 
-/// Removes the kernel read endpoint at `address:port` from namespace `ns`.
-pub async fn remove_read_endpoint(ns: &str, address: &str, port: u16) -> anyhow::Result<()> {
-    let table = read_endpoint_table(address, port);
+/// Removes table `table` (of the `ip` family) from namespace `ns`, if there.
+pub async fn remove_table(ns: Option<&str>, table: &str) -> anyhow::Result<()> {
     load(ns, format!("table ip {table}\ndelete table ip {table}\n")).await
+}
+
+/// The `ip` tables of namespace `ns` whose names start with `prefix`.
+pub async fn tables(ns: Option<&str>, prefix: &str) -> anyhow::Result<Vec<String>> {
+    let out = ip::run("nft", &["list", "tables", "ip"], ns, None).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("table ip "))
+        .filter(|t| t.starts_with(prefix))
+        .map(str::to_string)
+        .collect())
 }
 
 /// Applies [`ruleset`] in namespace `ns`.
 pub async fn apply(ns: &str, pool: &str) -> anyhow::Result<()> {
-    load(ns, ruleset(pool)).await
+    load(Some(ns), ruleset(pool)).await
 }
 
 #[cfg(test)]
@@ -130,21 +163,19 @@ mod tests {
             ("10.0.0.20".to_string(), 6379),
             ("10.0.0.21".to_string(), 6379),
         ];
-        let r = read_endpoint_ruleset("10.0.0.18", 6379, &two);
+        let table = read_endpoint_table("a1b2c3", "10.0.0.18", 6379);
+        assert!(table.starts_with(&read_endpoint_tables_of("a1b2c3")));
+        let r = read_endpoint_ruleset(&table, "10.0.0.18", 6379, &two);
+        let dnat = "ip daddr 10.0.0.18 tcp dport 6379 ct state new dnat ip addr . port to numgen inc mod 2 map { 0 : 10.0.0.20 . 6379, 1 : 10.0.0.21 . 6379 }";
+        assert_eq!(r.matches(dnat).count(), 2, "prerouting and output: {r}");
         assert!(
-            r.contains("ip daddr 10.0.0.18 tcp dport 6379 ct state new dnat ip addr . port to numgen inc mod 2 map { 0 : 10.0.0.20 . 6379, 1 : 10.0.0.21 . 6379 }"),
+            r.contains("ct status dnat fib saddr type != local ip daddr { 10.0.0.20, 10.0.0.21 } masquerade"),
             "{r}"
         );
-        assert!(
-            r.contains("ct status dnat ip daddr { 10.0.0.20, 10.0.0.21 } masquerade"),
-            "{r}"
-        );
-        let none = read_endpoint_ruleset("10.0.0.18", 6379, &[]);
+        let none = read_endpoint_ruleset(&table, "10.0.0.18", 6379, &[]);
         assert!(!none.contains("dnat ip"), "{none}");
         assert!(!none.contains("masquerade"), "{none}");
-        assert_ne!(
-            read_endpoint_table("10.0.0.18", 6379),
-            read_endpoint_table("10.0.0.18", 6380)
-        );
+        assert_ne!(table, read_endpoint_table("a1b2c3", "10.0.0.18", 6380));
+        assert_ne!(table, read_endpoint_table("d4e5f6", "10.0.0.18", 6379));
     }
 }

@@ -44,6 +44,8 @@ pub struct Endpoint {
     backends: watch::Sender<Vec<Arc<Backend>>>,
     auth: watch::Sender<health::Dialing>,
     limits: Limits,
+    /// Where the kernel serves it instead, if it does.
+    kernel: Option<super::kernel::Table>,
     admission: Arc<Admission>,
     listening: bool,
     /// The last bind error logged, so that a retry every pass logs once.
@@ -52,12 +54,14 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint at `address:port` whose replicas' checks run on `handle`. It
-    /// listens once [`Endpoint::listen`] succeeds, and relays within `limits`.
+    /// listens once [`Endpoint::listen`] succeeds, and relays within `limits`; or, with
+    /// `kernel`, has the kernel spread its connections with that table.
     pub fn new(
         address: String,
         port: u16,
         config: EndpointConfig,
         limits: Limits,
+        kernel: Option<super::kernel::Table>,
         handle: Handle,
     ) -> Self {
         let cancel = CancellationToken::new();
@@ -73,6 +77,7 @@ impl Endpoint {
             auth,
             admission: Arc::new(Admission::new(limits.max_connections)),
             limits,
+            kernel,
             listening: false,
             bind_error: None,
         };
@@ -111,10 +116,9 @@ impl Endpoint {
         if self.listening {
             return true;
         }
-        if let Some(ns) = self.config.dialer.netns() {
-            // netns mode: the kernel serves the endpoint (see `kernel`).
+        if let Some(table) = &self.kernel {
             self.handle.spawn(super::kernel::serve(
-                ns.to_string(),
+                table.clone(),
                 self.address.clone(),
                 self.port,
                 self.backends.subscribe(),
