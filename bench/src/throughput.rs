@@ -619,10 +619,14 @@ fn phase_rows(cfg: &Config, phase: &Phase, rows: &mut Vec<Row>, paired: &mut Vec
                 .zip(&b.rps)
                 .map(|(x, y)| format!("{:.2}×", x / y))
                 .collect();
+            let served_by = if via == Via::ReadEndpoint {
+                format!(" ({})", path.label())
+            } else {
+                String::new()
+            };
             paired.push(format!(
-                "{test} -P {pipeline} {} ({}): {} req/s; {}: {} req/s; ratio per pass {}",
+                "{test} -P {pipeline} {}{served_by}: {} req/s; {}: {} req/s; ratio per pass {}",
                 via.label(),
-                path.label(),
                 list(&a.rps),
                 direct.label(),
                 list(&b.rps),
