@@ -24,7 +24,9 @@ pub enum NetworkMode {
     about = "The Cacheplane node agent: runs and supervises cache engines on this host"
 )]
 pub struct Config {
-    /// Base URL of the Cacheplane API, e.g. `http://127.0.0.1:8080`.
+    /// Base URL of the Cacheplane API, e.g. `http://127.0.0.1:8080`, or a
+    /// comma-separated list of the API replicas' URLs: calls go to the one that answered
+    /// last and move on to the next when it cannot be reached or answers 502/503.
     #[arg(long, env = "CACHEPLANE_API_URL")]
     pub api_url: String,
 
@@ -226,7 +228,27 @@ impl Config {
         if self.api_url.trim().is_empty() {
             anyhow::bail!("--api-url must not be empty");
         }
+        for url in self.api_url.split(',').map(str::trim) {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() <= "https://".len()
+            {
+                anyhow::bail!(
+                    "--api-url must be http(s) URLs separated by commas (e.g. \
+                     http://10.0.0.1:8080,http://10.0.0.2:8080), got '{url}'"
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The API replicas' base URLs from `--api-url`, in the order given.
+    pub fn api_urls(&self) -> Vec<String> {
+        self.api_url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The host id: the flag, or this machine's hostname lowercased.
@@ -318,6 +340,25 @@ mod tests {
         assert_eq!(c.read_endpoint_idle_timeout, Duration::ZERO, "0: never");
         let err = c.check().expect_err("no connection allowed").to_string();
         assert!(err.contains("--read-endpoint-max-connections"), "{err}");
+    }
+
+    #[test]
+    fn api_url_takes_a_list_of_replicas() {
+        let parse = |urls: &str| {
+            let mut args = BASE.to_vec();
+            args[2] = urls;
+            Config::try_parse_from(args).expect("parses")
+        };
+        let c = parse("http://a:1, http://b:2/");
+        assert!(c.check().is_ok());
+        assert_eq!(c.api_urls(), ["http://a:1", "http://b:2/"]);
+        let err = parse("http://a:1,,http://b:2")
+            .check()
+            .expect_err("an empty entry")
+            .to_string();
+        assert!(err.contains("--api-url"), "{err}");
+        let err = parse("a:1").check().expect_err("no scheme").to_string();
+        assert!(err.contains("'a:1'"), "{err}");
     }
 
     #[test]
