@@ -229,9 +229,10 @@ impl Config {
             anyhow::bail!("--api-url must not be empty");
         }
         for url in self.api_url.split(',').map(str::trim) {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.len() <= "https://".len()
-            {
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(str::is_empty) {
                 anyhow::bail!(
                     "--api-url must be http(s) URLs separated by commas (e.g. \
                      http://10.0.0.1:8080,http://10.0.0.2:8080), got '{url}'"
