@@ -19,6 +19,8 @@
 #   CACHECTL_LOCAL_DIR        the stack's data directory
 #   CACHECTL_LOCAL_PG_PORT    PostgreSQL's port (default 54329)
 #   CACHECTL_LOCAL_API_PORT   the API's port (default 8080)
+#   CACHECTL_LOCAL_API_REPLICAS  how many API processes (default 1), on consecutive
+#                             ports; the agents and cachectl fail over between them
 #   CACHECTL_LOCAL_PG_DIR     PostgreSQL's directory (default DATA_DIR/pg; as root, when
 #                             the postgres user cannot reach DATA_DIR, /var/lib/cacheplane/pg)
 #

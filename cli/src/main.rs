@@ -51,7 +51,8 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Global options")]
 struct Global {
-    /// Base URL of the Cacheplane API [default: http://127.0.0.1:8080].
+    /// Base URL of the Cacheplane API, or the API replicas' URLs separated by commas
+    /// (cachectl fails over between them) [default: http://127.0.0.1:8080].
     #[arg(long, env = "CACHECTL_API_URL", global = true)]
     api_url: Option<String>,
     /// API token (sent as `Authorization: Bearer`).

@@ -56,7 +56,7 @@ impl LocalStack {
         LocalStack {
             dir,
             pg_port: cacheplane_testkit::net::free_port(),
-            api_port: cacheplane_testkit::net::free_port(),
+            api_port: two_free_ports(),
             supernet,
             _supernet_guard: guard,
         }
@@ -88,9 +88,14 @@ impl LocalStack {
     }
 
     fn up(&self) -> Value {
+        self.up_with(&[])
+    }
+
+    /// `local up` on the test's ports and supernet, with `extra` flags.
+    fn up_with(&self, extra: &[&str]) -> Value {
         let pg_port = self.pg_port.to_string();
         let api_port = self.api_port.to_string();
-        self.json(&[
+        let mut args = vec![
             "local",
             "up",
             "--pg-port",
@@ -99,7 +104,9 @@ impl LocalStack {
             &api_port,
             "--supernet",
             &self.supernet,
-        ])
+        ];
+        args.extend_from_slice(extra);
+        self.json(&args)
     }
 }
 
@@ -115,6 +122,16 @@ impl Drop for LocalStack {
             eprintln!("keeping {}", self.dir.display());
         } else if down.is_ok_and(|o| o.status.success()) {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A free port whose next port is free too (for two API replicas).
+fn two_free_ports() -> u16 {
+    loop {
+        let port = cacheplane_testkit::net::free_port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
         }
     }
 }
@@ -271,4 +288,66 @@ fn local_up_twice_then_down() {
     assert_eq!(status["hostsUp"], 0, "{status}");
     // And down again is fine.
     stack.cachectl().args(["local", "down"]).assert().success();
+}
+
+#[test]
+fn local_up_with_two_api_replicas_survives_losing_one_and_down_stops_both() {
+    let stack = LocalStack::new();
+    let first = stack.up_with(&["--api-replicas", "2"]);
+    assert_eq!(first["apiReady"], true, "{first}");
+    assert_eq!(first["hostsUp"], 3, "{first}");
+    let urls = format!(
+        "http://127.0.0.1:{},http://127.0.0.1:{}",
+        stack.api_port,
+        stack.api_port + 1
+    );
+    assert_eq!(first["apiUrl"], urls.as_str(), "{first}");
+    let parts = pids(&first);
+    let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..3], ["postgres", "api", "api 2"], "{first}");
+    // The agents and cachectl have both addresses.
+    let agent_pid = parts
+        .iter()
+        .find(|(n, _)| n == "agent local-a-1")
+        .and_then(|(_, p)| *p)
+        .unwrap();
+    assert!(cmdline(agent_pid).contains(&urls), "{}", cmdline(agent_pid));
+    let config = std::fs::read_to_string(stack.dir.join("config/cachectl/config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("api_url = \"{urls}\"")),
+        "{config}"
+    );
+
+    // The first replica dies: cachectl and the agents go on with the second.
+    let api1 = parts[1].1.unwrap();
+    Command::new("kill")
+        .args(["-KILL", &api1.to_string()])
+        .status()
+        .unwrap();
+    let cache = stack.json(&["instances", "create", "after-loss"]);
+    assert_eq!(cache["state"], "READY", "{cache}");
+    let status = stack.json(&["local", "status"]);
+    assert_eq!(status["apiReady"], false, "one replica is down: {status}");
+
+    // Up again restarts it; up with one replica stops the second; down stops all.
+    let again = stack.up_with(&["--api-replicas", "2"]);
+    assert_eq!(again["apiReady"], true, "{again}");
+    let api2 = pids(&again)[2].1.unwrap();
+    let one = stack.up();
+    let names: Vec<String> = pids(&one).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.contains(&"api 2".to_string()), "{one}");
+    assert!(gone(api2), "the second replica stopped");
+    stack.up_with(&["--api-replicas", "2"]);
+    let all: Vec<i64> = pids(&stack.json(&["local", "status"]))
+        .into_iter()
+        .filter_map(|(_, p)| p)
+        .collect();
+    let down = stack.json(&["local", "down"]);
+    for part in down["parts"].as_array().unwrap() {
+        assert_eq!(part["state"], "stopped", "{down}");
+    }
+    for pid in all {
+        assert!(gone(pid), "pid {pid} still runs: {}", cmdline(pid));
+    }
+    assert!(!stack.data_dir().join("api-2.pid").exists());
 }

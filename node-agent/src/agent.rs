@@ -132,7 +132,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     supervisor.set_pass_interval(cfg.heartbeat_interval);
     supervisor.set_net(net);
     let shared = Arc::new(Shared {
-        api: ApiClient::new(&cfg.api_url, &host_id, cfg.token.expose())?,
+        api: ApiClient::new(&cfg.api_urls(), &host_id, cfg.token.expose())?,
         registration: RegisterHostRequest {
             zone: cfg.zone.clone(),
             address: cfg.address.clone(),

@@ -36,7 +36,9 @@ pub enum ReadEndpointPath {
     about = "The Cacheplane node agent: runs and supervises cache engines on this host"
 )]
 pub struct Config {
-    /// Base URL of the Cacheplane API, e.g. `http://127.0.0.1:8080`.
+    /// Base URL of the Cacheplane API, e.g. `http://127.0.0.1:8080`, or a
+    /// comma-separated list of the API replicas' URLs: calls go to the one that answered
+    /// last and move on to the next when it cannot be reached or answers 502/503.
     #[arg(long, env = "CACHEPLANE_API_URL")]
     pub api_url: String,
 
@@ -272,12 +274,33 @@ impl Config {
         if self.api_url.trim().is_empty() {
             anyhow::bail!("--api-url must not be empty");
         }
+        for url in self.api_url.split(',').map(str::trim) {
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(str::is_empty) {
+                anyhow::bail!(
+                    "--api-url must be http(s) URLs separated by commas (e.g. \
+                     http://10.0.0.1:8080,http://10.0.0.2:8080), got '{url}'"
+                );
+            }
+        }
         Ok(())
     }
 
     /// Whether the kernel serves the read endpoints of the agent's own namespace.
     pub fn kernel_read_endpoints(&self) -> bool {
         self.read_endpoint == ReadEndpointPath::Kernel
+    }
+
+    /// The API replicas' base URLs from `--api-url`, in the order given.
+    pub fn api_urls(&self) -> Vec<String> {
+        self.api_url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The host id: the flag, or this machine's hostname lowercased.
@@ -378,6 +401,25 @@ mod tests {
         assert_eq!(c.read_endpoint_idle_timeout, Duration::ZERO, "0: never");
         let err = c.check().expect_err("no connection allowed").to_string();
         assert!(err.contains("--read-endpoint-max-connections"), "{err}");
+    }
+
+    #[test]
+    fn api_url_takes_a_list_of_replicas() {
+        let parse = |urls: &str| {
+            let mut args = BASE.to_vec();
+            args[2] = urls;
+            Config::try_parse_from(args).expect("parses")
+        };
+        let c = parse("http://a:1, http://b:2/");
+        assert!(c.check().is_ok());
+        assert_eq!(c.api_urls(), ["http://a:1", "http://b:2/"]);
+        let err = parse("http://a:1,,http://b:2")
+            .check()
+            .expect_err("an empty entry")
+            .to_string();
+        assert!(err.contains("--api-url"), "{err}");
+        let err = parse("a:1").check().expect_err("no scheme").to_string();
+        assert!(err.contains("'a:1'"), "{err}");
     }
 
     #[test]

@@ -220,7 +220,21 @@ impl Api {
     /// Like `start`, with extra command-line flags (e.g. `["--host-timeout", "1s"]`),
     /// which `restart` passes again.
     pub async fn start_with_args(db: &TestDb, args: &[&str]) -> Api {
-        let admin_token = new_admin_token();
+        Api::start_with_token(db, args, new_admin_token()).await
+    }
+
+    /// Another `cacheplane-api` process on the same database, with the same admin token
+    /// and flags, on a port of its own: a second replica of this API.
+    pub async fn start_replica(&self, db: &TestDb) -> Api {
+        let args = match &self.kind {
+            Kind::Process(p) => p.extra_args.clone(),
+            Kind::InProcess { .. } => panic!("replicas need an API process (Api::start)"),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Api::start_with_token(db, &args, self.admin_token.clone()).await
+    }
+
+    async fn start_with_token(db: &TestDb, args: &[&str], admin_token: String) -> Api {
         let mut last_error = String::new();
         // A free port can be taken between choosing it and the server binding it (tests
         // run in parallel), so a start that dies early is retried on another port.

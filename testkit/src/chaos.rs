@@ -164,16 +164,19 @@ pub fn node(inst: &Value, id: &str) -> Value {
         .unwrap_or_else(|| panic!("no node {id} in {inst}"))
 }
 
-/// Every failover operation of the project (automatic or manual).
-pub async fn failover_ops(api: &Api) -> Vec<Value> {
+/// Every operation of the project (at most 1000, newest first).
+pub async fn operations(api: &Api) -> Vec<Value> {
     let (status, ops) = api.get(&format!("{PARENT}/operations?pageSize=1000")).await;
     assert_eq!(status, 200, "listing operations: {ops}");
-    ops["operations"]
-        .as_array()
+    ops["operations"].as_array().cloned().unwrap_or_default()
+}
+
+/// Every failover operation of the project (automatic or manual).
+pub async fn failover_ops(api: &Api) -> Vec<Value> {
+    operations(api)
+        .await
         .into_iter()
-        .flatten()
         .filter(|o| o["metadata"]["verb"] == "failover")
-        .cloned()
         .collect()
 }
 

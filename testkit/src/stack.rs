@@ -27,20 +27,52 @@ pub async fn start_api(db: &TestDb, extra: &[&str]) -> (Api, TcpListener) {
     (Api::start_with_args(db, &args).await, guard)
 }
 
+/// `n` API processes on one database (the same admin token and `extra` flags, each on a
+/// port of its own), whose projects' default networks come from this test's own /16
+/// (held by the returned listener): replicas of one API.
+pub async fn start_api_replicas(db: &TestDb, n: usize, extra: &[&str]) -> (Vec<Api>, TcpListener) {
+    let (first, guard) = start_api(db, extra).await;
+    let mut apis = vec![first];
+    for _ in 1..n {
+        let replica = apis[0].start_replica(db).await;
+        apis.push(replica);
+    }
+    (apis, guard)
+}
+
+/// The replicas' base URLs as one comma-separated list, as `--api-url` and
+/// `CACHECTL_API_URL` take it.
+pub fn api_urls(apis: &[Api]) -> String {
+    let bases: Vec<&str> = apis.iter().map(|a| a.base.as_str()).collect();
+    bases.join(",")
+}
+
 /// Three agents (the workspace's binary, 250 ms heartbeats), host-a/b/c in
 /// local-a/b/c, once all three are registered and UP.
 pub async fn three_agents(api: &Api, memory_bytes: i64) -> Vec<Agent> {
     three_agents_with(api, memory_bytes, &[]).await
 }
 
+/// [`three_agents`] given every replica of `apis` (`--api-url` the list of
+/// [`api_urls`], in that order: they talk to the first until it fails).
+pub async fn three_agents_on_replicas(apis: &[Api], memory_bytes: i64) -> Vec<Agent> {
+    three_agents_at(&apis[0], &api_urls(apis), memory_bytes, &[]).await
+}
+
 /// [`three_agents`] with `args` added to each agent's command line (e.g.
 /// `--network-mode netns --netns-prefix t1ab`).
 pub async fn three_agents_with(api: &Api, memory_bytes: i64, args: &[&str]) -> Vec<Agent> {
+    three_agents_at(api, &api.base, memory_bytes, args).await
+}
+
+/// Three agents speaking to `api_url` (one URL or a list) with `api`'s admin token,
+/// waited for through `api`.
+async fn three_agents_at(api: &Api, api_url: &str, memory_bytes: i64, args: &[&str]) -> Vec<Agent> {
     let mut agents: Vec<Agent> = ["a", "b", "c"]
         .iter()
         .map(|z| {
             let options = AgentOptions::for_tests(
-                &api.base,
+                api_url,
                 &api.admin_token,
                 &format!("host-{z}"),
                 &format!("local-{z}"),

@@ -13,6 +13,7 @@ pub enum Command {
     /// Sets a key: api-url, token, project or region.
     #[command(after_help = "Examples:\n  \
         cachectl config set api-url http://127.0.0.1:8080\n  \
+        cachectl config set api-url http://10.0.0.1:8080,http://10.0.0.2:8080   # API replicas\n  \
         cachectl config set project my-project\n  \
         cachectl config set region local")]
     Set {

@@ -100,7 +100,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 ip_cidr_range: range,
             };
             let mut query = vec![("connectorId", l.id.as_str())];
-            query.extend(lro.request_id.as_deref().map(|r| ("requestId", r)));
+            query.extend(lro.request_id_query());
             let op: Operation = ctx
                 .client
                 .post(&l.collection(COLLECTION), &query, &body)
@@ -131,11 +131,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 ),
                 quiet,
             )?;
-            let query: Vec<(&str, &str)> = lro
-                .request_id
-                .as_deref()
-                .map(|r| vec![("requestId", r)])
-                .unwrap_or_default();
+            let query = lro.request_id_query();
             let op: Operation = ctx.client.delete(&l.path(COLLECTION), &query).await?;
             if lro.no_wait {
                 return print_operation(ctx, op);

@@ -6,7 +6,8 @@
 //! ```text
 //! DATA_DIR                  $XDG_DATA_HOME/cacheplane, else ~/.local/share/cacheplane
 //!   admin-token             the API's admin token (generated once, mode 600)
-//!   api.pid api.log api.listen
+//!   api.pid api.log api.listen  api.listen: every replica's address, comma-separated
+//!   api-R.pid api-R.log     API replica R (2, 3, …) with --api-replicas
 //!   pg.dir                  where the PostgreSQL cluster is (next line)
 //!   demo-auth               the demo instance's AUTH string (`local demo`, mode 600)
 //!   agents/HOST.pid HOST.log
@@ -73,6 +74,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         cachectl local up\n  \
         cachectl local up --api-port 8081 --pg-port 54330\n  \
+        cachectl local up --api-replicas 2\n  \
         cachectl local up --format json | jq '.parts[] | {name, pid}'\n  \
         cachectl local up && cachectl instances create my-cache --tier standard-ha --replica-count 2")]
     Up(UpArgs),
@@ -131,9 +133,19 @@ pub struct UpArgs {
     /// PostgreSQL's port on 127.0.0.1 (a cluster that already runs keeps its port).
     #[arg(long, env = "CACHECTL_LOCAL_PG_PORT", default_value_t = 54329)]
     pub pg_port: u16,
-    /// The API's port on 127.0.0.1.
+    /// The API's port on 127.0.0.1 (its replicas take the next ports).
     #[arg(long, env = "CACHECTL_LOCAL_API_PORT", default_value_t = 8080)]
     pub api_port: u16,
+    /// How many API processes to run, on consecutive ports from --api-port, all on the
+    /// one database. The agents and cachectl are given the list of their addresses and
+    /// fail over between them (no load balancer). 1 to 9.
+    #[arg(
+        long,
+        env = "CACHECTL_LOCAL_API_REPLICAS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=9)
+    )]
+    pub api_replicas: u16,
     /// The address space each new project's default network takes a /16 of (the API's
     /// --default-network-supernet); caches get addresses in it, on loopback.
     #[arg(

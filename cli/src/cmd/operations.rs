@@ -58,9 +58,28 @@ pub struct LroArgs {
     #[arg(long, default_value = "20m", value_parser = parse_duration)]
     pub timeout: Duration,
     /// A UUID that makes a retry of this very request return the first one's operation
-    /// instead of starting another.
+    /// instead of starting another [default: a new one per command, so that cachectl
+    /// itself may send the request again to another API replica].
     #[arg(long)]
     pub request_id: Option<String>,
+    /// The UUID made for this command when --request-id is not given.
+    #[arg(skip)]
+    generated: std::sync::OnceLock<String>,
+}
+
+impl LroArgs {
+    /// The `requestId` query parameter: --request-id, else a UUID made once for this
+    /// command (the same on every attempt, so a repeat is answered with the first
+    /// request's operation).
+    pub fn request_id_query(&self) -> Vec<(&'static str, &str)> {
+        let id = match &self.request_id {
+            Some(id) => id.as_str(),
+            None => self
+                .generated
+                .get_or_init(|| uuid::Uuid::new_v4().to_string()),
+        };
+        vec![("requestId", id)]
+    }
 }
 
 impl Default for LroArgs {
@@ -69,6 +88,7 @@ impl Default for LroArgs {
             no_wait: false,
             timeout: DEFAULT_TIMEOUT,
             request_id: None,
+            generated: std::sync::OnceLock::new(),
         }
     }
 }

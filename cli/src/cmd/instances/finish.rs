@@ -9,12 +9,9 @@ use super::print;
 use crate::error::Result;
 use crate::output::Format;
 
-/// The `requestId` query parameter, when --request-id is given.
+/// The `requestId` query parameter (see [`LroArgs::request_id_query`]).
 pub fn request_id(lro: &LroArgs) -> Vec<(&'static str, &str)> {
-    lro.request_id
-        .as_deref()
-        .map(|r| vec![("requestId", r)])
-        .unwrap_or_default()
+    lro.request_id_query()
 }
 
 /// After a mutating call: with --async, print the operation; otherwise wait for it and

@@ -122,10 +122,13 @@ async fn stack_ctx(layout: &Layout, format: Format) -> Result<Ctx> {
             layout.data.display()
         ))
     };
-    let listen = read_line(&layout.api_file("listen")).ok_or_else(not_up)?;
+    let api_url = layout.api_urls().ok_or_else(not_up)?;
     let token = read_line(&layout.token()).ok_or_else(not_up)?;
-    let api_url = format!("http://{listen}");
-    if !api_ready(&api_url).await {
+    let mut ready = false;
+    for url in api_url.split(',') {
+        ready |= api_ready(url).await;
+    }
+    if !ready {
         return Err(not_up());
     }
     Ok(Ctx {

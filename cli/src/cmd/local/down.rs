@@ -2,11 +2,12 @@
 
 use std::fs;
 
+use super::api::replica_name;
 use super::layout::Layout;
 use super::{postgres, process, say};
 use crate::error::Result;
 
-/// Stops the agents, the redis-servers they started, the API and PostgreSQL.
+/// Stops the agents, the redis-servers they started, every API replica and PostgreSQL.
 pub async fn down(layout: &Layout) -> Result<()> {
     let hosts = layout.hosts();
     // Agents first, so that none restarts an engine; engines outlive their agent.
@@ -21,10 +22,12 @@ pub async fn down(layout: &Layout) -> Result<()> {
             process::stop(&format!("redis-server of {host}"), pid).await;
         }
     }
-    if let Some(pid) = layout.api_pid_running() {
-        process::stop("cacheplane-api", pid).await;
+    for r in layout.api_replicas() {
+        if let Some(pid) = layout.replica_pid_running(r) {
+            process::stop(&replica_name(r), pid).await;
+        }
+        let _ = fs::remove_file(layout.replica_file(r, "pid"));
     }
-    let _ = fs::remove_file(layout.api_file("pid"));
     if let Some((pid, _)) = postgres::running(&layout.pg) {
         say(&format!(
             "stopping PostgreSQL (pid {pid}, {})",

@@ -76,9 +76,24 @@ impl Layout {
     pub fn token(&self) -> PathBuf {
         self.data.join("admin-token")
     }
-    /// The API's `pid` or `log` file, or `listen`: the address it listens on.
+    /// The API's `pid` or `log` file (of its first replica), or `listen`: the addresses
+    /// its replicas listen on, separated by commas.
     pub fn api_file(&self, ext: &str) -> PathBuf {
         self.data.join(format!("api.{ext}"))
+    }
+    /// API replica `r`'s (from 1) `pid` or `log` file: `api.pid` for the first,
+    /// `api-R.pid` for the others.
+    pub fn replica_file(&self, r: usize, ext: &str) -> PathBuf {
+        match r {
+            1 => self.api_file(ext),
+            _ => self.data.join(format!("api-{r}.{ext}")),
+        }
+    }
+    /// The API replicas' URLs from the last `up`, comma-separated (`http://127.0.0.1:8080,…`).
+    pub fn api_urls(&self) -> Option<String> {
+        let listen = read_line(&self.api_file("listen"))?;
+        let urls: Vec<String> = listen.split(',').map(|l| format!("http://{l}")).collect();
+        Some(urls.join(","))
     }
     /// The file recording where PostgreSQL's directory is.
     pub fn pg_dir_record(&self) -> PathBuf {
@@ -101,11 +116,29 @@ impl Layout {
         self.agents().join(format!("{host}.{ext}"))
     }
 
-    /// The API's pid, if the process in api.pid runs and is an API.
-    pub fn api_pid_running(&self) -> Option<i32> {
-        process::live_pid(&self.api_file("pid"), |args| {
+    /// API replica `r`'s pid, if the process in its pid file runs and is an API.
+    pub fn replica_pid_running(&self, r: usize) -> Option<i32> {
+        process::live_pid(&self.replica_file(r, "pid"), |args| {
             args.iter().any(|a| a.contains("cacheplane-api"))
         })
+    }
+
+    /// The API replicas with a pid file (1, and any `api-R.pid`), in order; always 1.
+    pub fn api_replicas(&self) -> Vec<usize> {
+        let mut replicas = vec![1];
+        for e in fs::read_dir(&self.data).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = name
+                .strip_prefix("api-")
+                .and_then(|n| n.strip_suffix(".pid"))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(r) = r.filter(|r| *r > 1) {
+                replicas.push(r);
+            }
+        }
+        replicas.sort_unstable();
+        replicas.dedup();
+        replicas
     }
 
     /// The pid of HOST's agent, if the process in its pid file runs and is that agent.
@@ -197,6 +230,15 @@ mod tests {
             Path::new("/nonexistent/cp/agents/local-a-1.pid")
         );
         assert_eq!(l.hosts(), ["local-a-1", "local-b-1", "local-c-1"]);
+        assert_eq!(
+            l.replica_file(1, "log"),
+            Path::new("/nonexistent/cp/api.log")
+        );
+        assert_eq!(
+            l.replica_file(2, "pid"),
+            Path::new("/nonexistent/cp/api-2.pid")
+        );
+        assert_eq!(l.api_replicas(), [1]);
     }
 
     #[test]

@@ -18,10 +18,10 @@ use crate::output;
 pub struct Status {
     /// The data directory.
     data_dir: String,
-    /// The API's URL (of the last `local up`).
+    /// The API's URL (of the last `local up`; its replicas' URLs separated by commas).
     #[serde(skip_serializing_if = "Option::is_none")]
     api_url: Option<String>,
-    /// Whether `GET /readyz` answers 200.
+    /// Whether `GET /readyz` answers 200 on every API replica.
     api_ready: bool,
     /// How many of the stack's hosts are UP.
     hosts_up: usize,
@@ -33,7 +33,7 @@ pub struct Status {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Part {
-    /// `postgres`, `api` or `agent HOST`.
+    /// `postgres`, `api` (`api 2`, … for more replicas) or `agent HOST`.
     name: String,
     /// `running` or `stopped`.
     state: &'static str,
@@ -83,25 +83,43 @@ impl Status {
             engines: Vec::new(),
         });
 
-        let api_url = read_line(&layout.api_file("listen")).map(|l| format!("http://{l}"));
-        let api_pid = layout.api_pid_running();
-        let api_ready = match (&api_url, api_pid) {
-            (Some(url), Some(_)) => api_ready(url).await,
-            _ => false,
-        };
-        parts.push(Part {
-            name: "api".into(),
-            state: state_of(api_pid),
-            pid: api_pid,
-            address: api_pid.and(api_url.clone()).unwrap_or_default(),
-            health: match (api_pid, api_ready) {
-                (Some(_), true) => "ready".into(),
-                (Some(_), false) => "not ready".into(),
-                (None, _) => String::new(),
-            },
-            log: layout.api_file("log").display().to_string(),
-            engines: Vec::new(),
-        });
+        // One part per API replica: those of the last `up`, and any other left running.
+        let api_url = layout.api_urls();
+        let urls: Vec<&str> = api_url
+            .as_deref()
+            .map_or(Vec::new(), |u| u.split(',').collect());
+        let mut replicas = layout.api_replicas();
+        replicas.extend(2..=urls.len());
+        replicas.sort_unstable();
+        replicas.dedup();
+        let mut ready_replicas = 0;
+        for r in replicas {
+            let url = urls.get(r - 1).copied();
+            let pid = layout.replica_pid_running(r);
+            let ready = match (url, pid) {
+                (Some(url), Some(_)) => api_ready(url).await,
+                _ => false,
+            };
+            ready_replicas += usize::from(ready && url.is_some());
+            parts.push(Part {
+                name: match r {
+                    1 => "api".into(),
+                    _ => format!("api {r}"),
+                },
+                state: state_of(pid),
+                pid,
+                address: pid.and(url).unwrap_or_default().to_string(),
+                health: match (pid, ready) {
+                    (Some(_), true) => "ready".into(),
+                    (Some(_), false) => "not ready".into(),
+                    (None, _) => String::new(),
+                },
+                log: layout.replica_file(r, "log").display().to_string(),
+                engines: Vec::new(),
+            });
+        }
+        // Ready: every replica of the last `up` answers.
+        let api_ready = !urls.is_empty() && ready_replicas == urls.len();
 
         // The hosts' states, when the API can tell.
         let mut host_states: Vec<(String, HostState)> = Vec::new();
@@ -183,7 +201,7 @@ impl Status {
         let api_runs = self
             .parts
             .iter()
-            .any(|p| p.name == "api" && p.pid.is_some());
+            .any(|p| p.name.starts_with("api") && p.pid.is_some());
         let api = match (&self.api_url, api_runs, self.api_ready) {
             (Some(url), true, true) => format!("API ready at {url}"),
             (Some(url), true, false) => format!("API not ready at {url}"),

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context as _};
 use chrono::Utc;
 
 use super::agents::{start_agent, wait_hosts_up};
-use super::api::{start_api, wait_ready};
+use super::api::{replica_name, start_api, wait_ready};
 use super::config::write_config;
 use super::layout::{host_of, write_line, Layout, ZONES};
 use super::status::Status;
@@ -40,25 +40,53 @@ pub async fn up(args: UpArgs, g: &Globals) -> Result<()> {
     let (pg_port, pg_password) = start_postgres(&layout, args.pg_port)?;
     let token = ensure_token(&layout.token())?;
 
-    let listen = format!("127.0.0.1:{}", args.api_port);
-    let api_url = format!("http://{listen}");
     let database_url = postgres::url(pg_port, postgres::DATABASE, pg_password.as_deref());
-    let api_pid = start_api(
-        &layout,
-        &api_bin,
-        args.api_port,
-        &[
-            "--listen",
-            &listen,
-            "--default-network-supernet",
-            &args.supernet,
-        ],
-        &token,
-        &database_url,
-    )
-    .await?;
-    write_line(&layout.api_file("listen"), &listen)?;
-    wait_ready(&layout, &api_url, api_pid, deadline).await?;
+    let replicas = usize::from(args.api_replicas);
+    let mut started = Vec::new();
+    for r in 1..=replicas {
+        let port = u16::try_from(r - 1)
+            .ok()
+            .and_then(|i| args.api_port.checked_add(i))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--api-port {} leaves no room for {replicas} replicas",
+                    args.api_port
+                ))
+            })?;
+        let listen = format!("127.0.0.1:{port}");
+        let pid = start_api(
+            &layout,
+            &api_bin,
+            r,
+            port,
+            &[
+                "--listen",
+                &listen,
+                "--default-network-supernet",
+                &args.supernet,
+            ],
+            &token,
+            &database_url,
+        )
+        .await?;
+        started.push((r, listen, pid));
+    }
+    // Replicas a previous `up` started beyond the ones wanted now.
+    for r in layout.api_replicas().into_iter().filter(|r| *r > replicas) {
+        if let Some(pid) = layout.replica_pid_running(r) {
+            process::stop(&replica_name(r), pid).await;
+        }
+        let _ = std::fs::remove_file(layout.replica_file(r, "pid"));
+    }
+    let listens: Vec<&str> = started.iter().map(|(_, l, _)| l.as_str()).collect();
+    write_line(&layout.api_file("listen"), &listens.join(","))?;
+    for (r, listen, pid) in &started {
+        wait_ready(&layout, *r, &format!("http://{listen}"), *pid, deadline).await?;
+    }
+    // The agents and cachectl get every replica, and fail over between them.
+    let api_url = layout
+        .api_urls()
+        .ok_or_else(|| anyhow!("{} vanished", layout.api_file("listen").display()))?;
 
     // Heartbeats from before this point may come from agents since replaced.
     let since = Utc::now();
@@ -79,7 +107,8 @@ pub async fn up(args: UpArgs, g: &Globals) -> Result<()> {
              {REGION}):\n  \
              cachectl instances create my-cache --tier standard-ha --size 1 --replica-count 2\n  \
              cachectl local status\n  \
-             cachectl local down",
+             cachectl local down\n\
+             Elsewhere (another user, a script): CACHECTL_API_URL={api_url}",
             s.table(),
             s.summary()
         )
