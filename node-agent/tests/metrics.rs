@@ -164,7 +164,7 @@ async fn a_nodes_figures_move_with_its_commands_evictions_and_restarts() {
     let node = NodeSpec {
         restart_in_place: true,
         maxmemory_bytes: 16 << 20,
-        ..spec(50, NodeRole::Primary, None)
+        ..spec(110, NodeRole::Primary, None)
     };
     let id = node.node_id;
     let (api, task, cancel, url) = start_agent("metrics", &data, &bin, vec![node.clone()]).await;
@@ -337,9 +337,9 @@ async fn a_nodes_figures_move_with_its_commands_evictions_and_restarts() {
 async fn a_read_endpoint_counts_its_connections_per_replica() {
     let bin = require_redis!();
     let data = DataDir::new("metrics-endpoint");
-    let primary = spec(60, NodeRole::Primary, None);
-    let replica = spec(61, NodeRole::Replica, Some(&primary));
-    let endpoint = address(62);
+    let primary = spec(111, NodeRole::Primary, None);
+    let replica = spec(112, NodeRole::Replica, Some(&primary));
+    let endpoint = address(113);
     let primary = NodeSpec {
         read_endpoint: Some(ReadEndpointSpec {
             address: endpoint.clone(),
@@ -452,4 +452,63 @@ async fn an_address_that_cannot_be_bound_fails_the_start() {
     .expect("fails at once");
     let err = format!("{:#}", run.expect_err("the start fails"));
     assert!(err.contains("--metrics-address"), "{err}");
+}
+
+#[tokio::test]
+async fn the_agent_program_serves_metrics_with_the_flag_and_says_where() {
+    let _bin = require_redis!();
+    let node = NodeSpec {
+        restart_in_place: true,
+        ..spec(120, NodeRole::Primary, None)
+    };
+    let api = FakeApi::start(HostConfig {
+        connectors: Vec::new(),
+        host: "hosts/metrics-bin".into(),
+        generation: 1,
+        nodes: vec![node.clone()],
+    })
+    .await;
+    // The real `cacheplane-node-agent` program, `--metrics-address 127.0.0.1:0`.
+    let agent = cacheplane_testkit::agent::Agent::spawn(
+        cacheplane_testkit::agent::AgentOptions::for_tests(
+            &api.url,
+            "t",
+            "metrics-bin",
+            "z",
+            1 << 30,
+        )
+        .with_metrics(),
+    )
+    .expect("starts the agent");
+    let url = cacheplane_testkit::wait_until(
+        "the agent says where its metrics are",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let url = agent.metrics_url();
+            async move {
+                url.ok_or(cacheplane_testkit::Poll::<String>::NotYet(
+                    "no file yet".into(),
+                ))
+            }
+        },
+    )
+    .await;
+    let log = std::fs::read_to_string(&agent.log_path).expect("reads the log");
+    let port = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches("/metrics");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("metrics listening") && l.contains(&format!("127.0.0.1:{port}"))),
+        "{log}"
+    );
+    wait_metric(
+        &url,
+        "cacheplane_node_up",
+        node.node_id,
+        "the node is up",
+        |v| v == 1.0,
+    )
+    .await;
 }
