@@ -62,13 +62,7 @@ pub fn report(node: Uuid, role: NodeRole) -> NodeReport {
         replication_offset: Some(1000),
         lag_bytes: Some(0),
         full_sync_in_progress: false,
-        used_memory_bytes: None,
-        connected_clients: None,
-        pid: None,
-        engine_version: None,
-        error: None,
-        unresponsive_seconds: None,
-        switchover: None,
+        ..NodeReport::default()
     }
 }
 

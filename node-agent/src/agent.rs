@@ -3,8 +3,9 @@
 //! reconciler (observe, plan, apply, keep the read endpoints ([`crate::proxy`]) in step,
 //! publish the reports) on an interval plus wake-ups (a new config, an engine's exit),
 //! and a heartbeat that sends the latest reports every interval, and at once when they
-//! change, however long an engine call or an action takes. All stop on the cancellation
-//! token; the engines keep running, since they are the caches.
+//! change, however long an engine call or an action takes; with `--metrics-address`, a
+//! `/metrics` listener that shows each pass's reports ([`crate::metrics`]). All stop on
+//! the cancellation token; the engines keep running, since they are the caches.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ use crate::api::ApiClient;
 use crate::backoff::{retry, Backoff};
 use crate::config::Config;
 use crate::meminfo;
+use crate::metrics::{self, Metrics, Snapshot};
 use crate::net::{Net, Realiser};
 use crate::proxy::{Limits, ReadEndpoints};
 use crate::redis::version;
@@ -54,6 +56,8 @@ struct Shared {
     status: watch::Sender<Option<Status>>,
     /// The config the agent refuses to apply now (see [`crate::safety`]).
     refused: Mutex<Option<RefusedConfig>>,
+    /// What `/metrics` shows: the latest pass's reports and read endpoints.
+    metrics: Metrics,
 }
 
 impl Shared {
@@ -144,7 +148,13 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         beat_now: Notify::new(),
         status: watch::channel(None).0,
         refused: Mutex::new(None),
+        metrics: Metrics::new(),
     });
+    // Bound before anything runs, so that a wrong address fails the start.
+    let metrics_listener = match cfg.metrics_address {
+        Some(address) => Some(metrics::serve::bind(address, &cfg.data_dir).await?),
+        None => None,
+    };
     let (tx, rx) = watch::channel(saved.map(Arc::new));
     // A refused registration ends the watcher with an error, and with it the agent.
     let stop = cancel.child_token();
@@ -178,7 +188,12 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         rx,
         &stop,
     );
-    let (watched, (), ()) = tokio::join!(watcher, reconciler, heartbeats);
+    let metrics_server = async {
+        if let Some(listener) = metrics_listener {
+            metrics::serve::serve(listener, shared.metrics.clone(), stop.clone()).await;
+        }
+    };
+    let (watched, (), (), ()) = tokio::join!(watcher, reconciler, heartbeats, metrics_server);
     tracing::info!("node agent stopped; engines left running");
     watched
 }
@@ -354,6 +369,11 @@ async fn reconcile_loop(
         if pass.acted {
             quick_until = Some(Instant::now() + QUICK_FOR);
         }
+        shared.metrics.publish(Snapshot::of(
+            config.nodes.iter().chain(supervisor.applied_specs()),
+            &pass.reports,
+            endpoints.status(),
+        ));
         let status = Status {
             applied_generation,
             reports: pass.reports,

@@ -142,6 +142,13 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_POLL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub poll_timeout: Duration,
 
+    /// Serve Prometheus metrics of this host's nodes on `GET /metrics` at this address,
+    /// e.g. `127.0.0.1:9465` (port 0: any free port; the bound address is logged and
+    /// written to `metrics-address` in the data directory). Unset: no listener. It has
+    /// no authentication: bind it to an address only your Prometheus server reaches.
+    #[arg(long, env = "CACHEPLANE_AGENT_METRICS_ADDRESS")]
+    pub metrics_address: Option<std::net::SocketAddr>,
+
     /// Log format.
     #[arg(long, env = "CACHEPLANE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -174,6 +181,7 @@ impl std::fmt::Debug for Config {
             .field("primary_lease", &self.primary_lease)
             .field("poll_timeout", &self.poll_timeout)
             .field("accept_config_drops", &self.accept_config_drops)
+            .field("metrics_address", &self.metrics_address)
             .finish()
     }
 }
@@ -420,6 +428,30 @@ mod tests {
         assert!(err.contains("--api-url"), "{err}");
         let err = parse("a:1").check().expect_err("no scheme").to_string();
         assert!(err.contains("'a:1'"), "{err}");
+    }
+
+    #[test]
+    fn the_metrics_address_is_optional_and_must_be_an_address() {
+        let c = Config::try_parse_from(BASE).expect("parses");
+        assert_eq!(c.metrics_address, None, "no listener by default");
+        let c = Config::try_parse_from(
+            BASE.iter()
+                .copied()
+                .chain(["--metrics-address", "127.0.0.1:9465"]),
+        )
+        .expect("parses");
+        assert_eq!(
+            c.metrics_address,
+            Some("127.0.0.1:9465".parse().expect("addr"))
+        );
+        let err = Config::try_parse_from(
+            BASE.iter()
+                .copied()
+                .chain(["--metrics-address", "localhost"]),
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("--metrics-address"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! engine's exit as it happens), [`relink`] (a replica links as soon as its primary
 //! listens), [`safety`] (configs not applied without confirmation), [`supervisor`]
 //! (observe, plan, apply), [`proxy`] (read endpoints), [`net`] (namespaces, bridges,
-//! addresses and firewall of the netns and host modes), [`agent`] (the loops).
+//! addresses and firewall of the netns and host modes), [`metrics`] (Prometheus
+//! metrics of the nodes and read endpoints), [`agent`] (the loops).
 
 pub mod adopt;
 pub mod agent;
@@ -17,6 +18,7 @@ pub mod backoff;
 pub mod config;
 pub mod exits;
 pub mod meminfo;
+pub mod metrics;
 pub mod net;
 pub mod plan;
 pub mod proxy;

@@ -48,6 +48,8 @@ pub const DEFAULT_THREADS: usize = 2;
 /// What one read endpoint must serve.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct EndpointConfig {
+    /// The instance whose read endpoint it is (its full name), for metrics and logs.
+    pub instance: String,
     /// The replicas, `(address, port)`.
     pub replicas: Vec<(String, u16)>,
     /// How the health checks log in to the replicas (the agent's engine user).
@@ -63,6 +65,7 @@ impl std::fmt::Debug for EndpointConfig {
     // Never prints a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EndpointConfig")
+            .field("instance", &self.instance)
             .field("replicas", &self.replicas)
             .field(
                 "auth",
@@ -102,6 +105,7 @@ pub fn desired_in(nodes: &[NodeSpec], net: &Net) -> BTreeMap<EndpointKey, Endpoi
         out.insert(
             (net.netns_of(spec), re.address.clone(), re.port),
             EndpointConfig {
+                instance: spec.instance.clone(),
                 replicas,
                 auth: acl::logins(&[spec]),
                 dialer: net.dialer(spec),
@@ -115,12 +119,17 @@ pub fn desired_in(nodes: &[NodeSpec], net: &Net) -> BTreeMap<EndpointKey, Endpoi
 /// A read endpoint's state, for logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointStatus {
+    /// The instance it serves (its full name).
+    pub instance: String,
     /// Its address.
     pub address: String,
     /// Its port.
     pub port: u16,
     /// Whether it listens.
     pub listening: bool,
+    /// Served by the kernel (nftables DNAT; see `--read-endpoint`) rather than relayed in userspace:
+    /// then no connection is counted.
+    pub kernel: bool,
     /// Client connections the userspace proxy holds now (always 0 on the kernel path).
     pub connections: usize,
     /// Client connections refused at the cap so far.

@@ -81,6 +81,8 @@ struct Tracked {
     exit_watch: Option<ExitWatch>,
     /// Hastens a replica's link after a start or a change of primary.
     relink: Option<Relink>,
+    /// Restarts of a crashed engine since the agent started ([`Action::Restart`]).
+    restarts: u64,
 }
 
 impl Tracked {
@@ -98,6 +100,7 @@ impl Tracked {
             last_report: None,
             exit_watch: None,
             relink: None,
+            restarts: 0,
         }
     }
 }
@@ -230,7 +233,9 @@ impl Supervisor {
         }
         self.add_lag(&mut reports).await;
         for (id, r) in reports.iter_mut() {
-            r.error = self.nodes.get(id).and_then(|t| t.last_error.clone());
+            let t = self.nodes.get(id);
+            r.error = t.and_then(|t| t.last_error.clone());
+            r.restarts = t.map(|t| i64::try_from(t.restarts).unwrap_or(i64::MAX));
             r.switchover = self.handovers.report(*id);
         }
         pass.reports = reports.into_values().collect();
@@ -467,6 +472,7 @@ impl Supervisor {
         let dir = NodeDir::new(&self.data_dir, id);
         let t = self.nodes.entry(id).or_insert_with(|| Tracked::new(dir));
         if restart {
+            t.restarts += 1;
             tracing::warn!(node = %id, instance = %spec.instance, role = spec.role.as_str(), "engine is down; restarting it empty");
         }
         let netns = self.net.netns_of(&spec);

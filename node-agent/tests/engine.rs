@@ -255,7 +255,14 @@ async fn supervisor_starts_adopts_restarts_and_stops() {
             !by_id(ha_primary.node_id).process_up,
             "HA primary restarted in place"
         );
+        // A primary left down for failover is never restarted, so never counted.
+        assert_eq!(by_id(ha_primary.node_id).restarts, Some(0));
         if by_id(basic.node_id).process_up {
+            assert_eq!(
+                by_id(basic.node_id).restarts,
+                Some(1),
+                "the restart is counted"
+            );
             basic_back = true;
             break;
         }

@@ -58,6 +58,12 @@ impl AgentOptions {
         self.extra_args.extend(args.iter().map(|a| a.to_string()));
         self
     }
+
+    /// The same options with the agent's `/metrics` on a free loopback port
+    /// (`--metrics-address 127.0.0.1:0`); [`Agent::metrics_url`] tells where.
+    pub fn with_metrics(self) -> Self {
+        self.with_args(&["--metrics-address", "127.0.0.1:0"])
+    }
 }
 
 /// A real node agent process.
@@ -188,6 +194,16 @@ impl Agent {
     /// Keeps the agent's log file after teardown (and says where it is).
     pub fn keep_log(&mut self) {
         self.keep_log = true;
+    }
+
+    /// The URL of the agent's `/metrics` (started [`AgentOptions::with_metrics`]), once
+    /// it listens: the agent writes the address it bound to its data directory.
+    pub fn metrics_url(&self) -> Option<String> {
+        let file = self
+            .data_dir
+            .join(cacheplane_node_agent::metrics::serve::ADDRESS_FILE);
+        let bound = std::fs::read_to_string(file).ok()?;
+        Some(format!("http://{}/metrics", bound.trim()))
     }
 
     /// The data directory's path.

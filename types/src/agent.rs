@@ -159,6 +159,26 @@ pub struct NodeReport {
     /// Connected clients.
     #[serde(default)]
     pub connected_clients: Option<i64>,
+    /// The engine's `maxmemory`, in bytes, as it runs (INFO `maxmemory`; 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxmemory_bytes: Option<i64>,
+    /// Commands the engine has processed since it started (INFO
+    /// `total_commands_processed`): a counter that restarts with the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands_processed: Option<i64>,
+    /// Successful key lookups since the engine started (INFO `keyspace_hits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyspace_hits: Option<i64>,
+    /// Failed key lookups since the engine started (INFO `keyspace_misses`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyspace_misses: Option<i64>,
+    /// Keys evicted for `maxmemory` since the engine started (INFO `evicted_keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evicted_keys: Option<i64>,
+    /// Times the agent restarted this node's engine after it had run and died, since the
+    /// agent started (a counter that restarts with the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<i64>,
     /// Engine process id.
     #[serde(default)]
     pub pid: Option<i64>,

@@ -165,9 +165,11 @@ impl Endpoint {
     /// What it serves now.
     pub fn status(&self) -> EndpointStatus {
         EndpointStatus {
+            instance: self.config.instance.clone(),
             address: self.address.clone(),
             port: self.port,
             listening: self.listening,
+            kernel: self.kernel.is_some(),
             connections: self.admission.connections(),
             refused: self.admission.refused(),
             backends: self

@@ -94,6 +94,12 @@ pub fn report(node_id: Uuid, info: &Info, primary_offset: Option<i64>) -> NodeRe
         full_sync_in_progress: replica && info.get("master_sync_in_progress") == Some("1"),
         used_memory_bytes: info.int("used_memory"),
         connected_clients: info.int("connected_clients"),
+        maxmemory_bytes: info.int("maxmemory"),
+        commands_processed: info.int("total_commands_processed"),
+        keyspace_hits: info.int("keyspace_hits"),
+        keyspace_misses: info.int("keyspace_misses"),
+        evicted_keys: info.int("evicted_keys"),
+        restarts: None,
         pid: info.pid(),
         engine_version: info.get("redis_version").map(str::to_string),
         error: None,
@@ -106,7 +112,7 @@ pub fn report(node_id: Uuid, info: &Info, primary_offset: Option<i64>) -> NodeRe
 mod tests {
     use super::*;
 
-    const PRIMARY: &str = "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\ntcp_port:6379\r\n\r\n# Clients\r\nconnected_clients:3\r\n\r\n# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.64.0.5,port=6379,state=online,offset=1000,lag=0\r\nmaster_replid:abc\r\nmaster_repl_offset:1234\r\n";
+    const PRIMARY: &str = "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\ntcp_port:6379\r\n\r\n# Clients\r\nconnected_clients:3\r\n\r\n# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nmaxmemory:67108864\r\n\r\n# Stats\r\ntotal_commands_processed:77\r\nevicted_keys:2\r\nkeyspace_hits:5\r\nkeyspace_misses:6\r\n\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.64.0.5,port=6379,state=online,offset=1000,lag=0\r\nmaster_replid:abc\r\nmaster_repl_offset:1234\r\n";
 
     const REPLICA: &str = "# Server\r\nredis_version:7.0.15\r\nprocess_id:99\r\n# Clients\r\nconnected_clients:1\r\n# Memory\r\nused_memory:2000\r\n# Replication\r\nrole:slave\r\nmaster_host:127.64.0.4\r\nmaster_port:6379\r\nmaster_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\nmaster_sync_in_progress:1\r\nslave_read_repl_offset:1000\r\nslave_repl_offset:1000\r\nmaster_link_down_since_seconds:-1\r\nslave_priority:100\r\nmaster_repl_offset:1000\r\n";
 
@@ -127,6 +133,12 @@ mod tests {
                 full_sync_in_progress: false,
                 used_memory_bytes: Some(1_048_576),
                 connected_clients: Some(3),
+                maxmemory_bytes: Some(64 << 20),
+                commands_processed: Some(77),
+                keyspace_hits: Some(5),
+                keyspace_misses: Some(6),
+                evicted_keys: Some(2),
+                restarts: None,
                 pid: Some(4242),
                 engine_version: Some("7.0.15".into()),
                 error: None,
