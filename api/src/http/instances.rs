@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use cacheplane_types::{
     CreateInstanceRequest, ErrorBody, FailoverRequest, Instance, InstanceAuthString,
-    ListInstancesResponse, Operation, PatchInstanceRequest,
+    InstanceNodeMetrics, ListInstancesResponse, Operation, PatchInstanceRequest,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -26,6 +26,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(failover_instance))
         .routes(routes!(rotate_server_certificate))
         .routes(routes!(get_auth_string))
+        .routes(routes!(get_node_metrics))
 }
 
 /// Query of create.
@@ -224,5 +225,20 @@ async fn get_auth_string(
 ) -> ApiResult<Json<InstanceAuthString>> {
     Ok(Json(
         instances::read::auth_string(&s, &p, &target(project, region, name)).await?,
+    ))
+}
+
+/// The current figures of the instance's nodes (memory, clients, commands, hits and
+/// misses, evictions, replication), as their agents last reported them.
+#[utoipa::path(get, path = "/v1/projects/{project}/locations/{region}/instances/{instance}/nodeMetrics", tag = "instances",
+    params(("project" = String, Path), ("region" = String, Path), ("instance" = String, Path)),
+    responses((status = 200, body = InstanceNodeMetrics), (status = "4XX", body = ErrorBody)))]
+async fn get_node_metrics(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<InstanceNodeMetrics>> {
+    Ok(Json(
+        instances::read::node_metrics(&s, &p, &target(project, region, name)).await?,
     ))
 }

@@ -1,6 +1,6 @@
-//! Get, list and get-auth-string.
+//! Get, list, get-auth-string and the nodes' current figures.
 
-use cacheplane_types::{Instance, InstanceAuthString, ListInstancesResponse};
+use cacheplane_types::{Instance, InstanceAuthString, InstanceNodeMetrics, ListInstancesResponse};
 use chrono::Utc;
 
 use crate::auth::Principal;
@@ -97,4 +97,21 @@ pub async fn auth_string(
             String::new()
         },
     })
+}
+
+/// The current figures of an instance's nodes, as their agents last reported them.
+pub async fn node_metrics(
+    state: &AppState,
+    principal: &Principal,
+    target: &InstanceRef,
+) -> ApiResult<InstanceNodeMetrics> {
+    principal.check_project(&target.project)?;
+    let inst = find(state, target).await?;
+    let nodes = nodes::of_instances(&state.pool, &[inst.id]).await?;
+    Ok(render::node_metrics(
+        &inst,
+        &nodes,
+        Utc::now(),
+        state.config.host_timeout,
+    ))
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use cacheplane_types::{Instance, Node, ReadReplicasMode};
+use cacheplane_types::{
+    Instance, InstanceNodeMetrics, Node, NodeMetrics, NodeRole, ReadReplicasMode,
+};
 use chrono::{DateTime, Utc};
 
 use crate::db::instances::InstanceRow;
@@ -74,5 +76,48 @@ pub fn to_wire(
         create_time: inst.created_at,
         update_time: inst.updated_at,
         etag: etag(inst.version),
+    }
+}
+
+/// The figures of an instance's (non-removed) nodes from their last reports, primary
+/// first.
+pub fn node_metrics(
+    inst: &InstanceRow,
+    nodes: &[NodeRow],
+    now: DateTime<Utc>,
+    host_timeout: Duration,
+) -> InstanceNodeMetrics {
+    let mut out: Vec<NodeMetrics> = nodes
+        .iter()
+        .filter(|n| n.instance_id == inst.id && !n.removing)
+        .map(|n| {
+            let r = n.observed.as_ref().map(|j| &j.0);
+            let hits = r.and_then(|r| r.keyspace_hits);
+            let misses = r.and_then(|r| r.keyspace_misses);
+            NodeMetrics {
+                id: n.id.to_string(),
+                zone: n.zone_id.clone(),
+                role: Some(n.role),
+                state: Some(node_state(n, now, host_timeout)),
+                up: r.is_some_and(|r| r.process_up),
+                used_memory_bytes: r.and_then(|r| r.used_memory_bytes),
+                maxmemory_bytes: r.and_then(|r| r.maxmemory_bytes),
+                connected_clients: r.and_then(|r| r.connected_clients),
+                commands_processed: r.and_then(|r| r.commands_processed),
+                keyspace_hits: hits,
+                keyspace_misses: misses,
+                hit_ratio: NodeMetrics::ratio(hits, misses),
+                evicted_keys: r.and_then(|r| r.evicted_keys),
+                replication_offset: r.and_then(|r| r.replication_offset),
+                lag_bytes: r.and_then(|r| r.lag_bytes),
+                restarts: r.and_then(|r| r.restarts),
+                report_time: r.and(n.host_last_heartbeat_at),
+            }
+        })
+        .collect();
+    out.sort_by_key(|m| m.role != Some(NodeRole::Primary));
+    InstanceNodeMetrics {
+        name: inst.full_name(),
+        nodes: out,
     }
 }

@@ -3,7 +3,8 @@
 //! `view`.
 
 use cacheplane_types::{
-    FailoverRequest, Instance, InstanceAuthString, ListInstancesResponse, Operation,
+    FailoverRequest, Instance, InstanceAuthString, InstanceNodeMetrics, ListInstancesResponse,
+    Operation,
 };
 
 mod args;
@@ -48,10 +49,16 @@ pub enum Command {
     /// Shows an instance: endpoint, state and nodes.
     #[command(after_help = "Examples:\n  \
         cachectl instances describe my-cache\n  \
-        cachectl instances describe my-cache --format json | jq -r .host")]
+        cachectl instances describe my-cache --format json | jq -r .host\n  \
+        cachectl instances describe my-cache --metrics")]
     Describe {
         /// The instance's id, or its full name.
         instance: String,
+        /// Show the current figures of its nodes instead (memory, clients, commands,
+        /// hit ratio, evictions, replication lag, restarts), as their agents last
+        /// reported them (each agent's /metrics has them as time series).
+        #[arg(long)]
+        metrics: bool,
     },
     /// Lists the project's instances in the region (every region when none is set).
     #[command(after_help = "Examples:\n  \
@@ -168,9 +175,22 @@ pub enum Command {
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     match cmd {
         Command::Create(a) => create(ctx, a).await,
-        Command::Describe { instance } => {
+        Command::Describe {
+            instance,
+            metrics: false,
+        } => {
             let inst = get(ctx, &ctx.located(COLLECTION, &instance)?).await?;
             print(ctx.format, &inst)
+        }
+        Command::Describe {
+            instance,
+            metrics: true,
+        } => {
+            let l = ctx.located(COLLECTION, &instance)?;
+            let mut path = l.path(COLLECTION);
+            path.push("nodeMetrics");
+            let m: InstanceNodeMetrics = ctx.client.get(&path, &[]).await?;
+            emit(ctx.format, &m, view::metrics_table)
         }
         Command::List { filter, limit } => {
             let path = ctx.list_path(COLLECTION)?;

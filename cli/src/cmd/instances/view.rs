@@ -1,6 +1,6 @@
 //! How an instance looks: its table, the list's columns, and the `env` lines.
 
-use cacheplane_types::Instance;
+use cacheplane_types::{Instance, InstanceNodeMetrics};
 
 use crate::error::Result;
 use crate::output::{self, emit, shell_quote, Format};
@@ -69,6 +69,68 @@ fn read_endpoint(i: &Instance) -> String {
         (Some(h), None) => h.clone(),
         _ => String::new(),
     }
+}
+
+/// `instances describe --metrics`: a row per node.
+pub fn metrics_table(m: &InstanceNodeMetrics) -> String {
+    let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    let mib = |v: Option<i64>| {
+        v.map(|v| format!("{:.1}", v as f64 / (1 << 20) as f64))
+            .unwrap_or_else(|| "-".into())
+    };
+    let rows = output::rows(
+        &[
+            "NODE",
+            "ZONE",
+            "ROLE",
+            "UP",
+            "USED_MIB",
+            "MAX_MIB",
+            "MEM%",
+            "CLIENTS",
+            "COMMANDS",
+            "HIT%",
+            "EVICTED",
+            "LAG_BYTES",
+            "RESTARTS",
+        ],
+        m.nodes.iter().map(|x| {
+            let pct = match (x.used_memory_bytes, x.maxmemory_bytes) {
+                (Some(u), Some(max)) if max > 0 => format!("{:.1}", u as f64 * 100.0 / max as f64),
+                _ => "-".into(),
+            };
+            vec![
+                x.id.clone(),
+                x.zone.clone(),
+                x.role.as_ref().map(output::wire).unwrap_or_default(),
+                if x.up { "yes" } else { "no" }.to_string(),
+                mib(x.used_memory_bytes),
+                mib(x.maxmemory_bytes),
+                pct,
+                n(x.connected_clients),
+                n(x.commands_processed),
+                x.hit_ratio
+                    .map(|r| format!("{:.1}", r * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                n(x.evicted_keys),
+                n(x.lag_bytes),
+                n(x.restarts),
+            ]
+        }),
+    );
+    let when = m
+        .nodes
+        .iter()
+        .filter_map(|x| x.report_time)
+        .min()
+        .map(|t| {
+            format!(
+                "\n\nas reported by the agents; oldest report {}",
+                output::time(&t)
+            )
+        })
+        .unwrap_or_default();
+    format!("{}\n\n{rows}{when}", m.name)
 }
 
 /// The columns of `instances list`.
