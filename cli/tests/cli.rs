@@ -94,6 +94,22 @@ fn instance_lifecycle_on_real_agents() {
         "{table}"
     );
 
+    // The nodes' figures: JSON for scripts, a row per node for people.
+    let figures = stack.json(&["instances", "describe", "my-cache", "--metrics"]);
+    let rows = figures["nodes"].as_array().expect("nodes");
+    assert_eq!(rows.len(), 3, "{figures}");
+    assert_eq!(rows[0]["role"], "PRIMARY", "primary first: {figures}");
+    assert!(rows.iter().all(|n| n["up"] == true), "{figures}");
+    let out = stack
+        .cachectl()
+        .args(["instances", "describe", "my-cache", "--metrics"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("HIT%") && table.contains("RESTARTS"), "{table}");
+    assert_eq!(table.matches(" yes ").count(), 3, "three nodes up: {table}");
+
     let listed = stack.json(&["instances", "list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(find(&listed, "my-cache").unwrap()["state"], "READY");
