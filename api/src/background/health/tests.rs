@@ -33,7 +33,9 @@ fn summary(tier: Tier, nodes: &[NodeRow]) -> String {
     match verdict(&instance(tier), nodes, now(), LIMITS) {
         Verdict::Healthy => "healthy".into(),
         Verdict::Repairing(m) => format!("repairing: {m}"),
-        Verdict::FailOver { old, new, reason } => {
+        Verdict::FailOver {
+            old, new, reason, ..
+        } => {
             assert_eq!(old.role, NodeRole::Primary);
             format!("failover to {}: {reason}", new.ordinal)
         }

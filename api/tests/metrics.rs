@@ -1,0 +1,339 @@
+//! `GET /metrics` on the API server (docs/metrics.md#api-server), read as Prometheus
+//! reads it: over HTTP with the admin token, parsed by a Prometheus text parser
+//! (`prometheus-parse`). The counters move when they should: a request raises its
+//! route's counter with its status, a create and a failover raise the operations they
+//! finish, a failover (manual, then automatic on host loss with real agents) raises the
+//! failovers by reason, and the host gauges follow the heartbeats.
+
+use std::time::Duration;
+
+use cacheplane_testkit::api::{op_name, wait_op};
+use cacheplane_testkit::chaos::{
+    create_ha, failover_ops, instance, primary_node, until_all_ready, PARENT, PROJECT,
+};
+use cacheplane_testkit::json::string_field;
+use cacheplane_testkit::stack::{start_api, three_agents};
+use cacheplane_testkit::wait::not_yet;
+use cacheplane_testkit::{wait_until, Api, TestDb, GIB};
+use prometheus_parse::{Sample, Scrape, Value};
+use reqwest::Method;
+use serde_json::json;
+
+/// What `GET /metrics` answered, parsed.
+struct Metrics(Scrape);
+
+impl Metrics {
+    /// Scrapes `api` with the admin token: 200, the Prometheus text content type, and
+    /// text the parser reads.
+    async fn scrape(api: &Api) -> Metrics {
+        let response = reqwest::Client::new()
+            .get(format!("{}/metrics", api.base))
+            .bearer_auth(&api.admin_token)
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(response.status(), 200, "GET /metrics with the admin token");
+        let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            content_type.starts_with("text/plain; version=0.0.4"),
+            "content type {content_type}"
+        );
+        let text = response.text().await.expect("reading /metrics");
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        Metrics(Scrape::parse(lines).expect("the Prometheus text parser reads /metrics"))
+    }
+
+    /// The samples of `metric` whose labels include `labels`.
+    fn matching<'a>(
+        &'a self,
+        metric: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.0.samples.iter().filter(move |s| {
+            s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
+    }
+
+    /// The sum of the counter, gauge or untyped samples of `metric` with `labels` (0
+    /// when there is none: a counter not yet raised has no series).
+    fn sum(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(metric, labels)
+            .map(|s| match s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+                ref other => panic!("{metric} is not a single value: {other:?}"),
+            })
+            .sum()
+    }
+
+    /// The observations of histogram `metric` with `labels` (its `+Inf` bucket).
+    fn observations(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(metric, labels)
+            .map(|s| match &s.value {
+                Value::Histogram(buckets) => buckets
+                    .iter()
+                    .find(|b| b.less_than.is_infinite())
+                    .map_or(0.0, |b| b.count),
+                other => panic!("{metric} is not a histogram: {other:?}"),
+            })
+            .sum()
+    }
+
+    /// Whether the exposition documents `metric` (a `# HELP` line).
+    fn documents(&self, metric: &str) -> bool {
+        self.0.docs.contains_key(metric)
+    }
+
+    /// Every value label `name` takes in `metric`.
+    fn label_values(&self, metric: &str, name: &str) -> Vec<String> {
+        self.matching(metric, &[])
+            .filter_map(|s| s.labels.get(name).map(str::to_string))
+            .collect()
+    }
+}
+
+const REQUESTS: &str = "cacheplane_http_requests_total";
+const LATENCY: &str = "cacheplane_http_request_duration_seconds";
+const OPERATIONS: &str = "cacheplane_operations_total";
+const OPERATION_TIME: &str = "cacheplane_operation_duration_seconds";
+const FAILOVERS: &str = "cacheplane_failovers_total";
+const HOSTS: &str = "cacheplane_hosts";
+const HEARTBEAT_AGE: &str = "cacheplane_host_heartbeat_age_seconds";
+
+/// A project token's secret (`POST /v1/tokens`).
+async fn project_token(api: &Api, project: &str) -> String {
+    let (status, t) = api
+        .post(
+            "/v1/tokens",
+            json!({"project": project, "description": "metrics test"}),
+        )
+        .await;
+    assert_eq!(status, 200, "creating a project token: {t}");
+    string_field(&t, "token")
+}
+
+#[tokio::test]
+async fn only_an_admin_token_reads_the_metrics() {
+    let db = TestDb::new().await;
+    let api = Api::start(&db).await;
+    let (status, body) = api.req(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, 401, "no token: {body}");
+    let token = project_token(&api, "metrics-auth").await;
+    let (status, body) = api.req(Method::GET, "/metrics", Some(&token), None).await;
+    assert_eq!(status, 403, "a project token: {body}");
+
+    let m = Metrics::scrape(&api).await;
+    for family in [
+        REQUESTS,
+        LATENCY,
+        OPERATIONS,
+        OPERATION_TIME,
+        FAILOVERS,
+        HOSTS,
+        HEARTBEAT_AGE,
+        "cacheplane_db_pool_connections",
+        "cacheplane_db_pool_max_connections",
+        "cacheplane_db_up",
+    ] {
+        assert!(m.documents(family), "{family} has a HELP line");
+    }
+    // The refused scrapes were counted under their route.
+    let metrics_route = [("route", "/metrics"), ("method", "GET")];
+    assert_eq!(m.sum(REQUESTS, &[metrics_route[0], ("status", "401")]), 1.0);
+    assert_eq!(m.sum(REQUESTS, &[metrics_route[0], ("status", "403")]), 1.0);
+    assert!(m.observations(LATENCY, &metrics_route) >= 2.0);
+    assert_eq!(m.sum("cacheplane_db_up", &[]), 1.0);
+    // The server's defaults: --db-pool and --db-agent-pool.
+    let max = |pool| m.sum("cacheplane_db_pool_max_connections", &[("pool", pool)]);
+    assert!(max("main") >= 1.0 && max("agents") >= 1.0, "pool sizes");
+    let open = m.sum("cacheplane_db_pool_connections", &[("pool", "main")]);
+    assert!(
+        open >= 1.0 && open <= max("main"),
+        "{open} open connections"
+    );
+}
+
+#[tokio::test]
+async fn requests_count_by_route_template_method_and_status() {
+    let db = TestDb::new().await;
+    let api = Api::start(&db).await;
+    let route = "/v1/projects/{project}/locations/{region}/instances/{instance}";
+    let labels = [("route", route), ("method", "GET"), ("status", "404")];
+    let before = Metrics::scrape(&api).await;
+    for _ in 0..2 {
+        let (status, body) = api
+            .get("/v1/projects/metrics-p/locations/local/instances/no-such-cache")
+            .await;
+        assert_eq!(status, 404, "{body}");
+    }
+    let (status, _) = api.get("/v1/no/such/path").await;
+    assert_eq!(status, 404);
+
+    let after = Metrics::scrape(&api).await;
+    assert_eq!(
+        after.sum(REQUESTS, &labels) - before.sum(REQUESTS, &labels),
+        2.0
+    );
+    let timed = [("route", route), ("method", "GET")];
+    assert_eq!(
+        after.observations(LATENCY, &timed) - before.observations(LATENCY, &timed),
+        2.0
+    );
+    assert_eq!(
+        after.sum(REQUESTS, &[("route", "unmatched"), ("status", "404")])
+            - before.sum(REQUESTS, &[("route", "unmatched"), ("status", "404")]),
+        1.0
+    );
+    // Routes are templates: no label carries a path with ids.
+    let routes = after.label_values(REQUESTS, "route");
+    assert!(
+        routes
+            .iter()
+            .all(|r| !r.contains("no-such") && !r.contains("metrics-p")),
+        "{routes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_with_no_room_counts_a_failed_create() {
+    let db = TestDb::new().await;
+    let api = Api::start(&db).await;
+    // No host registered: the create finishes at once, RESOURCE_EXHAUSTED.
+    let (status, op) = api
+        .post(
+            "/v1/projects/metrics-room/locations/local/instances?instanceId=nowhere",
+            json!({"tier": "BASIC", "memorySizeGb": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(op["error"]["status"], "RESOURCE_EXHAUSTED", "{op}");
+
+    let m = Metrics::scrape(&api).await;
+    let labels = [
+        ("project", "metrics-room"),
+        ("resource", "instance"),
+        ("verb", "create"),
+        ("result", "RESOURCE_EXHAUSTED"),
+    ];
+    assert_eq!(m.sum(OPERATIONS, &labels), 1.0);
+    let timed = [("verb", "create"), ("result", "RESOURCE_EXHAUSTED")];
+    assert_eq!(m.observations(OPERATION_TIME, &timed), 1.0);
+    assert_eq!(m.sum(OPERATIONS, &[("result", "done")]), 0.0);
+    assert_eq!(m.sum(HOSTS, &[]), 0.0, "no host registered");
+}
+
+/// Waits until `api` has `n` failover operations, all done; answers them.
+async fn failovers_done(api: &Api, n: usize) -> Vec<serde_json::Value> {
+    wait_until(
+        &format!("{n} failover operations are done"),
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            let ops = failover_ops(api).await;
+            if ops.len() >= n && ops.iter().all(|o| o["done"] == true) {
+                Ok(ops)
+            } else {
+                not_yet::<_, String>(format!("{ops:?}"))
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn creates_failovers_and_host_loss_move_the_metrics_on_the_real_stack() {
+    let db = TestDb::new().await;
+    let (api, _net) = start_api(&db, &["--host-timeout", "2s", "--worker-interval", "250ms"]).await;
+    let mut agents = three_agents(&api, 8 * GIB).await;
+    let ha = create_ha(&api, "watched").await;
+
+    let m = Metrics::scrape(&api).await;
+    let create = [
+        ("project", PROJECT),
+        ("resource", "instance"),
+        ("verb", "create"),
+        ("result", "done"),
+    ];
+    assert_eq!(m.sum(OPERATIONS, &create), 1.0);
+    assert_eq!(
+        m.observations(OPERATION_TIME, &[("verb", "create"), ("result", "done")]),
+        1.0
+    );
+    assert_eq!(m.sum(HOSTS, &[("state", "UP")]), 3.0);
+    assert_eq!(m.sum(HOSTS, &[("state", "DOWN")]), 0.0);
+    for host in ["host-a", "host-b", "host-c"] {
+        let age = m.sum(HEARTBEAT_AGE, &[("host", host)]);
+        assert!((0.0..2.0).contains(&age), "{host} heartbeat age {age} s");
+    }
+    assert_eq!(m.sum(FAILOVERS, &[]), 0.0);
+
+    // A manual failover (FORCE_DATA_LOSS promotes a replica at once).
+    let (status, op) = api
+        .post(
+            &format!("{PARENT}/instances/{}/failover", ha.name),
+            json!({"dataProtectionMode": "FORCE_DATA_LOSS"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{op}");
+    let done = wait_op(&api, &op_name(&op), "60s").await;
+    assert!(
+        done["error"].is_null(),
+        "the manual failover succeeds: {done}"
+    );
+    let inst = until_all_ready(&api, &ha.name, Duration::from_secs(30)).await;
+    let m = Metrics::scrape(&api).await;
+    let manual = [
+        ("project", PROJECT),
+        ("instance", ha.name.as_str()),
+        ("trigger", "manual"),
+        ("reason", "promote"),
+    ];
+    assert_eq!(m.sum(FAILOVERS, &manual), 1.0);
+    let failover_done = [("verb", "failover"), ("result", "done")];
+    assert_eq!(m.sum(OPERATIONS, &failover_done), 1.0);
+
+    // The new primary's host goes away (agent and engines): the health monitor fails
+    // over on its own, and the host shows DOWN with a growing heartbeat age.
+    let zone = string_field(&primary_node(&inst), "zone");
+    let lost = ["local-a", "local-b", "local-c"]
+        .iter()
+        .position(|z| *z == zone)
+        .unwrap_or_else(|| panic!("primary in unknown zone {zone}"));
+    agents[lost].kill_host();
+    failovers_done(&api, 2).await;
+    let lost_host = format!("host-{}", &zone["local-".len()..]);
+    let m = wait_until(
+        &format!("{lost_host} is DOWN in the metrics"),
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            let m = Metrics::scrape(&api).await;
+            if m.sum(HOSTS, &[("zone", zone.as_str()), ("state", "DOWN")]) == 1.0 {
+                Ok(m)
+            } else {
+                not_yet::<_, String>("not DOWN yet".into())
+            }
+        },
+    )
+    .await;
+    let automatic = [
+        ("instance", ha.name.as_str()),
+        ("trigger", "automatic"),
+        ("reason", "host_lost"),
+    ];
+    assert_eq!(
+        m.sum(FAILOVERS, &automatic),
+        1.0,
+        "{:?}",
+        instance(&api, &ha.name).await
+    );
+    assert_eq!(m.sum(FAILOVERS, &[]), 2.0);
+    assert_eq!(m.sum(HOSTS, &[("state", "UP")]), 2.0);
+    let age = m.sum(HEARTBEAT_AGE, &[("host", lost_host.as_str())]);
+    assert!(age > 2.0, "{lost_host} silent for {age} s");
+    let done = m.sum(OPERATIONS, &failover_done);
+    let failed = m.sum(OPERATIONS, &[("verb", "failover")]) - done;
+    assert_eq!(done + failed, 2.0, "both failovers finished once each");
+}
