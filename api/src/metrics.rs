@@ -4,9 +4,10 @@
 //! Counters and histograms live in memory, one set per process: each replica counts
 //! the requests it answered, the operations it finished and the failovers it started
 //! (Prometheus sums them over replicas). Recording takes no database query: a family
-//! lookup under a read lock and an atomic add. The gauges of hosts and pools are
-//! computed at scrape time instead ([`snapshot`]). Labels carry route templates,
-//! project and instance names, never paths with ids, tokens or secrets.
+//! lookup under a read lock and an atomic add (plus the label values' copies). The
+//! gauges of hosts and pools are computed at scrape time instead ([`snapshot`]). Labels
+//! carry route templates, project and instance names, never paths with ids, tokens or
+//! secrets.
 
 pub mod snapshot;
 
@@ -355,8 +356,8 @@ impl Metrics {
     /// Every family in the Prometheus text format (version 0.0.4).
     pub fn encode(&self) -> String {
         let mut text = String::new();
-        // Writing to a String cannot fail; a label value that would not encode is dropped
-        // by the library, never a panic here.
+        // Writing to a String cannot fail; should the encoder still report an error, the
+        // scrape answers what was written.
         if let Err(e) =
             prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
         {
