@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod instances;
 pub mod limits;
+pub mod metrics;
 pub mod networks;
 pub mod notify;
 pub mod operations;
@@ -84,6 +85,7 @@ pub async fn connect(config: Config, shutdown: &CancellationToken) -> anyhow::Re
         config: Arc::new(config),
         notifier,
         grace: Arc::new(background::grace::Grace::new()),
+        metrics: Arc::new(metrics::Metrics::new()),
     })
 }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::operations as db;
 pub use crate::db::operations::{
-    finish, finish_connector, insert, insert_for_connector, set_progress, NewOperation,
+    finish, finish_connector, insert, insert_for_connector, set_progress, Finished, NewOperation,
     OperationRow,
 };
 use crate::error::{ApiError, ApiResult};

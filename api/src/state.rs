@@ -9,6 +9,7 @@ use crate::background::grace::Grace;
 use crate::background::retention::Schedule;
 use crate::config::Config;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::notify::Notifier;
 
 /// The API's shared state. It holds no domain state of its own: Postgres is the only
@@ -34,6 +35,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// When the retention sweep last ran.
     pub retention: Arc<Schedule>,
+    /// This process's Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

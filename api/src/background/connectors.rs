@@ -17,7 +17,7 @@ use crate::db::connectors::{self as db, TryLock};
 use crate::db::hosts::{self, HostRow};
 use crate::error::ApiResult;
 use crate::instances::node_state::heartbeat_fresh;
-use crate::operations::{self, OperationRow};
+use crate::operations::{self, Finished, OperationRow};
 
 #[cfg(test)]
 mod tests;
@@ -94,10 +94,10 @@ pub async fn advance(
     grace_from: DateTime<Utc>,
     host_timeout: Duration,
     deadline: Duration,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Finished>> {
     let c = match op.connector_id {
         Some(id) => match db::try_lock(&mut *tx, id).await? {
-            TryLock::Busy => return Ok(()),
+            TryLock::Busy => return Ok(None),
             TryLock::Gone => None,
             TryLock::Locked(c) => Some(*c),
         },
@@ -121,7 +121,7 @@ pub async fn advance(
     };
     match step {
         Step::Gone => finish_gone(tx, op).await,
-        Step::Wait => Ok(()),
+        Step::Wait => Ok(None),
         Step::Ready => {
             db::set_state(&mut *tx, c.id, ConnectorState::Ready, None).await?;
             let row = db::get_by_id(&mut *tx, c.id).await?.unwrap_or(c);
@@ -160,7 +160,7 @@ fn held_by(c: &ConnectorRow) -> (&str, i64) {
     )
 }
 
-async fn finish_gone(tx: &mut PgConnection, op: &OperationRow) -> ApiResult<()> {
+async fn finish_gone(tx: &mut PgConnection, op: &OperationRow) -> ApiResult<Option<Finished>> {
     let gone = Status {
         code: 404,
         status: "NOT_FOUND".into(),

@@ -18,7 +18,7 @@ use crate::error::ApiResult;
 use crate::instances::failover::switchover;
 use crate::instances::node_state::{host_up, node_state};
 use crate::instances::{lock_region_hosts, render, repair, touch_nodes, NodeRow};
-use crate::operations::{self, NewOperation, OperationRow};
+use crate::operations::{self, Finished, NewOperation, OperationRow};
 use crate::state::AppState;
 use crate::{alloc, networks};
 
@@ -206,8 +206,10 @@ pub async fn advance(state: &AppState, op_id: Uuid) -> ApiResult<()> {
         let timeout = state.config.host_timeout;
         let from = state.grace.seen(Utc::now(), grace::stall(timeout));
         let deadline = state.config.operation_deadline;
-        super::connectors::advance(&mut tx, &op, Utc::now(), from, timeout, deadline).await?;
+        let finished =
+            super::connectors::advance(&mut tx, &op, Utc::now(), from, timeout, deadline).await?;
         tx.commit().await?;
+        state.metrics.operations_finished(finished);
         return Ok(());
     }
     let inst = match op.instance_id {
@@ -231,15 +233,16 @@ pub async fn advance(state: &AppState, op_id: Uuid) -> ApiResult<()> {
     let now = Utc::now();
     let deadline = state.config.operation_deadline;
     let step = decide(&op, inst.as_ref(), &nodes, now, timeout, deadline);
-    match (step, inst) {
+    let finished = match (step, inst) {
         (step, Some(inst)) => apply(&mut tx, &op, &inst, &nodes, step, now, timeout).await?,
         (_, None) => finish_gone(&mut tx, &op).await?,
-    }
+    };
     tx.commit().await?;
+    state.metrics.operations_finished(finished);
     Ok(())
 }
 
-async fn finish_gone(tx: &mut PgConnection, op: &OperationRow) -> ApiResult<()> {
+async fn finish_gone(tx: &mut PgConnection, op: &OperationRow) -> ApiResult<Option<Finished>> {
     let gone = Status {
         code: 404,
         status: "NOT_FOUND".into(),
@@ -261,13 +264,14 @@ async fn apply(
     step: Step,
     now: DateTime<Utc>,
     timeout: Duration,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Finished>> {
     match step {
         Step::Gone => finish_gone(tx, op).await,
         Step::AwaitStop { drop, left } => {
             drop_silent(tx, inst, nodes, &drop).await?;
             let detail = format!("waiting for {left} node(s) to stop");
-            operations::set_progress(tx, op.id, 50, &detail).await
+            operations::set_progress(tx, op.id, 50, &detail).await?;
+            Ok(None)
         }
         Step::Remove { drop } => {
             drop_silent(tx, inst, nodes, &drop).await?;
@@ -278,7 +282,7 @@ async fn apply(
         Step::Replace { node, message } => {
             lock_region_hosts(&mut *tx, &inst.region_id).await?;
             let Some(stuck) = nodes.iter().find(|n| n.id == node) else {
-                return Ok(());
+                return Ok(None);
             };
             match repair::replace_lost(tx, inst, nodes, stuck, timeout).await? {
                 Some(new) => {
@@ -287,7 +291,8 @@ async fn apply(
                         "node {node} placed again as {new}: its host {} is silent",
                         stuck.host_id
                     );
-                    operations::set_progress(tx, op.id, 0, &detail).await
+                    operations::set_progress(tx, op.id, 0, &detail).await?;
+                    Ok(None)
                 }
                 None => {
                     fail(
@@ -322,7 +327,8 @@ async fn apply(
         }
         Step::Switchover(next) => switchover::apply(tx, op, inst, nodes, next, now, timeout).await,
         Step::Progress { percent, detail } => {
-            operations::set_progress(tx, op.id, percent, &detail).await
+            operations::set_progress(tx, op.id, percent, &detail).await?;
+            Ok(None)
         }
     }
 }
@@ -375,7 +381,7 @@ async fn fail(
     op: &OperationRow,
     inst: &InstanceRow,
     message: String,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Finished>> {
     lock_region_hosts(&mut *tx, &inst.region_id).await?;
     let status = Status {
         code: 503,
@@ -383,7 +389,7 @@ async fn fail(
         message: message.clone(),
         details: Vec::new(),
     };
-    operations::finish(tx, op.id, Err(&status)).await?;
+    let finished = operations::finish(tx, op.id, Err(&status)).await?;
     if op.verb != OperationVerb::Create {
         db::set_state(
             tx,
@@ -393,7 +399,7 @@ async fn fail(
             Guard::Always,
         )
         .await?;
-        return Ok(());
+        return Ok(finished);
     }
     let removed = nodes::remove_all(tx, inst.id).await?;
     touch_nodes(tx, &removed).await?;
@@ -412,5 +418,5 @@ async fn fail(
         ..inst.new_operation(Uuid::new_v4(), OperationVerb::Delete, detail)
     };
     operations::insert(tx, cleanup).await?;
-    Ok(())
+    Ok(finished)
 }

@@ -44,6 +44,8 @@ pub enum Verdict<'a> {
         new: &'a NodeRow,
         /// Why, for the status message and the log.
         reason: String,
+        /// Why, for the metrics.
+        cause: failover::Reason,
     },
     /// Every node is well: READY.
     Healthy,
@@ -105,16 +107,18 @@ fn failover_verdict<'a>(
         return None;
     }
     let primary = failover::primary(nodes)?;
-    let reason = primary_lost(primary, nodes, now, limits)?;
+    let (cause, reason) = primary_lost(primary, nodes, now, limits)?;
     let next = successor(nodes, &primary.zone_id, now, limits.host_timeout)?;
     Some(Verdict::FailOver {
         old: primary,
         new: next,
         reason,
+        cause,
     })
 }
 
-/// Why the primary is lost, judged by the data plane; `None` while it may still serve.
+/// Why the primary is lost (the cause and a sentence), judged by the data plane; `None`
+/// while it may still serve.
 /// Lost means: its agent reports its engine down or failed for the current config, or
 /// running but unresponsive for longer than the bound; or its host is silent past the
 /// host timeout and every replica on a heartbeating host, of which there is at least
@@ -125,19 +129,28 @@ pub fn primary_lost(
     nodes: &[NodeRow],
     now: DateTime<Utc>,
     limits: Limits,
-) -> Option<String> {
+) -> Option<(failover::Reason, String)> {
+    use failover::Reason;
     let timeout = limits.host_timeout;
     let zone = &primary.zone_id;
     if host_up(primary, now, timeout) {
         return match node_state(primary, now, timeout) {
-            NodeState::Down => Some(format!("the primary's engine in {zone} is down")),
-            NodeState::Failed => Some(format!("the primary's engine in {zone} failed")),
+            NodeState::Down => Some((
+                Reason::EngineDown,
+                format!("the primary's engine in {zone} is down"),
+            )),
+            NodeState::Failed => Some((
+                Reason::EngineFailed,
+                format!("the primary's engine in {zone} failed"),
+            )),
             _ => {
                 let silent = primary.observed.as_ref()?.0.unresponsive_seconds?;
                 let over = u64::try_from(silent)
                     .is_ok_and(|s| Duration::from_secs(s) > limits.unresponsive_timeout);
                 over.then(|| {
-                    format!("the primary's engine in {zone} has not answered for {silent} s")
+                    let why =
+                        format!("the primary's engine in {zone} has not answered for {silent} s");
+                    (Reason::EngineUnresponsive, why)
                 })
             }
         };
@@ -154,10 +167,11 @@ pub fn primary_lost(
             .iter()
             .all(|r| r.role == Some(NodeRole::Replica) && r.master_link_up == Some(false));
     cut_off.then(|| {
-        format!(
+        let why = format!(
             "the primary's host {} in {zone} stopped heartbeating and every replica lost its link to it",
             primary.host_id
-        )
+        );
+        (Reason::HostLost, why)
     })
 }
 
@@ -230,7 +244,12 @@ pub async fn check(state: &AppState, instance: Uuid) -> ApiResult<()> {
     grace::apply(&mut nodes, from);
     let now = Utc::now();
     let (next, message) = match verdict(&inst, &nodes, now, limits(state)) {
-        Verdict::FailOver { old, new, reason } => {
+        Verdict::FailOver {
+            old,
+            new,
+            reason,
+            cause,
+        } => {
             let others: Vec<NodeRow> = nodes
                 .iter()
                 .filter(|n| n.id != old.id && n.id != new.id)
@@ -240,6 +259,7 @@ pub async fn check(state: &AppState, instance: Uuid) -> ApiResult<()> {
             let op =
                 failover::start_automatic(&mut tx, &inst, &nodes, old, new, &reason, fence).await?;
             tx.commit().await?;
+            failover::started(state, &inst, cause);
             // The promotion may already be applied by the time the agents answer.
             return super::advance(state, op).await;
         }

@@ -16,7 +16,7 @@ use crate::db::connectors::{self as db, NewConnector};
 use crate::error::{ApiError, ApiResult};
 use crate::instances::validate;
 use crate::networks::NetworkRow;
-use crate::operations;
+use crate::operations::{self, Finished};
 use crate::scheduler::Candidate;
 use crate::state::AppState;
 use crate::{alloc, idempotency, networks, quotas, scheduler};
@@ -55,8 +55,9 @@ pub async fn create(
         return Ok(earlier.to_wire());
     }
     match insert_and_place(state, &mut tx, target, &req, op_id).await {
-        Ok(()) => {
+        Ok(finished) => {
             tx.commit().await?;
+            state.metrics.operations_finished(finished);
             Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
         }
         Err(ApiError::ResourceExhausted(msg)) => {
@@ -107,7 +108,7 @@ async fn insert_and_place(
     target: &ConnectorRef,
     req: &CreateConnectorRequest,
     op_id: Uuid,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Finished>> {
     if req.network.is_empty() {
         return Err(ApiError::field("network", "is required"));
     }
@@ -193,9 +194,9 @@ async fn insert_and_place(
         let row = db::get_by_id(&mut *tx, id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("connector vanished in its own transaction"))?;
-        operations::finish_connector(tx, op_id, Ok(Some(&row.to_wire()))).await?;
+        return operations::finish_connector(tx, op_id, Ok(Some(&row.to_wire()))).await;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Records a create that found no room as a finished, failed operation (nothing else).
@@ -226,8 +227,9 @@ async fn record_exhausted(
     )
     .await?;
     let status = ApiError::ResourceExhausted(message).to_status();
-    operations::finish(&mut tx, op_id, Err(&status)).await?;
+    let finished = operations::finish(&mut tx, op_id, Err(&status)).await?;
     tx.commit().await?;
+    state.metrics.operations_finished(finished);
     Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
 }
 

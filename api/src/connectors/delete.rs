@@ -39,6 +39,8 @@ pub async fn delete(
     let row = db::lock(&mut tx, &target.project, &target.region, &target.name)
         .await?
         .ok_or_else(|| target.not_found())?;
+    // Operations this transaction ends, counted once it commits.
+    let (mut cancelled_op, mut removed) = (None, None);
     if let Some(active) = ops::lock_running_of_connector(&mut tx, row.id).await? {
         if active.verb == OperationVerb::Delete {
             if request_id.is_some() {
@@ -52,7 +54,7 @@ pub async fn delete(
             active.verb.as_str()
         ))
         .to_status();
-        operations::finish(&mut tx, active.id, Err(&cancelled)).await?;
+        cancelled_op = operations::finish(&mut tx, active.id, Err(&cancelled)).await?;
     }
     let new_op = target.new_operation(op_id, OperationVerb::Delete, "removing the connector");
     operations::insert_for_connector(&mut tx, new_op, row.id).await?;
@@ -66,10 +68,13 @@ pub async fn delete(
         }
         None => {
             remove(&mut tx, &row, None).await?;
-            operations::finish_connector(&mut tx, op_id, Ok(None)).await?;
+            removed = operations::finish_connector(&mut tx, op_id, Ok(None)).await?;
         }
     }
     tx.commit().await?;
+    state
+        .metrics
+        .operations_finished(cancelled_op.into_iter().chain(removed));
     Ok(op_id)
 }
 

@@ -60,6 +60,26 @@ pub async fn list(db: impl PgExecutor<'_>) -> ApiResult<Vec<HostRow>> {
         .await?)
 }
 
+/// A host's last heartbeat, for the metrics.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeartbeatRow {
+    /// Host id.
+    pub id: String,
+    /// Its zone.
+    pub zone_id: String,
+    /// Last heartbeat (`None`: registered, never heartbeated since).
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+}
+
+/// Every host's last heartbeat (one scan of `host`, no join).
+pub async fn heartbeats(db: impl PgExecutor<'_>) -> ApiResult<Vec<HeartbeatRow>> {
+    Ok(
+        sqlx::query_as("select id, zone_id, last_heartbeat_at from host order by id")
+            .fetch_all(db)
+            .await?,
+    )
+}
+
 /// What a host registers with.
 pub struct Registration<'a> {
     /// Host id.

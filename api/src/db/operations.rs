@@ -114,13 +114,40 @@ async fn insert_on(
     Ok(row)
 }
 
+/// An operation a call to [`finish`] or [`finish_connector`] ended (`None` from them
+/// when it was already done): what the metrics record once the transaction commits
+/// (`crate::metrics::Metrics::operations_finished`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// Its project.
+    pub project: String,
+    /// What it did.
+    pub verb: OperationVerb,
+    /// Whether it acted on a connector (else on an instance).
+    pub connector: bool,
+    /// Its error's status (`UNAVAILABLE`, ...), `None` when it succeeded.
+    pub error: Option<String>,
+    /// From its start to its end.
+    pub duration: std::time::Duration,
+}
+
+#[derive(sqlx::FromRow)]
+struct FinishedRow {
+    project_id: String,
+    #[sqlx(try_from = "String")]
+    verb: OperationVerb,
+    connector: bool,
+    error_status: Option<String>,
+    seconds: f64,
+}
+
 /// Marks a running operation done with its result (`Ok(None)`: succeeded with no
 /// response).
 pub async fn finish(
     conn: &mut PgConnection,
     id: Uuid,
     result: Result<Option<&Instance>, &Status>,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Finished>> {
     match result {
         Ok(i) => {
             let response = i.map(|i| OperationResponse::Instance(Box::new(i.clone())));
@@ -135,7 +162,7 @@ pub async fn finish_connector(
     conn: &mut PgConnection,
     id: Uuid,
     result: Result<Option<&Connector>, &Status>,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Finished>> {
     match result {
         Ok(c) => {
             let response = c.map(|c| OperationResponse::Connector(c.clone()));
@@ -150,20 +177,30 @@ async fn finish_with(
     id: Uuid,
     response: Option<&OperationResponse>,
     error: Option<&Status>,
-) -> ApiResult<()> {
-    sqlx::query(
+) -> ApiResult<Option<Finished>> {
+    let row: Option<FinishedRow> = sqlx::query_as(
         r#"update operation set done = true, ended_at = now(), progress = 100,
                response = $2, error = $3,
                status_detail = case when $3::jsonb is null then 'done' else 'failed' end
-           where id = $1 and not done"#,
+           where id = $1 and not done
+           returning project_id, verb,
+               (connector_id is not null or target like '%/connectors/%') as connector,
+               error->>'status' as error_status,
+               extract(epoch from ended_at - created_at)::float8 as seconds"#,
     )
     .bind(id)
     .bind(response.map(Json))
     .bind(error.map(Json))
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
     notify::operation_changed(conn, id).await?;
-    Ok(())
+    Ok(row.map(|r| Finished {
+        project: r.project_id,
+        verb: r.verb,
+        connector: r.connector,
+        error: r.error_status,
+        duration: std::time::Duration::try_from_secs_f64(r.seconds).unwrap_or_default(),
+    }))
 }
 
 /// Records the progress (0–99) of a running operation, when it changed.

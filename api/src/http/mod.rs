@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod hosts;
 mod instances;
+pub mod metrics;
 mod networks;
 mod operations;
 mod tokens;
@@ -120,17 +121,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The application: every route, the error shape for unknown routes, the protection
-/// layer (concurrency caps, cached authentication, rate limits), request tracing.
+/// The application: every route and `GET /metrics`, the error shape for unknown routes,
+/// the protection layer (concurrency caps, cached authentication, rate limits), the
+/// request metrics (outside it, so that its refusals count too), request tracing.
 pub fn app(state: AppState) -> Router {
     let (routes, _) = router().split_for_parts();
     let protect = axum::middleware::from_fn_with_state(state.clone(), crate::limits::protect);
+    let track = axum::middleware::from_fn_with_state(state.clone(), metrics::track);
     routes
+        .route(metrics::PATH, axum::routing::get(metrics::scrape))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(protect)
         .layer(RequestBodyTimeoutLayer::new(state.config.body_idle_timeout))
         .layer(axum::middleware::from_fn(reject_nul))
+        .layer(track)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

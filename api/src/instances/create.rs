@@ -339,7 +339,8 @@ async fn record_exhausted(
     let new_op = target.new_operation(op_id, OperationVerb::Create, None, "no room");
     operations::insert(&mut tx, new_op).await?;
     let status = ApiError::ResourceExhausted(message).to_status();
-    operations::finish(&mut tx, op_id, Err(&status)).await?;
+    let finished = operations::finish(&mut tx, op_id, Err(&status)).await?;
     tx.commit().await?;
+    state.metrics.operations_finished(finished);
     Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
 }

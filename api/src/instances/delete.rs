@@ -35,6 +35,8 @@ pub async fn delete(
         return Ok(earlier.id);
     }
     let inst = target.lock(&mut tx).await?;
+    // The operation a delete cancels, counted once the transaction commits.
+    let mut cancelled_op = None;
     if let Some(active) = ops::lock_running_of(&mut tx, inst.id).await? {
         if active.verb == OperationVerb::Delete {
             if request_id.is_some() {
@@ -48,7 +50,7 @@ pub async fn delete(
             active.verb.as_str()
         ))
         .to_status();
-        operations::finish(&mut tx, active.id, Err(&cancelled)).await?;
+        cancelled_op = operations::finish(&mut tx, active.id, Err(&cancelled)).await?;
     }
     let removed = nodes::remove_all(&mut tx, inst.id).await?;
     touch_nodes(&mut tx, &removed).await?;
@@ -63,5 +65,6 @@ pub async fn delete(
     let new_op = inst.new_operation(op_id, OperationVerb::Delete, "stopping the nodes");
     operations::insert(&mut tx, new_op).await?;
     tx.commit().await?;
+    state.metrics.operations_finished(cancelled_op);
     Ok(op_id)
 }

@@ -29,6 +29,55 @@ mod tests;
 /// LIMITED_DATA_LOSS refuses while the best replica lags by this much or more.
 pub const MAX_LAG_BYTES: i64 = 30 * 1024 * 1024;
 
+/// Why a failover started, as the metrics count it (`cacheplane_failovers_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Automatic: the primary's host stopped heartbeating and every replica lost its
+    /// link to it.
+    HostLost,
+    /// Automatic: the primary's agent reports its engine down.
+    EngineDown,
+    /// Automatic: the primary's agent reports its engine failed.
+    EngineFailed,
+    /// Automatic: the primary's engine has not answered its agent for longer than
+    /// `--unresponsive-timeout`.
+    EngineUnresponsive,
+    /// On request: a replica promoted at once (FORCE_DATA_LOSS, or a primary that cannot
+    /// hand over).
+    Promote,
+    /// On request: the healthy primary hands over (LIMITED_DATA_LOSS switchover).
+    Switchover,
+    /// On request: the primary re-created empty (FORCE_DATA_LOSS with no replica
+    /// running).
+    RestartEmpty,
+}
+
+impl Reason {
+    /// The label value (`host_lost`, `engine_down`, ..., `restart_empty`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::HostLost => "host_lost",
+            Reason::EngineDown => "engine_down",
+            Reason::EngineFailed => "engine_failed",
+            Reason::EngineUnresponsive => "engine_unresponsive",
+            Reason::Promote => "promote",
+            Reason::Switchover => "switchover",
+            Reason::RestartEmpty => "restart_empty",
+        }
+    }
+
+    /// Whether the health monitor started it (else a failover request).
+    pub fn automatic(self) -> bool {
+        matches!(
+            self,
+            Reason::HostLost
+                | Reason::EngineDown
+                | Reason::EngineFailed
+                | Reason::EngineUnresponsive
+        )
+    }
+}
+
 /// The replica to promote on request: linked, not in full sync, least lag, preferring the
 /// old primary's zone. `None` when no replica qualifies.
 pub fn best_replica<'a>(nodes: &'a [NodeRow], primary_zone: &str) -> Option<(&'a NodeRow, i64)> {
@@ -217,6 +266,7 @@ pub async fn failover(
     if rescue && chosen.is_none() {
         restart_empty(state, &mut tx, &inst, &nodes, primary, op_id).await?;
         tx.commit().await?;
+        started(state, &inst, Reason::RestartEmpty);
         return Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire());
     }
     let (best, lag) = chosen.ok_or_else(|| {
@@ -234,6 +284,7 @@ pub async fn failover(
     {
         start_switchover(&mut tx, &inst, primary, best, op_id, mode).await?;
         tx.commit().await?;
+        started(state, &inst, Reason::Switchover);
         return Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire());
     }
     let promotion = Promotion {
@@ -246,7 +297,15 @@ pub async fn failover(
     };
     start(&mut tx, &inst, &nodes, promotion).await?;
     tx.commit().await?;
+    started(state, &inst, Reason::Promote);
     Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
+}
+
+/// Counts a failover of `inst` whose transaction committed.
+pub fn started(state: &AppState, inst: &InstanceRow, reason: Reason) {
+    state
+        .metrics
+        .failover_started(&inst.project_id, &inst.name, reason);
 }
 
 /// Whether the new primary `new` starts with its write fence on: only if another node

@@ -33,7 +33,9 @@ fn summary(tier: Tier, nodes: &[NodeRow]) -> String {
     match verdict(&instance(tier), nodes, now(), LIMITS) {
         Verdict::Healthy => "healthy".into(),
         Verdict::Repairing(m) => format!("repairing: {m}"),
-        Verdict::FailOver { old, new, reason } => {
+        Verdict::FailOver {
+            old, new, reason, ..
+        } => {
             assert_eq!(old.role, NodeRole::Primary);
             format!("failover to {}: {reason}", new.ordinal)
         }
@@ -328,4 +330,35 @@ fn lost_replicas_are_found_after_the_repair_bound() {
         let got = lost_replica(&nodes, now(), repair_after).map(|n| n.ordinal);
         assert_eq!(got, want, "{name}");
     }
+}
+
+#[test]
+fn each_automatic_failover_names_its_cause_for_the_metrics() {
+    use crate::instances::failover::Reason;
+    let cause =
+        |nodes: Vec<NodeRow>| match verdict(&instance(Tier::StandardHa), &nodes, now(), LIMITS) {
+            Verdict::FailOver { cause, .. } => Some(cause),
+            _ => None,
+        };
+    let failed = reported(primary(), |r| r.error = Some("oom".into()));
+    let cases: Vec<(Vec<NodeRow>, Reason)> = vec![
+        (
+            vec![engine_down(primary()), replica(1, "b")],
+            Reason::EngineDown,
+        ),
+        (vec![failed, replica(1, "b")], Reason::EngineFailed),
+        (
+            vec![unresponsive(primary(), 60), replica(1, "b")],
+            Reason::EngineUnresponsive,
+        ),
+        (
+            vec![host_silent(primary()), link_down(replica(1, "b"))],
+            Reason::HostLost,
+        ),
+    ];
+    for (nodes, want) in cases {
+        assert_eq!(cause(nodes), Some(want));
+        assert!(want.automatic(), "{want:?}");
+    }
+    assert!(!Reason::Switchover.automatic() && !Reason::Promote.automatic());
 }

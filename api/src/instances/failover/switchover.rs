@@ -32,7 +32,7 @@ use crate::db::nodes;
 use crate::error::ApiResult;
 use crate::instances::node_state::{host_up, node_state};
 use crate::instances::{lock_region_hosts, touch_nodes, NodeRow};
-use crate::operations::{self, OperationRow};
+use crate::operations::{self, Finished, OperationRow};
 
 /// The longest the old primary pauses writes while waiting for the target to catch up
 /// (`FAILOVER … TIMEOUT`). A linked replica less than 30 MiB behind catches up in
@@ -195,7 +195,8 @@ fn abandon(status: &'static str, code: u16, message: String) -> Next {
     }
 }
 
-/// Carries out `next` for operation `op` on `inst` (whose row lock the caller holds).
+/// Carries out `next` for operation `op` on `inst` (whose row lock the caller holds);
+/// answers the operation when this ended it (an abandoned switchover).
 pub async fn apply(
     tx: &mut PgConnection,
     op: &OperationRow,
@@ -204,7 +205,7 @@ pub async fn apply(
     next: Next,
     now: DateTime<Utc>,
     timeout: Duration,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Finished>> {
     let id_of = |key: &str| {
         op.params.0[key]
             .as_str()
@@ -213,18 +214,21 @@ pub async fn apply(
     let (old, new) = (id_of("oldPrimary"), id_of("newPrimary"));
     let marked: Vec<Uuid> = [old, new].into_iter().flatten().collect();
     match next {
-        Next::Wait(detail) => operations::set_progress(tx, op.id, 20, &detail).await,
+        Next::Wait(detail) => operations::set_progress(tx, op.id, 20, &detail)
+            .await
+            .map(|()| None),
         Next::Arm => {
-            let Some(old) = old else { return Ok(()) };
+            let Some(old) = old else { return Ok(None) };
             lock_region_hosts(&mut *tx, &inst.region_id).await?;
             nodes::set_switchover(&mut *tx, &[old], Some(op.id)).await?;
             touch_nodes(&mut *tx, &[old]).await?;
             let detail = "the primary pauses writes and hands over";
-            operations::set_progress(tx, op.id, 30, detail).await
+            operations::set_progress(tx, op.id, 30, detail).await?;
+            Ok(None)
         }
         Next::Record => {
             let (Some(old), Some(new)) = (old, new) else {
-                return Ok(());
+                return Ok(None);
             };
             lock_region_hosts(&mut *tx, &inst.region_id).await?;
             super::promote(&mut *tx, inst.id, old, new).await?;
@@ -235,7 +239,8 @@ pub async fn apply(
             touch_nodes(&mut *tx, &all).await?;
             tracing::info!(instance = %inst.full_name(), %old, %new, "switchover done: roles recorded");
             let detail = format!("node {new} took over; moving the primary endpoint");
-            operations::set_progress(tx, op.id, 60, &detail).await
+            operations::set_progress(tx, op.id, 60, &detail).await?;
+            Ok(None)
         }
         Next::Abandon {
             status,
@@ -252,7 +257,7 @@ pub async fn apply(
                 message: message.clone(),
                 details: Vec::new(),
             };
-            operations::finish(tx, op.id, Err(&error)).await?;
+            let finished = operations::finish(tx, op.id, Err(&error)).await?;
             let sick = crate::background::health::sick(nodes, now, timeout);
             let state = if sick.is_empty() {
                 cacheplane_types::InstanceState::Ready
@@ -260,7 +265,7 @@ pub async fn apply(
                 cacheplane_types::InstanceState::Repairing
             };
             db::set_state(tx, inst.id, state, Some(&sick), Guard::Always).await?;
-            Ok(())
+            Ok(finished)
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::db::instances::{self as db, FieldChanges, Guard};
 use crate::db::nodes;
 use crate::error::{ApiError, ApiResult};
 use crate::instances::{render, touch_nodes, validate, InstanceRef, InstanceRow};
-use crate::operations::{self, NewOperation};
+use crate::operations::{self, Finished, NewOperation};
 use crate::state::AppState;
 use crate::{catalog, idempotency, quotas};
 
@@ -129,8 +129,9 @@ pub async fn patch(
     touched.sort();
     touched.dedup();
     touch_nodes(&mut tx, &touched).await?;
-    record(state, &mut tx, &inst, op_id, &mask, !touched.is_empty()).await?;
+    let finished = record(state, &mut tx, &inst, op_id, &mask, !touched.is_empty()).await?;
     tx.commit().await?;
+    state.metrics.operations_finished(finished);
     Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
 }
 
@@ -166,7 +167,7 @@ fn check_preconditions(
 }
 
 /// Bumps the instance's version (UPDATING when nodes changed) and records the update
-/// operation, finished at once when no node changed.
+/// operation, finished at once (and answered) when no node changed.
 async fn record(
     state: &AppState,
     tx: &mut PgConnection,
@@ -174,7 +175,7 @@ async fn record(
     op_id: Uuid,
     mask: &[String],
     nodes_changed: bool,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Finished>> {
     let new_state = if nodes_changed {
         InstanceState::Updating
     } else {
@@ -197,7 +198,7 @@ async fn record(
             .ok_or_else(|| ApiError::NotFound(format!("instance '{}' not found", inst.name)))?;
         let nodes = nodes::of_instances(&mut *tx, &[inst.id]).await?;
         let wire = render::to_wire(&inst, &nodes, Utc::now(), state.config.host_timeout);
-        operations::finish(tx, op_id, Ok(Some(&wire))).await?;
+        return operations::finish(tx, op_id, Ok(Some(&wire))).await;
     }
-    Ok(())
+    Ok(None)
 }
