@@ -5,6 +5,7 @@
 //! anyhow::Result<report::Section>`; to add one, add the module, a [`Bench`] variant and
 //! its arm in [`run_bench`].
 
+mod admin;
 mod agent_idle;
 mod alloc;
 mod create_latency;
