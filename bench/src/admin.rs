@@ -185,7 +185,6 @@ impl AdminClient {
         self.wait_op(&op_name(&op)?).await?;
         Ok(())
     }
-
 }
 
 /// Whether `inst` is READY with `nodes` nodes, every one READY.

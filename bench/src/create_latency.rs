@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use serde_json::{json, Value};
 
-use crate::report::{Row, Section};
 use crate::admin::PARENT;
+use crate::report::{Row, Section};
 use crate::stack::{Stack, StackConfig, SUPERNET};
 use crate::stats::{ms, Samples};
 

@@ -23,9 +23,9 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::Value;
 
+use crate::admin::PARENT;
 use crate::create_latency::redis_version;
 use crate::report::{Row, Section};
-use crate::admin::PARENT;
 use crate::stack::{self, Stack, StackConfig, SUPERNET};
 use crate::stats::{ms, Samples};
 use cacheplane_testkit::resp::{self, is_readonly, Client};

@@ -175,7 +175,10 @@ async fn measure(cfg: &Config, stack: &Stack, rb_version: &str) -> anyhow::Resul
         .create(ID, &stack::ha_body())
         .await
         .with_context(|| format!("creating {ID}"))?;
-    let inst = stack.api().wait_ready(ID, NODES, Duration::from_secs(60)).await?;
+    let inst = stack
+        .api()
+        .wait_ready(ID, NODES, Duration::from_secs(60))
+        .await?;
     let primary = stack::node_with_role(&inst, "PRIMARY")?;
     let replica = stack::node_with_role(&inst, "REPLICA")?;
     let targets = Targets {
