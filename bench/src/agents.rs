@@ -92,15 +92,36 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Section> {
         eprintln!("[bench] warning: the open-files limit ({files}) is below what {most} agents need (~{}); raise `ulimit -Hn`", most * 2 + 1_000);
     }
     let mut outcomes = Vec::new();
+    let mut failed = Vec::new();
     for &agents in &cfg.agents {
         for &replicas in &cfg.replicas {
             eprintln!("[bench] agents: {agents} agents, {replicas} API replica(s)");
-            let o = scenario(cfg, agents, replicas).await?;
-            eprintln!("[bench] agents: {}", o.summary());
-            outcomes.push(o);
+            match scenario(cfg, agents, replicas).await {
+                Ok(o) => {
+                    eprintln!("[bench] agents: {}", o.summary());
+                    outcomes.push(o);
+                }
+                // The other counts still say something: recorded as a missed row.
+                Err(e) => {
+                    eprintln!(
+                        "[bench] agents: {agents} agents, {replicas} replica(s) failed: {e:#}"
+                    );
+                    failed.push(Row::check(
+                        format!(
+                            "{} agents, {replicas} API replica(s): run",
+                            count(u64::from(agents))
+                        ),
+                        format!("failed: {}", first_line(&format!("{e:#}"))),
+                        "completes",
+                        false,
+                    ));
+                }
+            }
         }
     }
-    Ok(section(cfg, &outcomes, files))
+    let mut section = section(cfg, &outcomes, files);
+    section.rows.extend(failed);
+    Ok(section)
 }
 
 /// The figures of one agent count × replica count.
@@ -127,6 +148,8 @@ struct Outcome {
     lock_wait_samples: i64,
     samples: i64,
     api_files: usize,
+    /// What the active sessions waited for, summed over the samples.
+    waits: BTreeMap<String, i64>,
     load: (f64, f64),
     silences: Vec<workload::Silence>,
 }
@@ -175,6 +198,16 @@ impl Outcome {
             .max()
             .unwrap_or_default()
     }
+}
+
+/// The first line of `s`, at most 300 characters.
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
 }
 
 fn secs(d: Duration) -> String {
@@ -326,6 +359,7 @@ async fn simulate(
         let pids: Vec<u32> = servers.iter().filter_map(ApiServer::pid).collect();
         tokio::spawn(async move {
             let (mut peak, mut lock_waits, mut samples, mut files) = (Activity::default(), 0, 0, 0);
+            let mut waits: BTreeMap<String, i64> = BTreeMap::new();
             while Instant::now() < until {
                 if let Ok(a) = procs::activity(&pool, &name).await {
                     peak.connections = peak.connections.max(a.connections);
@@ -334,10 +368,13 @@ async fn simulate(
                     lock_waits += a.lock_waits;
                     samples += 1;
                 }
+                for (what, n) in procs::waits(&pool, &name).await.unwrap_or_default() {
+                    *waits.entry(what).or_default() += n;
+                }
                 files = files.max(pids.iter().filter_map(|p| procs::open_files(*p)).sum());
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            (peak, lock_waits, samples, files)
+            (peak, lock_waits, samples, files, waits)
         })
     };
     let churn = workload::churn(&admin, cfg.churn_loops, until, "churn").await;
@@ -346,7 +383,7 @@ async fn simulate(
     let window = window_start.elapsed();
     let (api1, pg1, me1) = (api_cpu(), procs::postgres_cpu(postmaster), self_cpu());
     let load1 = procs::load_average().unwrap_or(f64::NAN);
-    let (peak, lock_wait_samples, samples, api_files) = sampler.await?;
+    let (peak, lock_wait_samples, samples, api_files, waits) = sampler.await?;
     pool.close().await;
 
     let silences = workload::silence(
@@ -399,6 +436,7 @@ async fn simulate(
         lock_wait_samples,
         samples,
         api_files,
+        waits,
         load: (load0, load1),
         silences,
     })
@@ -523,6 +561,20 @@ fn section(cfg: &Config, outcomes: &[Outcome], files: u64) -> Section {
                 o.churn_failures[0]
             ));
         }
+        let mut waits: Vec<(&String, &i64)> = o.waits.iter().collect();
+        waits.sort_by(|a, b| b.1.cmp(a.1));
+        let top: Vec<String> = waits
+            .iter()
+            .take(4)
+            .map(|(w, n)| format!("{n}× `{w}`"))
+            .collect();
+        if !top.is_empty() {
+            trouble.push(format!(
+                "active sessions seen in {} samples: {}",
+                o.samples,
+                top.join(", ")
+            ));
+        }
         notes.push(format!(
             "{l}: all registered in {}; {} new configs received in the window; {} of the wake-ups came before the create's answer (counted as 0){}",
             secs(o.registered_in),
@@ -545,7 +597,7 @@ fn section(cfg: &Config, outcomes: &[Outcome], files: u64) -> Section {
                 cfg.churn_loops
             ),
             format!(
-                "Silence: after the window the hosts of {} STANDARD_HA primaries stop heartbeating and polling, 0.5 s apart; timed from each host's last heartbeat sent to the instance showing another primary (GET every 20 ms), and to that node's agent receiving its promotion. API --host-timeout {}.",
+                "Silence: after the window the hosts of {} STANDARD_HA primaries go down with their engines, 0.5 s apart: their agents stop heartbeating and polling, and the replicas of their nodes on other hosts report their link down from then on (the API fails a silent host's primary over only once every replica has lost it, so that a dead agent alone never causes one). Timed from each host's last heartbeat sent to the instance showing another primary (GET every 20 ms), and to that node's agent receiving its promotion. API --host-timeout {}.",
                 cfg.silences,
                 secs(cfg.host_timeout)
             ),

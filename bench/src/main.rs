@@ -173,7 +173,7 @@ struct Args {
     #[arg(long, default_value_t = 5.0)]
     sim_warmup_secs: f64,
 
-    /// agents: concurrent create/delete loops during the window.
+    /// agents: concurrent create/delete loops during the window (0: heartbeats alone).
     #[arg(long, default_value_t = 4)]
     sim_churn: usize,
 
@@ -283,7 +283,7 @@ async fn run_bench(bench: Bench, args: &Args) -> anyhow::Result<report::Section>
                 replicas: args.sim_replicas.clone(),
                 window: secs(args.sim_secs),
                 warmup: secs(args.sim_warmup_secs),
-                churn_loops: args.sim_churn.max(1),
+                churn_loops: args.sim_churn,
                 silences: args.sim_silences,
                 host_timeout: secs(args.sim_host_timeout_secs),
                 interval: secs(args.sim_interval_secs.max(0.01)),

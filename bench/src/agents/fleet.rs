@@ -96,6 +96,11 @@ pub struct Records {
     /// Node → when its agent first received it as the primary, having held it as a
     /// replica (a promotion reaching the host).
     pub promoted: HashMap<Uuid, Instant>,
+    /// Node → its address, as its host config gives it.
+    pub addresses: HashMap<Uuid, String>,
+    /// Addresses of the nodes of hosts that went down, with when: replicas of them
+    /// report their link down from then on.
+    pub down: HashMap<String, Instant>,
 }
 
 /// Shared by every agent and the benchmark.
@@ -130,6 +135,22 @@ impl Board {
         *which(&mut self.records()).entry(why).or_default() += 1;
     }
 
+    /// Takes the host of agent `index` down with its engines: the replicas of its nodes
+    /// on other hosts report their link to them down from now on.
+    pub fn host_down(&self, index: usize) {
+        let now = Instant::now();
+        let mut r = self.records();
+        let gone: Vec<String> = r
+            .holders
+            .iter()
+            .filter(|(_, h)| **h == index)
+            .filter_map(|(n, _)| r.addresses.get(n).cloned())
+            .collect();
+        for a in gone {
+            r.down.entry(a).or_insert(now);
+        }
+    }
+
     fn received(&self, index: usize, old: Option<&HostConfig>, new: &HostConfig, at: Instant) {
         let before: HashMap<Uuid, NodeRole> = old
             .map(|c| c.nodes.iter().map(|n| (n.node_id, n.role)).collect())
@@ -141,6 +162,7 @@ impl Board {
         }
         for n in &new.nodes {
             r.holders.insert(n.node_id, index);
+            r.addresses.insert(n.node_id, n.address.clone());
             match before.get(&n.node_id) {
                 None => r.seen.entry(n.instance.clone()).or_default().push(at),
                 Some(NodeRole::Replica) if n.role == NodeRole::Primary => {
@@ -407,12 +429,17 @@ impl Agent {
         };
         // A replication stream of 1 MB/s since the agent started.
         let offset = 1_000 + self.started.elapsed().as_millis() as i64 * 1_000;
+        let records = self.board.records();
         let nodes: Vec<NodeReport> = config
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| node_report(n, offset, 10_000 + i as i64))
+            .map(|(i, n)| {
+                let cut = n.primary_address.as_ref().and_then(|a| records.down.get(a));
+                node_report(n, offset, 10_000 + i as i64, cut.map(Instant::elapsed))
+            })
             .collect();
+        drop(records);
         let used: i64 = nodes.iter().filter_map(|n| n.used_memory_bytes).sum();
         HeartbeatRequest {
             applied_generation: config.generation,
@@ -425,8 +452,9 @@ impl Agent {
 
 /// A node running in the role asked, healthy; a primary told to hand over reports the
 /// handover done (a replica of the target), as the real agent does once its engine's
-/// `FAILOVER TO` is done.
-fn node_report(n: &NodeSpec, offset: i64, pid: i64) -> NodeReport {
+/// `FAILOVER TO` is done. A replica whose primary's host went down `link_down` ago
+/// reports its link down.
+fn node_report(n: &NodeSpec, offset: i64, pid: i64, link_down: Option<Duration>) -> NodeReport {
     let handed_over = n.role == NodeRole::Primary && n.switchover.is_some();
     let role = if handed_over {
         NodeRole::Replica
@@ -438,7 +466,8 @@ fn node_report(n: &NodeSpec, offset: i64, pid: i64) -> NodeReport {
         node_id: n.node_id,
         process_up: true,
         role: Some(role),
-        master_link_up: replica.then_some(true),
+        master_link_up: replica.then_some(link_down.is_none()),
+        master_link_down_since_seconds: link_down.filter(|_| replica).map(|d| d.as_secs() as i64),
         replication_offset: Some(offset),
         lag_bytes: replica.then_some(0),
         used_memory_bytes: Some(n.maxmemory_bytes / 4),

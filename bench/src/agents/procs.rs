@@ -120,6 +120,21 @@ pub async fn activity(pool: &PgPool, name: &str) -> anyhow::Result<Activity> {
     })
 }
 
+/// What the active sessions of database `name` wait for now: "wait event: statement"
+/// (the statement's first 90 characters, blanks squeezed) → how many sessions.
+pub async fn waits(pool: &PgPool, name: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        r"select coalesce(wait_event_type || '/' || wait_event, 'on CPU') || ': '
+                 || left(regexp_replace(query, '\s+', ' ', 'g'), 90), count(*)
+         from pg_stat_activity
+         where datname = $1 and state = 'active' and pid <> pg_backend_pid()
+         group by 1 order by 2 desc",
+    )
+    .bind(name)
+    .fetch_all(pool)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

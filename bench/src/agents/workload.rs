@@ -27,6 +27,9 @@ fn basic_body() -> Value {
     json!({ "tier": "BASIC", "memorySizeGb": 1 })
 }
 
+/// How long after the window a create/delete cycle may still finish.
+const GRACE: Duration = Duration::from_secs(10);
+
 /// What the create/delete loops did.
 #[derive(Debug, Default)]
 pub struct Churn {
@@ -53,7 +56,13 @@ pub async fn churn(api: &AdminClient, loops: usize, until: Instant, prefix: &str
                 // BASIC and STANDARD_HA in turn, the loops starting on either.
                 let body = [basic_body(), ha_body()][(n as usize + l) % 2].clone();
                 n += 1;
-                match cycle(&api, &id, &body, &mut out).await {
+                // A cycle still running this long after the window is cut short.
+                let cut = tokio::time::sleep_until((until + GRACE).into());
+                let done = tokio::select! {
+                    r = cycle(&api, &id, &body, &mut out) => r,
+                    _ = cut => Err(anyhow::anyhow!("not done {GRACE:?} after the window")),
+                };
+                match done {
                     Ok(()) => out.cycles += 1,
                     Err(e) => {
                         out.failures.push(format!("{id}: {e:#}"));
@@ -115,11 +124,11 @@ pub async fn silence(
             .to_string();
         let node = old.parse().with_context(|| format!("node id {old}"))?;
         let holder = board.records().holders.get(&node).copied();
-        let control = holder
-            .and_then(|h| controls.get(h))
-            .with_context(|| format!("no simulated agent holds node {old}"))?
-            .clone();
+        let (index, control) = holder
+            .and_then(|h| Some((h, controls.get(h)?.clone())))
+            .with_context(|| format!("no simulated agent holds node {old}"))?;
         control.silence.cancel();
+        board.host_down(index);
         let since = control.last_beat_sent().unwrap_or_else(Instant::now);
         let (api, board, id) = (api.clone(), board.clone(), id.clone());
         set.spawn(async move { failover_of(&api, &board, &id, &old, since, limit).await });
