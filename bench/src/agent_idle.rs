@@ -72,10 +72,12 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Section> {
 
 async fn measure(cfg: &Config, stack: &Stack) -> anyhow::Result<Section> {
     let basic = stack
+        .api()
         .create("idle-basic", &json!({"tier": "BASIC", "memorySizeGb": 1}))
         .await
         .context("creating idle-basic")?;
     let ha = stack
+        .api()
         .create(
             "idle-ha",
             &json!({

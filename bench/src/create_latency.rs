@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use serde_json::{json, Value};
 
+use crate::admin::PARENT;
 use crate::report::{Row, Section};
-use crate::stack::{Stack, StackConfig, PARENT, SUPERNET};
+use crate::stack::{Stack, StackConfig, SUPERNET};
 use crate::stats::{ms, Samples};
 
 /// Knobs (flags of `cacheplane-bench`).
@@ -175,13 +176,13 @@ async fn measure_tier(cfg: &Config, stack: &Stack, tier: &Tier) -> anyhow::Resul
     for i in 0..cfg.creates {
         let id = format!("{}-{i:02}", tier.prefix);
         let start = Instant::now();
-        let (op, answered) = stack.send_create(&id, &tier.body).await?;
-        stack.wait_op(&op).await?;
+        let (op, answered) = stack.api().send_create(&id, &tier.body).await?;
+        stack.api().wait_op(&op).await?;
         let ready = start.elapsed();
         m.ready.push(ready);
         m.accepted.push(answered - start);
 
-        let inst = stack.instance(&id).await?;
+        let inst = stack.api().instance(&id).await?;
         let nodes = inst["nodes"].as_array().map_or(0, Vec::len);
         let nodes_ready = inst["nodes"]
             .as_array()
@@ -192,6 +193,7 @@ async fn measure_tier(cfg: &Config, stack: &Stack, tier: &Tier) -> anyhow::Resul
             tier.nodes
         );
         stack
+            .api()
             .delete(&id)
             .await
             .with_context(|| format!("deleting {id}"))?;

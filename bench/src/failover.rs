@@ -23,9 +23,10 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::Value;
 
+use crate::admin::PARENT;
 use crate::create_latency::redis_version;
 use crate::report::{Row, Section};
-use crate::stack::{self, Stack, StackConfig, PARENT, SUPERNET};
+use crate::stack::{self, Stack, StackConfig, SUPERNET};
 use crate::stats::{ms, Samples};
 use cacheplane_testkit::resp::{self, is_readonly, Client};
 
@@ -129,16 +130,17 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Section> {
 
 async fn measure(cfg: &Config, stack: &Stack) -> anyhow::Result<Section> {
     stack
+        .api()
         .create(ID, &stack::ha_body())
         .await
         .with_context(|| format!("creating {ID}"))?;
-    let inst = stack.wait_ready(ID, NODES, READY_LIMIT).await?;
+    let inst = stack.api().wait_ready(ID, NODES, READY_LIMIT).await?;
     let host = inst["host"].as_str().context("no host")?.to_string();
     let port = inst["port"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .context("no port")?;
-    let auth = stack.auth_string(ID).await?;
+    let auth = stack.api().auth_string(ID).await?;
     eprintln!(
         "[failover] {ID} READY at {host}:{port}; {} failovers",
         cfg.failovers
@@ -204,7 +206,7 @@ async fn one_round(
     // phase of their 1 s observe/heartbeat rhythm.
     let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..1000));
     tokio::time::sleep(cfg.settle + jitter).await;
-    let inst = stack.wait_ready(ID, NODES, READY_LIMIT).await?;
+    let inst = stack.api().wait_ready(ID, NODES, READY_LIMIT).await?;
     let primary = stack::node_with_role(&inst, "PRIMARY")?;
     let old_primary = primary["id"].as_str().context("node id")?.to_string();
     let agent = stack
@@ -214,7 +216,7 @@ async fn one_round(
         .engine_pid(&old_primary)
         .with_context(|| format!("no running redis-server for node {old_primary}"))?;
     wait_writes_ok(log).await?;
-    for op in stack.operations().await? {
+    for op in stack.api().operations().await? {
         if let Some(name) = op["name"].as_str() {
             known.insert(name.to_string());
         }
@@ -232,13 +234,13 @@ async fn one_round(
     let window = first_ok_after(log, killed_at).await?;
     let op = failover_op(stack, known).await?;
     let name = op["name"].as_str().context("operation name")?.to_string();
-    let done = stack.wait_op(&name).await?;
+    let done = stack.api().wait_op(&name).await?;
     let op_end = done["metadata"]["endTime"]
         .as_str()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
         .with_context(|| format!("no endTime in the done operation {done}"))?;
-    let after = stack.wait_ready(ID, NODES, READY_LIMIT).await?;
+    let after = stack.api().wait_ready(ID, NODES, READY_LIMIT).await?;
     let ready = killed_at.elapsed();
 
     ensure!(
@@ -328,7 +330,7 @@ async fn failover_op(stack: &Stack, known: &mut HashSet<String>) -> anyhow::Resu
     let target = format!("{}/instances/{ID}", PARENT.trim_start_matches("/v1/"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ops = stack.operations().await?;
+        let ops = stack.api().operations().await?;
         if let Some(op) = ops.into_iter().find(|o| {
             o["metadata"]["verb"] == "failover"
                 && o["metadata"]["target"] == target.as_str()

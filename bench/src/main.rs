@@ -5,7 +5,9 @@
 //! anyhow::Result<report::Section>`; to add one, add the module, a [`Bench`] variant and
 //! its arm in [`run_bench`].
 
+mod admin;
 mod agent_idle;
+mod agents;
 mod alloc;
 mod create_latency;
 mod db;
@@ -36,6 +38,9 @@ enum Bench {
     Failover,
     /// redis-benchmark through the primary and read endpoints vs straight to the nodes.
     Throughput,
+    /// 1 000 simulated agents against 1 and 2 API replicas: heartbeats, config
+    /// wake-ups, CPU per heartbeat, silent hosts.
+    Agents,
 }
 
 /// Measures the performance targets of the Cacheplane control plane.
@@ -150,6 +155,44 @@ struct Args {
     /// throughput: runs of each configuration (the median is compared).
     #[arg(long, default_value_t = 3)]
     tp_repeats: u32,
+
+    /// agents: simulated agent counts (comma-separated), each run against every
+    /// --sim-replicas.
+    #[arg(long, value_delimiter = ',', default_value = "1000,2000")]
+    sim_agents: Vec<u32>,
+
+    /// agents: API replica counts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    sim_replicas: Vec<u32>,
+
+    /// agents: the measured window (s).
+    #[arg(long, default_value_t = 20.0)]
+    sim_secs: f64,
+
+    /// agents: warm-up after the last registration (s).
+    #[arg(long, default_value_t = 5.0)]
+    sim_warmup_secs: f64,
+
+    /// agents: concurrent create/delete loops during the window (0: heartbeats alone).
+    #[arg(long, default_value_t = 4)]
+    sim_churn: usize,
+
+    /// agents: hosts of STANDARD_HA primaries silenced after the window.
+    #[arg(long, default_value_t = 3)]
+    sim_silences: usize,
+
+    /// agents: the API's --host-timeout (s).
+    #[arg(long, default_value_t = 10.0)]
+    sim_host_timeout_secs: f64,
+
+    /// agents: the simulated agents' heartbeat interval (s; the real agent's default 1).
+    #[arg(long, default_value_t = 1.0)]
+    sim_interval_secs: f64,
+
+    /// agents: one more flag for every API process, e.g.
+    /// `--sim-api-arg=--max-agent-requests=8192` (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    sim_api_arg: Vec<String>,
 }
 
 impl Args {
@@ -227,6 +270,24 @@ async fn run_bench(bench: Bench, args: &Args) -> anyhow::Result<report::Section>
                 pipelined_requests: args.tp_pipelined_requests,
                 clients: args.tp_clients,
                 repeats: args.tp_repeats,
+                keep_db: args.keep_db,
+            })
+            .await
+        }
+        Bench::Agents => {
+            let secs = |s: f64| std::time::Duration::from_secs_f64(s.max(0.0));
+            agents::run(&agents::Config {
+                database_url: args.database_url.clone(),
+                api_bin: args.api_bin.clone(),
+                agents: args.sim_agents.clone(),
+                replicas: args.sim_replicas.clone(),
+                window: secs(args.sim_secs),
+                warmup: secs(args.sim_warmup_secs),
+                churn_loops: args.sim_churn,
+                silences: args.sim_silences,
+                host_timeout: secs(args.sim_host_timeout_secs),
+                interval: secs(args.sim_interval_secs.max(0.01)),
+                api_args: args.sim_api_arg.clone(),
                 keep_db: args.keep_db,
             })
             .await

@@ -119,6 +119,11 @@ impl ApiServer {
         cpu_time(&format!("/proc/{}/stat", self.child.id()?))
     }
 
+    /// The server's process id (`None` once it exited).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> &str {
         &self.base_url

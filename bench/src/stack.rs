@@ -6,18 +6,17 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 pub use cacheplane_testkit::agent::Agent;
 use cacheplane_testkit::agent::AgentOptions;
 use cacheplane_testkit::net::{hold_supernet, supernet_guard_port};
 use cacheplane_testkit::stack::wait_hosts_up;
-use cacheplane_testkit::wait::{try_wait_until, Poll};
 use cacheplane_testkit::Caller;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use serde_json::{json, Value};
 
+use crate::admin::AdminClient;
 use crate::db::FreshDb;
 use crate::server::ApiServer;
 
@@ -29,14 +28,8 @@ pub const SUPERNET: &str = "127.200.0.0/16";
 /// (`cacheplane_testkit::net`); holding it keeps them off while the stack runs.
 const SUPERNET_X: u8 = 200;
 
-/// Where the instances are created: project `bench` (made by the first create).
-pub const PARENT: &str = "/v1/projects/bench/locations/local";
-
 /// Memory each agent offers (16 GiB).
 pub const AGENT_MEMORY_BYTES: i64 = 16 << 30;
-
-/// How long any single create or delete may take before the run is given up.
-const OP_LIMIT: Duration = Duration::from_secs(120);
 
 /// What the stack needs.
 #[derive(Debug, Clone)]
@@ -65,8 +58,7 @@ pub struct Stack {
     db: FreshDb,
     server: ApiServer,
     agents: Vec<Agent>,
-    client: reqwest::Client,
-    token: String,
+    api: AdminClient,
     _guard: TcpListener,
 }
 
@@ -92,12 +84,11 @@ impl Stack {
         })?;
         let db = FreshDb::create(&cfg.database_url, cfg.db_prefix, cfg.keep_db).await?;
         match Self::start_in(cfg, &db).await {
-            Ok((server, agents, client, token)) => Ok(Stack {
+            Ok((server, agents, api)) => Ok(Stack {
                 db,
                 server,
                 agents,
-                client,
-                token,
+                api,
                 _guard: guard,
             }),
             Err(e) => {
@@ -110,7 +101,7 @@ impl Stack {
     async fn start_in(
         cfg: &StackConfig,
         db: &FreshDb,
-    ) -> anyhow::Result<(ApiServer, Vec<Agent>, reqwest::Client, String)> {
+    ) -> anyhow::Result<(ApiServer, Vec<Agent>, AdminClient)> {
         let token = cacheplane_api::auth::generate_secret();
         let server = ApiServer::start_with_args(
             &cfg.api_bin,
@@ -119,10 +110,7 @@ impl Stack {
             &["--default-network-supernet", SUPERNET],
         )
         .await?;
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .timeout(Duration::from_secs(90))
-            .build()?;
+        let client = AdminClient::new(server.base_url(), &token)?;
         let mut agents = Vec::new();
         for z in ["a", "b", "c"] {
             agents.push(Agent::spawn(AgentOptions {
@@ -148,12 +136,17 @@ impl Stack {
             server.stop().await.ok();
             return Err(e.into());
         }
-        Ok((server, agents, client, token))
+        Ok((server, agents, client))
     }
 
     /// The API server.
     pub fn server(&self) -> &ApiServer {
         &self.server
+    }
+
+    /// The API with the admin token.
+    pub fn api(&self) -> &AdminClient {
+        &self.api
     }
 
     /// The agents.
@@ -166,160 +159,9 @@ impl Stack {
         self.db.name()
     }
 
-    /// `METHOD path` with the admin token and a JSON body; the status and JSON answer.
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut req = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.server.base_url()))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await?;
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Ok((status, json))
-    }
-
-    /// Sends the create of instance `id`; answers the operation's name and when the
-    /// POST was answered.
-    pub async fn send_create(&self, id: &str, body: &Value) -> anyhow::Result<(String, Instant)> {
-        let (status, op) = self
-            .call(
-                reqwest::Method::POST,
-                &format!("{PARENT}/instances?instanceId={id}"),
-                Some(body),
-            )
-            .await?;
-        let at = Instant::now();
-        ensure!(status == 200, "create {id}: {status} {op}");
-        Ok((op_name(&op)?, at))
-    }
-
-    /// Waits (server side, 30 s at a time) until operation `name` is done and fails when
-    /// it ended in an error; answers the done operation.
-    pub async fn wait_op(&self, name: &str) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + OP_LIMIT;
-        loop {
-            let (status, op) = self
-                .call(
-                    reqwest::Method::POST,
-                    &format!("/v1/{name}/wait?timeout=30s"),
-                    Some(&json!({})),
-                )
-                .await?;
-            ensure!(status == 200, "wait {name}: {status} {op}");
-            if op["done"] == true {
-                if !op["error"].is_null() {
-                    bail!("operation {name} failed: {op}");
-                }
-                return Ok(op);
-            }
-            if Instant::now() > deadline {
-                bail!("operation {name} not done after {OP_LIMIT:?}: {op}");
-            }
-        }
-    }
-
-    /// Creates instance `id` and waits until it is READY.
-    pub async fn create(&self, id: &str, body: &Value) -> anyhow::Result<Value> {
-        let (name, _) = self.send_create(id, body).await?;
-        self.wait_op(&name).await?;
-        self.instance(id).await
-    }
-
-    /// `GET …/instances/{id}`, which must answer 200.
-    pub async fn instance(&self, id: &str) -> anyhow::Result<Value> {
-        let (status, inst) = self
-            .call(
-                reqwest::Method::GET,
-                &format!("{PARENT}/instances/{id}"),
-                None,
-            )
-            .await?;
-        ensure!(status == 200, "get {id}: {status} {inst}");
-        Ok(inst)
-    }
-
-    /// The auth string of instance `id` (`GET …/instances/{id}/authString`).
-    pub async fn auth_string(&self, id: &str) -> anyhow::Result<String> {
-        let (status, body) = self
-            .call(
-                reqwest::Method::GET,
-                &format!("{PARENT}/instances/{id}/authString"),
-                None,
-            )
-            .await?;
-        ensure!(status == 200, "auth string of {id}: {status}");
-        body["authString"]
-            .as_str()
-            .map(str::to_string)
-            .context("no authString in the answer")
-    }
-
-    /// The first page of `GET …/operations` (newest first, 100 of them).
-    pub async fn operations(&self) -> anyhow::Result<Vec<Value>> {
-        let (status, body) = self
-            .call(reqwest::Method::GET, &format!("{PARENT}/operations"), None)
-            .await?;
-        ensure!(status == 200, "list operations: {status} {body}");
-        body["operations"]
-            .as_array()
-            .cloned()
-            .with_context(|| format!("no operations array in {body}"))
-    }
-
-    /// Polls instance `id` every 50 ms until it is READY with `nodes` nodes, all READY;
-    /// answers it. Fails after `limit`.
-    pub async fn wait_ready(
-        &self,
-        id: &str,
-        nodes: usize,
-        limit: Duration,
-    ) -> anyhow::Result<Value> {
-        let what = format!("{id} is READY with {nodes} READY nodes");
-        let inst = try_wait_until(&what, limit, Duration::from_millis(50), || async {
-            match self.instance(id).await {
-                Ok(inst) if is_ready(&inst, nodes) => Ok(inst),
-                Ok(inst) => Err(Poll::NotYet(inst.to_string())),
-                Err(e) => Err(Poll::Permanent(format!("{e:#}"))),
-            }
-        })
-        .await?;
-        Ok(inst)
-    }
-
     /// The agent that runs node `node_id` (whose data directory has the node's).
     pub fn agent_of(&self, node_id: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.node_dir(node_id).is_dir())
-    }
-
-    /// Deletes instance `id` and waits for the operation.
-    pub async fn delete(&self, id: &str) -> anyhow::Result<()> {
-        let (status, op) = self
-            .call(
-                reqwest::Method::DELETE,
-                &format!("{PARENT}/instances/{id}"),
-                None,
-            )
-            .await?;
-        ensure!(status == 200, "delete {id}: {status} {op}");
-        self.wait_op(&op_name(&op)?).await?;
-        Ok(())
     }
 
     /// Tears everything down: agents, their engines and data directories, the API
@@ -344,14 +186,6 @@ impl Stack {
     }
 }
 
-/// Whether `inst` is READY with `nodes` nodes, every one READY.
-pub fn is_ready(inst: &Value, nodes: usize) -> bool {
-    let all = inst["nodes"].as_array();
-    inst["state"] == "READY"
-        && all.map_or(0, Vec::len) == nodes
-        && all.is_some_and(|n| n.iter().all(|n| n["state"] == "READY"))
-}
-
 /// The create body of the STANDARD_HA instance of the failover and throughput figures
 /// (as create-latency's): 1 GB, 2 replicas, read endpoint on (a node in each zone).
 pub fn ha_body() -> Value {
@@ -367,14 +201,6 @@ pub fn node_with_role<'a>(inst: &'a Value, role: &str) -> anyhow::Result<&'a Val
         .as_array()
         .and_then(|n| n.iter().find(|n| n["role"] == role))
         .with_context(|| format!("no {role} node in {inst}"))
-}
-
-/// The `name` of an operation.
-fn op_name(op: &Value) -> anyhow::Result<String> {
-    op["name"]
-        .as_str()
-        .map(str::to_string)
-        .with_context(|| format!("no operation name in {op}"))
 }
 
 /// `VmRSS` of a process in bytes, from `/proc/PID/status`.
@@ -393,6 +219,7 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::is_ready;
 
     #[test]
     fn own_rss_is_read_and_this_is_no_redis() {

@@ -240,10 +240,14 @@ fn address(v: &serde_json::Value, host: &str, port: &str) -> anyhow::Result<(Str
 
 async fn measure(cfg: &Config, stack: &Stack, path: ReadPath) -> anyhow::Result<Phase> {
     stack
+        .api()
         .create(ID, &stack::ha_body())
         .await
         .with_context(|| format!("creating {ID}"))?;
-    let inst = stack.wait_ready(ID, NODES, Duration::from_secs(60)).await?;
+    let inst = stack
+        .api()
+        .wait_ready(ID, NODES, Duration::from_secs(60))
+        .await?;
     let primary = stack::node_with_role(&inst, "PRIMARY")?;
     let replica = stack::node_with_role(&inst, "REPLICA")?;
     let targets = Targets {
@@ -252,7 +256,7 @@ async fn measure(cfg: &Config, stack: &Stack, path: ReadPath) -> anyhow::Result<
         replica: address(replica, "address", "port")?,
         read: address(&inst, "readEndpoint", "readEndpointPort")?,
     };
-    let auth = stack.auth_string(ID).await?;
+    let auth = stack.api().auth_string(ID).await?;
     let primary_id = primary["id"].as_str().context("node id")?;
     let proxy_agent = stack
         .agent_of(primary_id)
