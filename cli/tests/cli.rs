@@ -107,7 +107,10 @@ fn instance_lifecycle_on_real_agents() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let table = stdout(&out);
-    assert!(table.contains("HIT%") && table.contains("RESTARTS"), "{table}");
+    assert!(
+        table.contains("HIT%") && table.contains("RESTARTS"),
+        "{table}"
+    );
     assert_eq!(table.matches(" yes ").count(), 3, "three nodes up: {table}");
 
     let listed = stack.json(&["instances", "list"]);
