@@ -215,7 +215,11 @@ impl ReadEndpoints {
         let tag = net.names().tag();
         let want = desired_in(nodes, &net);
         self.endpoints.retain(|key, _| want.contains_key(key));
-        if want.is_empty() && (self.swept || !self.kernel) {
+        // As root, whatever serves the endpoints now, this host's tables that a run of the
+        // agent left (a kernel endpoint outlives its agent on purpose) and that it does
+        // not serve go at the first pass: they would redirect addresses given out since.
+        let sweep = !self.swept && (self.kernel || nix::unistd::geteuid().is_root());
+        if want.is_empty() && !sweep {
             return;
         }
         let handle = match self.handle() {
@@ -240,7 +244,7 @@ impl ReadEndpoints {
                 None => None,
             }
         };
-        if self.kernel && !self.swept {
+        if sweep {
             self.swept = true;
             let keep = want
                 .iter()
