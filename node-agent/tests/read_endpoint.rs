@@ -60,33 +60,69 @@ async fn wait_healthy(endpoints: &ReadEndpoints, want: &[&NodeSpec]) {
     .await;
 }
 
+/// A primary with two linked replicas (`r1`, `r2`) and one whose link is down (`down`,
+/// following `nowhere`, which does not run), at `address(base)` on; and which engine
+/// answers with which run id.
+struct Replicas {
+    primary: NodeSpec,
+    r1: NodeSpec,
+    r2: NodeSpec,
+    down: NodeSpec,
+    nowhere: NodeSpec,
+    ids: HashMap<String, String>,
+}
+
+/// The address of the engine with run id `id` in `ids`.
+fn name_of(ids: &HashMap<String, String>, id: &str) -> String {
+    ids.get(id)
+        .cloned()
+        .unwrap_or_else(|| format!("unknown {id}"))
+}
+
+impl Replicas {
+    async fn start(bin: &std::path::Path, data: &DataDir, base: u8) -> Replicas {
+        let primary = spec(base, NodeRole::Primary, None);
+        let r1 = spec(base + 1, NodeRole::Replica, Some(&primary));
+        let r2 = spec(base + 2, NodeRole::Replica, Some(&primary));
+        let nowhere = spec(base + 8, NodeRole::Primary, None);
+        let down = spec(base + 3, NodeRole::Replica, Some(&nowhere));
+        for s in [&primary, &r1, &r2, &down] {
+            start(bin, data, s).await;
+        }
+        for r in [&r1, &r2] {
+            wait_until(10, "the replica links up", || linked(&r.address)).await;
+        }
+        let mut ids = HashMap::new();
+        for s in [&primary, &r1, &r2, &down] {
+            ids.insert(
+                run_id(&mut connect(&s.address).await).await,
+                s.address.clone(),
+            );
+        }
+        Replicas {
+            primary,
+            r1,
+            r2,
+            down,
+            nowhere,
+            ids,
+        }
+    }
+}
+
 #[tokio::test]
 async fn connections_spread_over_healthy_replicas_and_follow_the_config() {
     let bin = require_redis!();
     let data = DataDir::new("read-endpoint");
-    let primary = spec(1, NodeRole::Primary, None);
-    let r1 = spec(2, NodeRole::Replica, Some(&primary));
-    let r2 = spec(3, NodeRole::Replica, Some(&primary));
-    let nowhere = spec(9, NodeRole::Primary, None);
-    let down = spec(4, NodeRole::Replica, Some(&nowhere));
-    for s in [&primary, &r1, &r2, &down] {
-        start(&bin, &data, s).await;
-    }
-    for r in [&r1, &r2] {
-        wait_until(10, "the replica links up", || linked(&r.address)).await;
-    }
-    let mut ids = HashMap::new();
-    for s in [&primary, &r1, &r2, &down] {
-        ids.insert(
-            run_id(&mut connect(&s.address).await).await,
-            s.address.clone(),
-        );
-    }
-    let name = |id: &str| {
-        ids.get(id)
-            .cloned()
-            .unwrap_or_else(|| format!("unknown {id}"))
-    };
+    let Replicas {
+        primary,
+        r1,
+        r2,
+        down,
+        nowhere,
+        ids,
+    } = Replicas::start(&bin, &data, 1).await;
+    let name = |id: &str| name_of(&ids, id);
 
     let mut endpoints = ReadEndpoints::new();
     endpoints.update(&[with_endpoint(&primary, &[&r1, &r2, &down])]);
@@ -347,29 +383,15 @@ async fn the_kernel_serves_the_endpoint_in_loopback_mode() {
         return;
     }
     let data = DataDir::new("read-kernel");
-    let primary = spec(60, NodeRole::Primary, None);
-    let r1 = spec(61, NodeRole::Replica, Some(&primary));
-    let r2 = spec(62, NodeRole::Replica, Some(&primary));
-    let nowhere = spec(69, NodeRole::Primary, None);
-    let down = spec(63, NodeRole::Replica, Some(&nowhere));
-    for s in [&primary, &r1, &r2, &down] {
-        start(&bin, &data, s).await;
-    }
-    for r in [&r1, &r2] {
-        wait_until(10, "the replica links up", || linked(&r.address)).await;
-    }
-    let mut ids = HashMap::new();
-    for s in [&primary, &r1, &r2, &down] {
-        ids.insert(
-            run_id(&mut connect(&s.address).await).await,
-            s.address.clone(),
-        );
-    }
-    let name = |id: &str| {
-        ids.get(id)
-            .cloned()
-            .unwrap_or_else(|| format!("unknown {id}"))
-    };
+    let Replicas {
+        primary,
+        r1,
+        r2,
+        down,
+        nowhere,
+        ids,
+    } = Replicas::start(&bin, &data, 60).await;
+    let name = |id: &str| name_of(&ids, id);
     let net = Net::new(
         NetworkMode::Loopback,
         &format!("k{}", std::process::id() % 100_000),
