@@ -1,4 +1,4 @@
-//! A thousand agents (SPEC §6: heartbeat p99 < 50 ms with 1 000 simulated agents and 2
+//! A thousand agents (docs/architecture.md#performance-targets: heartbeat p99 < 50 ms with 1 000 simulated agents and 2
 //! API replicas; a silent host detected within the host timeout + 1 s).
 //!
 //! For each agent count and each replica count: a fresh database, that many real
@@ -33,7 +33,7 @@ use crate::stats::{count, ms, Samples};
 use fleet::{Board, HostSpec, Timing};
 use procs::Activity;
 
-/// SPEC §6: heartbeat p99 with 1 000 agents and 2 replicas.
+/// docs/architecture.md#performance-targets: heartbeat p99 with 1 000 agents and 2 replicas.
 const BEAT_P99_TARGET: Duration = Duration::from_millis(50);
 
 /// The agent count the targets are stated for.
