@@ -79,6 +79,30 @@ fn name_of(ids: &HashMap<String, String>, id: &str) -> String {
         .unwrap_or_else(|| format!("unknown {id}"))
 }
 
+/// Opens `n` connections to the endpoint at `ep`: each of `replicas` (and nothing else)
+/// must answer some of them. Each connection with the address of the engine behind it.
+async fn spread(
+    ep: &str,
+    n: usize,
+    ids: &HashMap<String, String>,
+    replicas: &[&NodeSpec],
+) -> Vec<(Client, String)> {
+    let mut conns = Vec::new();
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for _ in 0..n {
+        let mut c = connect(ep).await;
+        let at = name_of(ids, &run_id(&mut c).await);
+        *per.entry(at.clone()).or_default() += 1;
+        conns.push((c, at));
+    }
+    for r in replicas {
+        assert!(per.get(&r.address).is_some_and(|n| *n > 0), "{per:?}");
+    }
+    let to_replicas: usize = replicas.iter().filter_map(|r| per.get(&r.address)).sum();
+    assert_eq!(to_replicas, n, "only the healthy replicas answer: {per:?}");
+    conns
+}
+
 impl Replicas {
     async fn start(bin: &std::path::Path, data: &DataDir, base: u8) -> Replicas {
         let primary = spec(base, NodeRole::Primary, None);
@@ -132,17 +156,7 @@ async fn connections_spread_over_healthy_replicas_and_follow_the_config() {
     // 30 connections: each healthy replica gets some, the primary and the unlinked
     // replica none.
     let ep = address(10);
-    let mut conns = Vec::new();
-    let mut per: HashMap<String, usize> = HashMap::new();
-    for _ in 0..30 {
-        let mut c = connect(&ep).await;
-        let at = name(&run_id(&mut c).await);
-        *per.entry(at.clone()).or_default() += 1;
-        conns.push((c, at));
-    }
-    assert!(per.get(&r1.address).is_some_and(|n| *n > 0), "{per:?}");
-    assert!(per.get(&r2.address).is_some_and(|n| *n > 0), "{per:?}");
-    assert_eq!(per.values().sum::<usize>(), 30, "{per:?}");
+    let mut conns = spread(&ep, 30, &ids, &[&r1, &r2]).await;
     let counted: usize = endpoints.status()[0]
         .backends
         .iter()
@@ -435,17 +449,7 @@ async fn the_kernel_serves_the_endpoint_in_loopback_mode() {
 
     // 20 connections: both healthy replicas get some, the unlinked one and the primary
     // none; nothing in the agent holds them.
-    let mut conns = Vec::new();
-    let mut per: HashMap<String, usize> = HashMap::new();
-    for _ in 0..20 {
-        let mut c = connect(&ep).await;
-        let at = name(&run_id(&mut c).await);
-        *per.entry(at.clone()).or_default() += 1;
-        conns.push((c, at));
-    }
-    assert!(per.get(&r1.address).is_some_and(|n| *n > 0), "{per:?}");
-    assert!(per.get(&r2.address).is_some_and(|n| *n > 0), "{per:?}");
-    assert_eq!(per.values().sum::<usize>(), 20, "{per:?}");
+    let mut conns = spread(&ep, 20, &ids, &[&r1, &r2]).await;
     assert_eq!(
         endpoints.status()[0].connections,
         0,
