@@ -13,8 +13,8 @@ use ipnet::IpNet;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::db::heartbeats as beats;
 use crate::db::hosts::{self as db, HostRow, Registration, SpecRow};
-use crate::db::{nodes, quarantine};
 use crate::error::{ApiError, ApiResult};
 use crate::instances::layout;
 use crate::instances::node_state::heartbeat_fresh;
@@ -132,19 +132,11 @@ pub async fn heartbeat(
         return Err(ApiError::field("appliedGeneration", "must not be negative"));
     }
     let mut tx = state.pool.begin().await?;
-    let current = db::lock_generations(&mut tx, host)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("host '{host}' is not registered")))?;
-    if req.applied_generation > current.generation {
-        return Err(ApiError::field(
-            "appliedGeneration",
-            format!(
-                "{} is newer than the host's config generation {}",
-                req.applied_generation, current.generation
-            ),
-        ));
-    }
-    db::record_heartbeat(&mut tx, host).await?;
+    let Some(current) =
+        beats::record_beat(&mut tx, host, req.applied_generation, req.free_memory_bytes).await?
+    else {
+        return Err(refused_beat(&mut tx, host, req.applied_generation).await);
+    };
     let mut beat = Heartbeat {
         response: HeartbeatResponse {
             config_generation: current.generation,
@@ -154,15 +146,17 @@ pub async fn heartbeat(
     };
     let mut releases = false;
     if req.applied_generation >= current.applied_generation {
-        let freed = record_reports(&mut tx, host, req).await?;
-        beat.operations =
-            crate::db::operations::list_unfinished_near(&mut tx, host, &freed).await?;
-        beat.instances =
-            crate::db::instances::list_to_recheck(&mut tx, host, &unwell_nodes(req)).await?;
-        let applied = Some(req.applied_generation);
-        releases = !quarantine::networks_released_by(&mut tx, host, applied)
-            .await?
-            .is_empty();
+        let recorded = beats::record_reports(
+            &mut tx,
+            host,
+            req.applied_generation,
+            &req.nodes,
+            &unwell_nodes(req),
+        )
+        .await?;
+        beat.operations = recorded.operations;
+        beat.instances = recorded.instances;
+        releases = recorded.releases;
     }
     tx.commit().await?;
     // Freeing ranges locks networks: done apart, never under this host's lock.
@@ -170,6 +164,22 @@ pub async fn heartbeat(
         release_quarantine(state, host, Some(req.applied_generation)).await;
     }
     Ok(beat)
+}
+
+/// Why [`beats::record_beat`] recorded nothing: the host is not registered, or the agent
+/// reports a generation newer than the host's.
+async fn refused_beat(tx: &mut PgConnection, host: &str, applied: i64) -> ApiError {
+    match beats::generations(tx, host).await {
+        Err(e) => e,
+        Ok(None) => ApiError::NotFound(format!("host '{host}' is not registered")),
+        Ok(Some(current)) => ApiError::field(
+            "appliedGeneration",
+            format!(
+                "{applied} is newer than the host's config generation {}",
+                current.generation
+            ),
+        ),
+    }
 }
 
 /// Releases every range quarantined against `host`, whatever it applied (an operator's
@@ -205,21 +215,6 @@ async fn release_quarantine(state: &AppState, host: &str, applied: Option<i64>) 
             tracing::warn!(host, error = %e, "releasing quarantined ranges failed; will retry")
         }
     }
-}
-
-/// Stores a current report: the applied generation, each node's observed state, and the
-/// removal of the nodes the agent stopped. Returns the instances that lost a node.
-async fn record_reports(
-    tx: &mut PgConnection,
-    host: &str,
-    req: &HeartbeatRequest,
-) -> ApiResult<Vec<Uuid>> {
-    db::record_applied(tx, host, req.applied_generation, req.free_memory_bytes).await?;
-    for report in &req.nodes {
-        nodes::record_report(tx, host, report, req.applied_generation).await?;
-    }
-    let reported: Vec<Uuid> = req.nodes.iter().map(|r| r.node_id).collect();
-    nodes::delete_stopped(tx, host, req.applied_generation, &reported).await
 }
 
 /// The reported nodes that are not well: their engine is down or failed, or a replica's

@@ -1,7 +1,9 @@
 //! Change notifications across API replicas, through Postgres LISTEN/NOTIFY: a long-poll
 //! on any replica wakes when a host config or an operation changes on any other. A
-//! notification is only a hint to look again; waiters re-read the database, and also
-//! look again every second in case a notification was lost while reconnecting.
+//! notification is only a hint to look again; waiters re-read the database. When the
+//! LISTEN connection drops, notifications sent before it listens again are lost, so once
+//! it listens again every waiter looks again ([`Change::Resync`]). Waiters also look
+//! again every [`SAFETY_RECHECK`], the bound on a wake-up that still went missing.
 
 use std::time::Duration;
 
@@ -14,6 +16,12 @@ use uuid::Uuid;
 const HOST_CHANNEL: &str = "cp_host";
 const OPERATION_CHANNEL: &str = "cp_operation";
 
+/// How often a waiter looks again without a notification. Notifications are not lost
+/// while the LISTEN connection stands, and a reconnect makes every waiter look again, so
+/// this is only a backstop; at one look per second, 1 000 agents' config long-polls
+/// cost as many queries as their heartbeats (BENCHMARKS.md, `agents`).
+pub const SAFETY_RECHECK: Duration = Duration::from_secs(10);
+
 /// Something changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -21,6 +29,8 @@ pub enum Change {
     Host(String),
     /// An operation (progress, done).
     Operation(Uuid),
+    /// The LISTEN connection was lost and listens again: anything may have changed.
+    Resync,
 }
 
 /// Subscribes waiters to changes.
@@ -56,11 +66,17 @@ impl Notifier {
                             };
                             let _ = sender.send(change);
                         }
-                        // The connection dropped; try_recv reconnects on the next call.
-                        Ok(None) => continue,
+                        // The connection dropped: listen again, then have every
+                        // waiter look again for what changed meanwhile.
+                        Ok(None) => {
+                            relisten(&mut listener, &stop).await;
+                            let _ = sender.send(Change::Resync);
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "LISTEN connection failed; retrying");
                             tokio::time::sleep(Duration::from_secs(1)).await;
+                            relisten(&mut listener, &stop).await;
+                            let _ = sender.send(Change::Resync);
                         }
                     }
                 }
@@ -70,7 +86,8 @@ impl Notifier {
     }
 
     /// Waits until `check` returns `Some` or `timeout` passes (then `None`). `check` runs
-    /// at once, on every relevant change, and at least every second.
+    /// at once, on every relevant change and every [`Change::Resync`], and at least every
+    /// [`SAFETY_RECHECK`].
     pub async fn wait_for<T, F, Fut>(
         &self,
         relevant: impl Fn(&Change) -> bool,
@@ -87,12 +104,13 @@ impl Notifier {
             if let Some(v) = check().await? {
                 return Ok(Some(v));
             }
-            let tick = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+            let tick = (tokio::time::Instant::now() + SAFETY_RECHECK).min(deadline);
             loop {
                 tokio::select! {
                     _ = self.shutdown.cancelled() => return Ok(None),
                     _ = tokio::time::sleep_until(tick) => break,
                     r = rx.recv() => match r {
+                        Ok(Change::Resync) => break,
                         Ok(c) if relevant(&c) => break,
                         Ok(_) => continue,
                         Err(broadcast::error::RecvError::Lagged(_)) => break,
@@ -102,6 +120,23 @@ impl Notifier {
             }
             if tokio::time::Instant::now() >= deadline {
                 return check().await;
+            }
+        }
+    }
+}
+
+/// Listens on the channels again after the connection dropped, retrying every second
+/// until it works or `stop` is cancelled.
+async fn relisten(listener: &mut PgListener, stop: &CancellationToken) {
+    while !stop.is_cancelled() {
+        match listener.listen_all([HOST_CHANNEL, OPERATION_CHANNEL]).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
             }
         }
     }

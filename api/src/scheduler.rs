@@ -14,14 +14,16 @@ use crate::error::{ApiError, ApiResult};
 
 pub use crate::db::hosts::Candidate;
 
-/// Locks and loads the region's hosts for the rest of the transaction (in id order, so
-/// concurrent placements never deadlock).
+/// Takes the region's placement lock (see [`hosts::lock_region`]) and loads the region's
+/// hosts. Their free memory stays true for the rest of the transaction: only
+/// transactions holding that lock add nodes or grow them.
 pub async fn load_candidates(
     conn: &mut PgConnection,
     region: &str,
     host_timeout: Duration,
 ) -> ApiResult<Vec<Candidate>> {
-    let ids = hosts::lock_region(&mut *conn, region).await?;
+    hosts::lock_region(&mut *conn, region).await?;
+    let ids = hosts::ids_in_region(&mut *conn, region).await?;
     hosts::candidates(conn, &ids, host_timeout).await
 }
 

@@ -591,7 +591,7 @@ fn section(cfg: &Config, outcomes: &[Outcome], files: u64) -> Section {
                 secs(cfg.interval)
             ),
             format!(
-                "Measured window: {} after a {} warm-up, while {} clients create and delete BASIC and STANDARD_HA (1 replica) instances, each waiting for its operation. Heartbeat latency is client side (send to answer). A wake-up is from the create's answer to a host holding one of its nodes receiving the config with it. CPU per heartbeat is the CPU time (from /proc/PID/stat) of the API process(es), and of the PostgreSQL postmaster and all its children, over the window divided by the heartbeats answered in it: it includes the long-polls, the client's requests and the background sweeps.",
+                "Measured window: {} after a {} warm-up, while {} client loop(s) create and delete BASIC and STANDARD_HA (1 replica) instances, each waiting for its operation. Heartbeat latency is client side (send to answer). A wake-up is from the create's answer to a host holding one of its nodes receiving the config with it. CPU per heartbeat is the CPU time (from /proc/PID/stat) of the API process(es), and of the PostgreSQL postmaster and all its children, over the window divided by the heartbeats answered in it: it includes the long-polls, the client's requests and the background sweeps.",
                 secs(cfg.window),
                 secs(cfg.warmup),
                 cfg.churn_loops

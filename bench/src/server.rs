@@ -17,7 +17,7 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Starts `bin` on a free port of 127.0.0.1 with `RUST_LOG=warn` and waits until
+    /// Starts `bin` on a free port of 127.0.0.1 with `RUST_LOG=warn` (or `$CACHEPLANE_BENCH_API_LOG`) and waits until
     /// `/readyz` answers 200. Its stderr goes to a log file in the temp directory.
     pub async fn start(bin: &Path, database_url: &str, admin_token: &str) -> anyhow::Result<Self> {
         Self::start_with_args(bin, database_url, admin_token, &[]).await
@@ -66,7 +66,11 @@ impl ApiServer {
             // Secrets through the environment, as the server takes them.
             .env("DATABASE_URL", database_url)
             .env("CACHEPLANE_ADMIN_TOKEN", admin_token)
-            .env("RUST_LOG", "warn")
+            // CACHEPLANE_BENCH_API_LOG overrides the filter to look into a run.
+            .env(
+                "RUST_LOG",
+                std::env::var("CACHEPLANE_BENCH_API_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

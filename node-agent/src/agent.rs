@@ -235,9 +235,13 @@ async fn watch_config(
         let refused = shared.refused_generation();
         let known = if at_once { None } else { held.max(refused) };
         at_once = false;
+        // A nudge restarts a long-poll that waits for a newer generation, never a request
+        // for the config at once: that one answers with the newest config anyway, and an
+        // API slower than the heartbeat interval would otherwise see it cancelled and
+        // sent again for ever (the nudge then waits for the next long-poll).
         let result = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            _ = shared.nudge.notified() => {
+            _ = shared.nudge.notified(), if known.is_some() => {
                 at_once = true;
                 continue;
             }

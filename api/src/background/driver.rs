@@ -280,7 +280,7 @@ async fn apply(
         }
         Step::Fail { message } => fail(tx, op, inst, message).await,
         Step::Replace { node, message } => {
-            lock_region_hosts(&mut *tx, &inst.region_id).await?;
+            lock_region_hosts(&mut *tx, inst).await?;
             let Some(stuck) = nodes.iter().find(|n| n.id == node) else {
                 return Ok(None);
             };
@@ -382,7 +382,7 @@ async fn fail(
     inst: &InstanceRow,
     message: String,
 ) -> ApiResult<Option<Finished>> {
-    lock_region_hosts(&mut *tx, &inst.region_id).await?;
+    lock_region_hosts(&mut *tx, inst).await?;
     let status = Status {
         code: 503,
         status: "UNAVAILABLE".into(),

@@ -331,7 +331,7 @@ async fn follow_fence(
     if nodes::write_fence(&mut *tx, primary.id).await? == want {
         return Ok(());
     }
-    lock_region_hosts(&mut *tx, &inst.region_id).await?;
+    lock_region_hosts(&mut *tx, inst).await?;
     nodes::set_write_fence(&mut *tx, primary.id, want).await?;
     hosts::bump_generations_of(&mut *tx, &[primary.id]).await?;
     tracing::info!(instance = %inst.full_name(), node = %primary.id, fence = want, "primary write fence changed");

@@ -151,31 +151,6 @@ pub async fn generation(db: impl PgExecutor<'_>, host: &str) -> ApiResult<Option
     )
 }
 
-/// Records a heartbeat now.
-pub async fn record_heartbeat(conn: &mut PgConnection, host: &str) -> ApiResult<()> {
-    sqlx::query("update host set last_heartbeat_at = now() where id = $1")
-        .bind(host)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Records the generation the agent applied and the memory it has free.
-pub async fn record_applied(
-    conn: &mut PgConnection,
-    host: &str,
-    applied_generation: i64,
-    free_memory_bytes: Option<i64>,
-) -> ApiResult<()> {
-    sqlx::query("update host set applied_generation = $2, free_memory_bytes = $3 where id = $1")
-        .bind(host)
-        .bind(applied_generation)
-        .bind(free_memory_bytes)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// Bumps once the generation of every host holding one of `nodes`, and announces each
 /// change (at commit) so that agents long-polling those hosts wake up.
 pub async fn bump_generations_of(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<()> {
@@ -206,12 +181,36 @@ pub async fn bump_generation(conn: &mut PgConnection, host: &str) -> ApiResult<i
     Ok(generation)
 }
 
-/// Locks every host of the region, in id order, for the rest of the transaction; returns
-/// their ids.
-pub async fn lock_region(conn: &mut PgConnection, region: &str) -> ApiResult<Vec<String>> {
+/// Takes the region's placement lock for the rest of the transaction. It is a
+/// PostgreSQL advisory lock, not a row lock: placements and node changes in one region
+/// happen one at a time, while heartbeats, which lock only their own host's row, never
+/// wait for it.
+pub async fn lock_region(conn: &mut PgConnection, region: &str) -> ApiResult<()> {
+    sqlx::query("select pg_advisory_xact_lock(hashtext('cacheplane.region'), hashtext($1))")
+        .bind(region)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Locks, in id order, the hosts that hold a node of `instance` for the rest of the
+/// transaction.
+pub async fn lock_of_instance(conn: &mut PgConnection, instance: Uuid) -> ApiResult<()> {
+    sqlx::query(
+        r#"select id from host where id in (select host_id from node where instance_id = $1)
+           order by id for update"#,
+    )
+    .bind(instance)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The ids of the region's hosts, in id order.
+pub async fn ids_in_region(conn: &mut PgConnection, region: &str) -> ApiResult<Vec<String>> {
     Ok(sqlx::query_scalar(
         r#"select h.id from host h join zone z on z.id = h.zone_id
-           where z.region_id = $1 order by h.id for update of h"#,
+           where z.region_id = $1 order by h.id"#,
     )
     .bind(region)
     .fetch_all(&mut *conn)

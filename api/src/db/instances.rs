@@ -213,23 +213,6 @@ pub async fn list_suspects(
     .await?)
 }
 
-/// Instances with a node on `host` whose health a heartbeat may have changed: REPAIRING
-/// ones (they may have recovered), and READY ones holding one of the `unwell` nodes.
-pub async fn list_to_recheck(
-    conn: &mut PgConnection,
-    host: &str,
-    unwell: &[Uuid],
-) -> ApiResult<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        r#"select distinct n.instance_id from node n join instance i on i.id = n.instance_id
-           where n.host_id = $1 and (i.state = 'REPAIRING' or (i.state = 'READY' and n.id = any($2)))"#,
-    )
-    .bind(host)
-    .bind(unwell)
-    .fetch_all(&mut *conn)
-    .await?)
-}
-
 /// An instance about to be stored (in state CREATING).
 pub struct NewInstance<'a> {
     /// Internal id.

@@ -23,6 +23,7 @@
 
 pub mod catalog;
 pub mod connectors;
+pub mod heartbeats;
 pub mod hosts;
 pub mod instances;
 pub mod networks;

@@ -183,45 +183,6 @@ pub async fn delete(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<()> {
     Ok(())
 }
 
-/// Stores what an agent reported about one of its host's nodes at `generation`.
-pub async fn record_report(
-    conn: &mut PgConnection,
-    host: &str,
-    report: &NodeReport,
-    generation: i64,
-) -> ApiResult<()> {
-    sqlx::query(
-        r#"update node set observed = $3, observed_generation = $4, observed_at = now()
-           where id = $1 and host_id = $2"#,
-    )
-    .bind(report.node_id)
-    .bind(host)
-    .bind(Json(report))
-    .bind(generation)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Deletes the host's nodes being removed whose removal it applied (by `applied`) and
-/// that it no longer reports; returns their instances.
-pub async fn delete_stopped(
-    conn: &mut PgConnection,
-    host: &str,
-    applied: i64,
-    reported: &[Uuid],
-) -> ApiResult<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        r#"delete from node where host_id = $1 and removing and desired_generation <= $2
-               and not (id = any($3)) returning instance_id"#,
-    )
-    .bind(host)
-    .bind(applied)
-    .bind(reported)
-    .fetch_all(&mut *conn)
-    .await?)
-}
-
 /// Whether a node's write fence is on (see the `write_fence` column).
 pub async fn write_fence(conn: &mut PgConnection, node: Uuid) -> ApiResult<bool> {
     Ok(

@@ -314,24 +314,6 @@ pub async fn lock_running_of(
     )
 }
 
-/// Unfinished operations on the given instances, on any instance with a node on
-/// `host`, or on a connector `host` realises.
-pub async fn list_unfinished_near(
-    conn: &mut PgConnection,
-    host: &str,
-    instances: &[Uuid],
-) -> ApiResult<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        r#"select o.id from operation o where not o.done and (o.instance_id = any($2)
-               or o.instance_id in (select instance_id from node where host_id = $1)
-               or o.connector_id in (select id from connector where host_id = $1))"#,
-    )
-    .bind(host)
-    .bind(instances)
-    .fetch_all(&mut *conn)
-    .await?)
-}
-
 /// The running operation of a connector, locked for the rest of the transaction.
 pub async fn lock_running_of_connector(
     conn: &mut PgConnection,

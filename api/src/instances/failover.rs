@@ -195,7 +195,7 @@ pub async fn start_automatic(
     reason: &str,
     fence: bool,
 ) -> ApiResult<Uuid> {
-    crate::instances::lock_region_hosts(&mut *conn, &inst.region_id).await?;
+    crate::instances::lock_region_hosts(&mut *conn, inst).await?;
     let op_id = Uuid::new_v4();
     let promotion = Promotion {
         op_id,

@@ -86,7 +86,7 @@ impl InstanceRef {
         let inst = db::lock(&mut *conn, &self.project, &self.region, &self.name)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("instance '{}' not found", self.name)))?;
-        lock_region_hosts(conn, &inst.region_id).await?;
+        lock_region_hosts(conn, &inst).await?;
         Ok(inst)
     }
 }
@@ -123,13 +123,19 @@ pub async fn touch_nodes(conn: &mut PgConnection, nodes: &[Uuid]) -> ApiResult<(
     nodes::adopt_host_generation(conn, nodes).await
 }
 
-/// Locks every host of the region, in id order, for the rest of the transaction. Every
-/// transaction that changes node rows takes these locks before touching a node, so host
-/// locks always come before node locks (as in create and heartbeat) and they never
-/// deadlock.
-pub async fn lock_region_hosts(conn: &mut PgConnection, region: &str) -> ApiResult<()> {
-    hosts::lock_region(conn, region).await?;
-    Ok(())
+/// Takes the region's placement lock, then locks the hosts of `inst`'s nodes, for the
+/// rest of the transaction. Every transaction that changes existing node rows takes these
+/// locks before touching a node, so a host's lock always comes before its nodes' locks
+/// (as in a heartbeat, which locks its host and then writes its nodes' reports) and they
+/// never deadlock. New nodes need no lock before they are inserted: no heartbeat sees
+/// them until they are committed.
+///
+/// The placement lock is an advisory lock, not the region's host rows: a heartbeat waits
+/// only for a transaction that changes a node on its own host, never for every
+/// placement in the region (see docs/architecture.md#locks).
+pub async fn lock_region_hosts(conn: &mut PgConnection, inst: &InstanceRow) -> ApiResult<()> {
+    hosts::lock_region(&mut *conn, &inst.region_id).await?;
+    hosts::lock_of_instance(conn, inst.id).await
 }
 
 /// A node about to be created.

@@ -371,6 +371,7 @@ impl Agent {
         let mut at_once = true;
         loop {
             let held = self.held_generation();
+            let waits = held.is_some() && !at_once;
             let mut rb = self.wire.http.get(format!("{}/config", self.wire.url));
             rb = match held.filter(|_| !at_once) {
                 Some(g) => rb
@@ -387,7 +388,9 @@ impl Agent {
             at_once = false;
             let answer = tokio::select! {
                 _ = self.control.silence.cancelled() => return,
-                _ = self.nudge.notified() => {
+                // As the real agent: a nudge restarts a long-poll, never a request
+                // for the config at once (under load it would never finish).
+                _ = self.nudge.notified(), if waits => {
                     at_once = true;
                     continue;
                 }

@@ -219,7 +219,7 @@ pub async fn apply(
             .map(|()| None),
         Next::Arm => {
             let Some(old) = old else { return Ok(None) };
-            lock_region_hosts(&mut *tx, &inst.region_id).await?;
+            lock_region_hosts(&mut *tx, inst).await?;
             nodes::set_switchover(&mut *tx, &[old], Some(op.id)).await?;
             touch_nodes(&mut *tx, &[old]).await?;
             let detail = "the primary pauses writes and hands over";
@@ -230,7 +230,7 @@ pub async fn apply(
             let (Some(old), Some(new)) = (old, new) else {
                 return Ok(None);
             };
-            lock_region_hosts(&mut *tx, &inst.region_id).await?;
+            lock_region_hosts(&mut *tx, inst).await?;
             super::promote(&mut *tx, inst.id, old, new).await?;
             let fence = super::fence_for(nodes, new, now, timeout);
             nodes::set_write_fence(&mut *tx, new, fence).await?;
@@ -247,7 +247,7 @@ pub async fn apply(
             code,
             message,
         } => {
-            lock_region_hosts(&mut *tx, &inst.region_id).await?;
+            lock_region_hosts(&mut *tx, inst).await?;
             nodes::set_switchover(&mut *tx, &marked, None).await?;
             touch_nodes(&mut *tx, &marked).await?;
             tracing::warn!(instance = %inst.full_name(), %message, "switchover abandoned");
