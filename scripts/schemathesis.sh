@@ -27,6 +27,8 @@
 #   CACHEPLANE_API_BIN          test this binary instead of target/debug/cacheplane-api
 #   SCHEMATHESIS_MAX_EXAMPLES   generated cases per operation and phase (default 100)
 #   SCHEMATHESIS_SEED           seed of the generator (default 20261123)
+#   SCHEMATHESIS_CHECKS         checks to run (default: server errors and conformance of
+#                               status, content type and body; \`all\` for every check)
 #   SCHEMATHESIS_WORKERS        concurrent workers (default 1: then the same seed sends the
 #                               same requests in the same order)
 #   SCHEMATHESIS_ARGS           further arguments for `schemathesis run`, e.g.
@@ -392,8 +394,7 @@ run_schemathesis() {
     if [[ -n ${SCHEMATHESIS_ARGS:-} ]]; then
         read -r -a extra <<<"$SCHEMATHESIS_ARGS"
     fi
-    local checks=not_a_server_error,status_code_conformance
-    checks+=,content_type_conformance,response_schema_conformance
+    local checks=${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance}
     local cmd=(
         "$VENV/bin/schemathesis" --config-file "$CONFIG" run "$ROOT/openapi.yaml"
         --url "$API_URL"
