@@ -43,6 +43,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=scripts/lib/pg.sh
 source "$ROOT/scripts/lib/pg.sh"
+# shellcheck source=scripts/lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 VENV=$TARGET_DIR/schemathesis-venv
@@ -64,26 +66,7 @@ die() {
 
 # Creates (or re-creates) the venv unless it already holds exactly REQUIREMENTS.
 ensure_venv() {
-    local want stamp=$VENV/.requirements.sha256
-    want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
-    if [[ -x $VENV/bin/schemathesis && -f $stamp && $(<"$stamp") == "$want" ]]; then
-        return 0
-    fi
-    ensure_pkg python3 python3
-    say "creating the venv $VENV"
-    rm -rf -- "$VENV"
-    mkdir -p "$(dirname "$VENV")"
-    # Debian ships the venv module (ensurepip) separately, in python3-venv.
-    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-        rm -rf -- "$VENV"
-        say "python3 -m venv failed; installing python3-venv"
-        apt_install python3-venv
-        python3 -m venv "$VENV"
-    fi
-    say "pip install -r ${REQUIREMENTS#"$ROOT"/}"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-        -r "$REQUIREMENTS"
-    printf '%s\n' "$want" >"$stamp"
+    cp_ensure_venv "$VENV" "$REQUIREMENTS" schemathesis
 }
 
 # ---------------------------------------------------------------------------------------

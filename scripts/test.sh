@@ -21,10 +21,14 @@ source "$ROOT/scripts/lib/pg.sh"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# Hook: the Python tools the contract tests need (a venv with schemathesis, made by
-# scripts/schemathesis.sh); idempotent and quiet when everything is present.
+# Hook: the Python tools the tests need, each in a venv of its own; idempotent and quiet
+# when everything is present: schemathesis for the contract tests
+# (scripts/schemathesis.sh), and Google's Memorystore client for
+# api/tests/google_client.rs, which finds it through CACHEPLANE_GOOGLE_CLIENT_PYTHON.
 install_python_test_tools() {
     bash "$ROOT/scripts/schemathesis.sh" install
+    CACHEPLANE_GOOGLE_CLIENT_PYTHON=$(bash "$ROOT/scripts/google-client.sh" install)
+    export CACHEPLANE_GOOGLE_CLIENT_PYTHON
 }
 
 install_prerequisites() {

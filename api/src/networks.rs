@@ -187,8 +187,9 @@ pub async fn resolve(
     resolve_as(conn, "authorizedNetwork", project, raw).await
 }
 
-/// Resolves a reference to a network of the project given in `field` (`NAME` or
-/// `projects/{project}/networks/{name}`; `default` when empty).
+/// Resolves a reference to a network of the project given in `field` (`NAME`,
+/// `projects/{project}/networks/{name}`, or Memorystore's
+/// `projects/{project}/global/networks/{name}`; `default` when empty).
 pub async fn resolve_as(
     conn: &mut PgConnection,
     field: &str,
@@ -196,7 +197,11 @@ pub async fn resolve_as(
     raw: Option<&str>,
 ) -> ApiResult<NetworkRow> {
     let raw = raw.filter(|s| !s.is_empty()).unwrap_or("default");
-    let name = match raw.strip_prefix(&format!("projects/{project}/networks/")) {
+    // `…/global/networks/NAME` is how Memorystore names a VPC network.
+    let name = match raw
+        .strip_prefix(&format!("projects/{project}/networks/"))
+        .or_else(|| raw.strip_prefix(&format!("projects/{project}/global/networks/")))
+    {
         Some(n) => n,
         None if raw.contains('/') => {
             return Err(ApiError::field(

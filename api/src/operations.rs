@@ -1,7 +1,7 @@
 //! Long-running operations: rows in Postgres that survive an API restart, their wire
 //! form, and their pages.
 
-use cacheplane_types::{Operation, OperationMetadata};
+use cacheplane_types::{Operation, OperationMetadata, OperationResponse};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -22,16 +22,22 @@ impl OperationRow {
                 "projects/{}/locations/{}/operations/{}",
                 self.project_id, self.region_id, self.id
             ),
-            metadata: OperationMetadata {
-                verb: self.verb.as_str().to_string(),
-                target: self.target.clone(),
-                create_time: self.created_at,
-                end_time: self.ended_at,
-                progress: self.progress,
-                status_detail: self.status_detail.clone(),
-            },
+            metadata: OperationMetadata::new(
+                self.verb,
+                self.target.clone(),
+                self.created_at,
+                self.ended_at,
+                self.progress,
+                self.status_detail.clone(),
+            ),
             done: self.done,
-            response: self.response.as_ref().map(|r| r.0.clone()),
+            response: match (&self.response, &self.error) {
+                (Some(r), _) => Some(r.0.clone()),
+                // A success that leaves nothing (delete) is google.protobuf.Empty, as in
+                // Google's operations: their clients expect a response or an error.
+                (None, None) if self.done => Some(OperationResponse::Empty),
+                (None, _) => None,
+            },
             error: self.error.as_ref().map(|e| e.0.clone()),
         }
     }

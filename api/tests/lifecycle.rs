@@ -342,7 +342,11 @@ async fn delete_ready_instance_frees_its_range() {
 
     let done = fleet.converge(&api, &del).await;
     assert!(done["error"].is_null(), "{done}");
-    assert!(done["response"].is_null(), "{done}");
+    assert_eq!(
+        done["response"],
+        json!({"@type": "type.googleapis.com/google.protobuf.Empty"}),
+        "a delete leaves nothing: {done}"
+    );
     assert_eq!(get_instance(&api, "gone-soon").await.0, 404);
     assert_eq!(delete(&api, "gone-soon").await.0, 404);
     assert!(allocations(&api).await.values().all(|&b| b == 0));

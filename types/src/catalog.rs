@@ -28,33 +28,13 @@ pub struct Zone {
     pub region_id: String,
 }
 
-/// The service tier of an instance.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Tier {
-    /// One node, no replicas, no failover.
-    Basic,
-    /// A primary and 1–5 replicas across zones, with automatic failover.
-    StandardHa,
-}
-
-impl Tier {
-    /// The wire name (`BASIC`, `STANDARD_HA`), also the key of the `tier` table.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Basic => "BASIC",
-            Tier::StandardHa => "STANDARD_HA",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Tier> {
-        match s {
-            "BASIC" => Some(Tier::Basic),
-            "STANDARD_HA" => Some(Tier::StandardHa),
-            _ => None,
-        }
+crate::proto_enum::proto_enum! {
+    /// The service tier of an instance.
+    pub enum Tier("tier") {
+        /// One node, no replicas, no failover.
+        Basic = "BASIC" / 1,
+        /// A primary and 1–5 replicas across zones, with automatic failover.
+        StandardHa = "STANDARD_HA" / 3,
     }
 }
 

@@ -5,102 +5,49 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::proto_enum::proto_enum;
 use crate::Tier;
 
-/// The lifecycle state of an instance.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum InstanceState {
-    /// Being created; its create operation is running.
-    Creating,
-    /// Serving.
-    Ready,
-    /// A patch is being applied.
-    Updating,
-    /// Being deleted.
-    Deleting,
-    /// A node is down and the instance is being repaired.
-    Repairing,
-    /// The primary is moving to a replica.
-    FailingOver,
-    /// Broken beyond automatic repair; it can still be deleted.
-    Failed,
-}
-
-impl InstanceState {
-    /// Every state, in lifecycle order.
-    pub const ALL: [InstanceState; 7] = [
-        InstanceState::Creating,
-        InstanceState::Ready,
-        InstanceState::Updating,
-        InstanceState::Deleting,
-        InstanceState::Repairing,
-        InstanceState::FailingOver,
-        InstanceState::Failed,
-    ];
-
-    /// The wire name, also stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceState::Creating => "CREATING",
-            InstanceState::Ready => "READY",
-            InstanceState::Updating => "UPDATING",
-            InstanceState::Deleting => "DELETING",
-            InstanceState::Repairing => "REPAIRING",
-            InstanceState::FailingOver => "FAILING_OVER",
-            InstanceState::Failed => "FAILED",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<InstanceState> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
+proto_enum! {
+    /// The lifecycle state of an instance.
+    pub enum InstanceState("instance state") {
+        /// Being created; its create operation is running.
+        Creating = "CREATING" / 1,
+        /// Serving.
+        Ready = "READY" / 2,
+        /// A patch is being applied.
+        Updating = "UPDATING" / 3,
+        /// Being deleted.
+        Deleting = "DELETING" / 4,
+        /// A node is down and the instance is being repaired.
+        Repairing = "REPAIRING" / 5,
+        /// The primary is moving to a replica.
+        FailingOver = "FAILING_OVER" / 9,
+        /// Broken beyond automatic repair; it can still be deleted. Memorystore has no
+        /// such state: as a number it is 0 (`STATE_UNSPECIFIED`), and `statusMessage`
+        /// says why.
+        Failed = "FAILED" / 0,
     }
 }
 
-/// Whether the instance serves reads from its replicas on a read endpoint.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ReadReplicasMode {
-    /// No read endpoint (the default).
-    #[default]
-    ReadReplicasDisabled,
-    /// A read endpoint spreads connections over the healthy replicas.
-    ReadReplicasEnabled,
-}
-
-/// Whether clients reach the instance over TLS. Set at create only.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TransitEncryptionMode {
-    /// Plain RESP on port 6379 (the default).
-    #[default]
-    Disabled,
-    /// TLS only, on port 6378: the server proves itself with a certificate issued by the
-    /// instance's own CA (`serverCaCerts`); clients are not asked for one.
-    ServerAuthentication,
-}
-
-impl TransitEncryptionMode {
-    /// The wire name, also stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransitEncryptionMode::Disabled => "DISABLED",
-            TransitEncryptionMode::ServerAuthentication => "SERVER_AUTHENTICATION",
-        }
+proto_enum! {
+    /// Whether the instance serves reads from its replicas on a read endpoint.
+    pub enum ReadReplicasMode("read replicas mode") default ReadReplicasDisabled {
+        /// No read endpoint (the default).
+        ReadReplicasDisabled = "READ_REPLICAS_DISABLED" / 1,
+        /// A read endpoint spreads connections over the healthy replicas.
+        ReadReplicasEnabled = "READ_REPLICAS_ENABLED" / 2,
     }
+}
 
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<TransitEncryptionMode> {
-        [
-            TransitEncryptionMode::Disabled,
-            TransitEncryptionMode::ServerAuthentication,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
+proto_enum! {
+    /// Whether clients reach the instance over TLS. Set at create only.
+    pub enum TransitEncryptionMode("transit encryption mode") default Disabled {
+        /// TLS only, on port 6378: the server proves itself with a certificate issued by
+        /// the instance's own CA (`serverCaCerts`); clients are not asked for one.
+        ServerAuthentication = "SERVER_AUTHENTICATION" / 1,
+        /// Plain RESP on port 6379 (the default).
+        Disabled = "DISABLED" / 2,
     }
 }
 
@@ -185,13 +132,17 @@ pub struct Node {
     pub id: String,
     /// The zone it runs in.
     pub zone: String,
-    /// Primary or replica.
+    /// Primary or replica. (Cacheplane's: Google's `NodeInfo` has `id` and `zone` only.)
+    #[serde(skip_serializing_if = "crate::encoding::cacheplane_only")]
     pub role: NodeRole,
-    /// Its own address inside the instance's range.
+    /// Its own address inside the instance's range. (Cacheplane's.)
+    #[serde(skip_serializing_if = "crate::encoding::cacheplane_only")]
     pub address: String,
-    /// Its port.
+    /// Its port. (Cacheplane's.)
+    #[serde(skip_serializing_if = "crate::encoding::cacheplane_only")]
     pub port: u16,
-    /// Its state.
+    /// Its state. (Cacheplane's.)
+    #[serde(skip_serializing_if = "crate::encoding::cacheplane_only")]
     pub state: NodeState,
 }
 
@@ -217,6 +168,10 @@ pub struct Instance {
     /// Zone of the first replica (STANDARD_HA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alternative_location_id: Option<String>,
+    /// Zone of the current primary: `locationId` until a failover moves the primary (as
+    /// Memorystore's `currentLocationId`).
+    #[serde(default)]
+    pub current_location_id: String,
     /// Engine version, e.g. `REDIS_7_0`.
     pub redis_version: String,
     /// Engine settings.
@@ -257,9 +212,11 @@ pub struct Instance {
     pub labels: BTreeMap<String, String>,
     /// When it was created.
     pub create_time: DateTime<Utc>,
-    /// When it last changed.
+    /// When it last changed. (Cacheplane's: Google's `Instance` lacks it.)
+    #[serde(skip_serializing_if = "crate::encoding::cacheplane_only")]
     pub update_time: DateTime<Utc>,
-    /// Opaque version for optimistic concurrency on patch.
+    /// Opaque version for optimistic concurrency on patch. (Cacheplane's.)
+    #[serde(skip_serializing_if = "crate::encoding::cacheplane_only")]
     pub etag: String,
 }
 
@@ -359,16 +316,14 @@ pub struct ListInstancesResponse {
     pub next_page_token: Option<String>,
 }
 
-/// How much data a manual failover may lose.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DataProtectionMode {
-    /// Refuse while the best replica lags by 30 MB or more (the default).
-    #[default]
-    LimitedDataLoss,
-    /// Fail over whatever the lag.
-    ForceDataLoss,
+proto_enum! {
+    /// How much data a manual failover may lose.
+    pub enum DataProtectionMode("data protection mode") default LimitedDataLoss {
+        /// Refuse while the best replica lags by 30 MB or more (the default).
+        LimitedDataLoss = "LIMITED_DATA_LOSS" / 1,
+        /// Fail over whatever the lag.
+        ForceDataLoss = "FORCE_DATA_LOSS" / 2,
+    }
 }
 
 /// Body of `POST …/instances/{instance}/failover`.

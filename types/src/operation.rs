@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Connector, Instance, Status};
+pub use crate::operation_response::OperationResponse;
+use crate::{type_url, Status};
 
 /// What an operation does: the `verb` of its metadata, also stored in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,8 +55,9 @@ pub struct Operation {
     pub metadata: OperationMetadata,
     /// Whether it has finished, with `response` or `error`.
     pub done: bool,
-    /// The resource as it stood when the operation succeeded (absent for delete): an
-    /// instance, or a connector for the operations on connectors.
+    /// What a successful operation left, packed as Google's operations pack it (with
+    /// `@type`): the resource as it stood at the end (an instance, or a connector for the
+    /// operations on connectors), or nothing (`google.protobuf.Empty`) for a delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<OperationResponse>,
     /// Why it failed.
@@ -63,32 +65,15 @@ pub struct Operation {
     pub error: Option<Status>,
 }
 
-/// The `response` of a finished operation: the resource it acted on.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum OperationResponse {
-    /// An instance (create, update, failover of instances).
-    Instance(Box<Instance>),
-    /// A connector (create of connectors).
-    Connector(Connector),
-}
-
-impl OperationResponse {
-    /// The instance, when the operation acted on one.
-    pub fn instance(&self) -> Option<&Instance> {
-        match self {
-            OperationResponse::Instance(i) => Some(i),
-            OperationResponse::Connector(_) => None,
-        }
-    }
-}
-
 /// What an operation does and how far it is.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationMetadata {
+    /// `type.googleapis.com/google.cloud.redis.v1.OperationMetadata`, by which Google's
+    /// clients unpack it.
+    #[serde(rename = "@type", default = "metadata_type_url")]
+    pub type_url: String,
     /// `create`, `update`, `delete` or `failover`.
     pub verb: String,
     /// The resource it acts on.
@@ -98,10 +83,46 @@ pub struct OperationMetadata {
     /// When it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<DateTime<Utc>>,
-    /// Percent done, 0–100.
+    /// Percent done, 0–100. (Cacheplane's: Google's `OperationMetadata` lacks it.)
+    #[serde(skip_serializing_if = "crate::encoding::cacheplane_only")]
     pub progress: i32,
     /// What it is doing now.
     pub status_detail: String,
+    /// Always false: operations cannot be cancelled (a delete cancels what runs on its
+    /// instance).
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// `v1`.
+    #[serde(default)]
+    pub api_version: String,
+}
+
+impl OperationMetadata {
+    /// The metadata of an operation: `@type` and `apiVersion` filled in.
+    pub fn new(
+        verb: OperationVerb,
+        target: String,
+        create_time: DateTime<Utc>,
+        end_time: Option<DateTime<Utc>>,
+        progress: i32,
+        status_detail: String,
+    ) -> OperationMetadata {
+        OperationMetadata {
+            type_url: metadata_type_url(),
+            verb: verb.as_str().to_string(),
+            target,
+            create_time,
+            end_time,
+            progress,
+            status_detail,
+            cancel_requested: false,
+            api_version: type_url::API_VERSION.to_string(),
+        }
+    }
+}
+
+fn metadata_type_url() -> String {
+    type_url::OPERATION_METADATA.to_string()
 }
 
 /// `GET …/operations`.

@@ -1,7 +1,6 @@
 //! `GET /v1/regions`, `GET /v1/regions/{region}/zones`, `GET /v1/tiers`.
 
 use axum::extract::State;
-use axum::Json;
 use cacheplane_types::{ErrorBody, ListRegionsResponse, ListTiersResponse, ListZonesResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -9,7 +8,7 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::catalog;
 use crate::error::ApiResult;
-use crate::http::extract::Path;
+use crate::http::extract::{Json, Path};
 use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

@@ -1,7 +1,6 @@
 //! `/v1/projects/{project}/locations/{region}/connectors…`.
 
 use axum::extract::State;
-use axum::Json;
 use cacheplane_types::{
     Connector, CreateConnectorRequest, ErrorBody, ListConnectorsResponse, Operation,
 };
@@ -13,7 +12,7 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::connectors::{self, ConnectorRef};
 use crate::error::ApiResult;
-use crate::http::extract::{Json as Body, Path, Query};
+use crate::http::extract::{Json, Json as Body, Path, Query};
 use crate::http::PageQuery;
 use crate::state::AppState;
 use crate::{background, operations};

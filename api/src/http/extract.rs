@@ -1,4 +1,5 @@
 //! Request extractors whose rejections use the API's error shape and name the field.
+//! [`Json`] is also the JSON answer (rendered under `$alt`, see `super::alt`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -18,13 +19,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::field("body", e.body_text()))?;
-        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        })
-        .map(Json)
+        parse_body(&bytes).map(Json)
     }
+}
+
+/// Parses a request body as [`Json`] does: an empty body reads as `{}`.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    })
 }
 
 /// Parses JSON, naming the path of the first bad field in the error. Strings may not

@@ -1,13 +1,13 @@
 //! Liveness and readiness.
 
 use axum::extract::State;
-use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
+use crate::http::extract::Json;
 use crate::state::AppState;
 
 /// Health answer.

@@ -1,7 +1,6 @@
 //! `/v1/hosts…`: host registry (admin) and the agent protocol (admin or the host's token).
 
 use axum::extract::State;
-use axum::Json;
 use cacheplane_types::{
     ErrorBody, HeartbeatRequest, HeartbeatResponse, Host, HostConfig, ListHostsResponse,
     RegisterHostRequest, ReleaseRangesResponse,
@@ -14,7 +13,7 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::config::parse_duration;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::{Json as Body, Path, Query};
+use crate::http::extract::{Json, Json as Body, Path, Query};
 use crate::state::AppState;
 use crate::{background, hosts};
 

@@ -1,32 +1,47 @@
 //! `/v1/projects/{project}/locations/{region}/instances…`.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::Json;
+use axum::http::Uri;
+use axum::routing::post;
 use cacheplane_types::{
     CreateInstanceRequest, ErrorBody, FailoverRequest, Instance, InstanceAuthString,
     InstanceNodeMetrics, ListInstancesResponse, Operation, PatchInstanceRequest,
 };
 use serde::Deserialize;
+use utoipa::openapi::path::Paths;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Principal;
-use crate::error::ApiResult;
-use crate::http::extract::{Json as Body, Path, Query};
+use crate::error::{ApiError, ApiResult};
+use crate::http::extract::{parse_body, Json, Json as Body, Path, Query};
 use crate::http::PageQuery;
 use crate::instances::{self, InstanceRef};
 use crate::state::AppState;
 use crate::{background, operations};
 
+/// The path of one instance.
+const INSTANCE: &str = "/v1/projects/{project}/locations/{region}/instances/{instance}";
+
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut router = OpenApiRouter::new()
         .routes(routes!(list_instances, create_instance))
         .routes(routes!(get_instance, patch_instance, delete_instance))
+        // Google's custom methods, `POST …/instances/{instance}:VERB`: axum routes no
+        // text after a parameter within a segment, so POST on the instance's own path
+        // takes them and dispatches on the verb. The document shows them as Google does.
+        .route(INSTANCE, post(custom_method))
         .routes(routes!(failover_instance))
         .routes(routes!(rotate_server_certificate))
         .routes(routes!(get_auth_string))
-        .routes(routes!(get_node_metrics))
+        .routes(routes!(get_node_metrics));
+    router
+        .get_openapi_mut()
+        .paths
+        .merge(Paths::builder().path_from::<__path_custom_method>().build());
+    router
 }
 
 /// Query of create.
@@ -81,7 +96,7 @@ fn target(project: String, region: String, name: String) -> InstanceRef {
     }
 }
 
-/// Lists instances (region `-` for all regions).
+/// Lists instances; region `-` (`locations/-`) lists those of every region.
 #[utoipa::path(get, path = "/v1/projects/{project}/locations/{region}/instances", tag = "instances",
     params(("project" = String, Path), ("region" = String, Path), PageQuery, FilterQuery),
     responses((status = 200, body = ListInstancesResponse), (status = "4XX", body = ErrorBody)))]
@@ -195,6 +210,50 @@ async fn failover_instance(
     Ok(Json(
         instances::failover::failover(&s, &p, &t, q.request_id.as_deref(), req).await?,
     ))
+}
+
+/// Google's form of failover: `POST …/instances/{instance}:failover`, the same method as
+/// `…/{instance}/failover`. (Memorystore's other custom methods, `:upgrade`, `:import`,
+/// `:export` and `:rescheduleMaintenance`, answer UNIMPLEMENTED.)
+#[utoipa::path(post, path = "/v1/projects/{project}/locations/{region}/instances/{instance}:failover", tag = "instances",
+    operation_id = "failover_instance_custom_method",
+    params(("project" = String, Path), ("region" = String, Path), ("instance" = String, Path), RequestIdQuery),
+    request_body = FailoverRequest,
+    responses((status = 200, body = Operation), (status = "4XX", body = ErrorBody)))]
+async fn custom_method(
+    p: Principal,
+    State(s): State<AppState>,
+    Path((project, region, segment)): Path<(String, String, String)>,
+    Query(q): Query<RequestIdQuery>,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Json<Operation>> {
+    let Some((name, verb)) = segment.split_once(':') else {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "POST is not allowed on {}",
+            uri.path()
+        )));
+    };
+    let name = name.to_string();
+    match verb {
+        "failover" => {
+            let req = parse_body(&body)?;
+            failover_instance(
+                p,
+                State(s),
+                Path((project, region, name)),
+                Query(q),
+                Body(req),
+            )
+            .await
+        }
+        "upgrade" | "import" | "export" | "rescheduleMaintenance" => Err(
+            ApiError::MethodNotAllowed(format!("`:{verb}` is not offered by this API")),
+        ),
+        _ => Err(ApiError::NotFound(format!(
+            "no such method: `:{verb}` (instances have `:failover`)"
+        ))),
+    }
 }
 
 /// Issues a new server certificate from the instance's CA (TLS instances only) and

@@ -2,6 +2,7 @@
 //! descriptions; [`app`] merges them. The served routes and `openapi.yaml` come from the
 //! same annotations, so they cannot drift apart.
 
+pub mod alt;
 mod catalog;
 mod connectors;
 pub mod extract;
@@ -118,11 +119,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = router().split_for_parts().1;
     // After the routes are merged: the derive's modifiers run before there are paths.
     Protection.modify(&mut doc);
+    alt::Documented.modify(&mut doc);
     doc
 }
 
 /// The application: every route and `GET /metrics`, the error shape for unknown routes,
-/// the protection layer (concurrency caps, cached authentication, rate limits), the
+/// `$alt` (enums as names or numbers, see [`alt`]), the protection layer (concurrency caps, cached authentication, rate limits), the
 /// request metrics (outside it, so that its refusals count too), request tracing.
 pub fn app(state: AppState) -> Router {
     let (routes, _) = router().split_for_parts();
@@ -132,6 +134,7 @@ pub fn app(state: AppState) -> Router {
         .route(metrics::PATH, axum::routing::get(metrics::scrape))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(alt::layer))
         .layer(protect)
         .layer(RequestBodyTimeoutLayer::new(state.config.body_idle_timeout))
         .layer(axum::middleware::from_fn(reject_nul))

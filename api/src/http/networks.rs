@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use cacheplane_types::{CreateNetworkRequest, ErrorBody, ListNetworksResponse, Network};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -11,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::http::extract::{Json as Body, Path, Query};
+use crate::http::extract::{Json, Json as Body, Path, Query};
 use crate::state::AppState;
 use crate::{networks, pools, quotas};
 

@@ -1,7 +1,6 @@
 //! `/v1/projects/{project}/locations/{region}/operations…`.
 
 use axum::extract::State;
-use axum::Json;
 use cacheplane_types::{ErrorBody, ListOperationsResponse, Operation};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -11,7 +10,7 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::config::parse_duration;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::{Path, Query};
+use crate::http::extract::{Json, Path, Query};
 use crate::http::PageQuery;
 use crate::notify::Change;
 use crate::operations;

@@ -2,14 +2,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use cacheplane_types::{CreateTokenRequest, ErrorBody, ListTokensResponse, Token};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::http::extract::{Json as Body, Path};
+use crate::http::extract::{Json, Json as Body, Path};
 use crate::state::AppState;
 use crate::tokens;
 

@@ -43,6 +43,10 @@ pub fn to_wire(
         read_replicas_mode: read_replicas_mode(inst),
         location_id: inst.location_id.clone(),
         alternative_location_id: inst.alternative_location_id.clone(),
+        current_location_id: nodes
+            .iter()
+            .find(|n| n.instance_id == inst.id && n.role == NodeRole::Primary && !n.removing)
+            .map_or_else(|| inst.location_id.clone(), |n| n.zone_id.clone()),
         redis_version: inst.redis_version.clone(),
         redis_configs: inst.redis_configs.0.clone(),
         authorized_network: format!(

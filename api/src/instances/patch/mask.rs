@@ -24,7 +24,25 @@ pub fn create_only(field: &str) -> ApiError {
     )
 }
 
-/// Parses `updateMask` into its fields.
+/// A field mask path as this API names fields: `memory_size_gb` (the proto's name, which
+/// Google's tools put in masks) is `memorySizeGb`.
+fn camel_case(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut upper = false;
+    for c in path.chars() {
+        match c {
+            '_' if !out.is_empty() => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Parses `updateMask` into its fields (camelCase, or the proto's snake_case names).
 pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
     let raw = raw
         .map(str::trim)
@@ -39,7 +57,8 @@ pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
             )
         })?;
     let mut fields: Vec<String> = Vec::new();
-    for f in raw.split(',').map(str::trim) {
+    for f in raw.split(',').map(str::trim).map(camel_case) {
+        let f = f.as_str();
         if let Some(field) = CREATE_ONLY.iter().find(|c| **c == f) {
             return Err(create_only(field));
         }
@@ -74,4 +93,20 @@ pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
         ));
     }
     Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proto_names_are_camel_cased() {
+        assert_eq!(camel_case("memory_size_gb"), "memorySizeGb");
+        assert_eq!(camel_case("displayName"), "displayName");
+        assert_eq!(
+            parse_mask(Some("memory_size_gb,labels,display_name,labels")).unwrap(),
+            ["memorySizeGb", "labels", "displayName"]
+        );
+        assert!(parse_mask(Some("transit_encryption_mode")).is_err());
+    }
 }
