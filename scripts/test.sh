@@ -47,6 +47,15 @@ install_prerequisites() {
     ensure_pkg arping iputils-arping
     # The TLS tests read the certificate a server presents with `openssl s_client`.
     ensure_pkg openssl openssl
+    # The Terraform provider's build compiles Terraform's plugin protocol (tonic-build
+    # runs protoc; the protocol imports google/protobuf/empty.proto, which
+    # libprotobuf-dev ships and apt only recommends).
+    ensure_pkg protoc protobuf-compiler
+    [[ -f /usr/include/google/protobuf/empty.proto ]] || apt_install libprotobuf-dev
+    # Its tests run the real `terraform` CLI, which Debian does not package: without it
+    # they fail (never skip), saying so; say it here first.
+    command -v terraform >/dev/null 2>&1 ||
+        echo "warning: terraform is not on PATH: the terraform-provider-cacheplane tests will fail" >&2
     install_python_test_tools
 }
 

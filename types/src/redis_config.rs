@@ -53,6 +53,11 @@ pub const MAXMEMORY_POLICIES: &[&str] = &[
     "volatile-ttl",
 ];
 
+/// The `maxmemory-policy` an instance gets when its create names none (Memorystore's
+/// default): the API adds it to `redisConfigs`, and the Terraform provider knows it for
+/// that reason.
+pub const DEFAULT_MAXMEMORY_POLICY: &str = "volatile-lru";
+
 /// The event classes of `notify-keyspace-events` in Redis 7.0.
 pub const KEYSPACE_EVENT_CLASSES: &str = "KEg$lshzxetmdnA";
 

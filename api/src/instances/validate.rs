@@ -16,10 +16,10 @@ pub const REDIS_VERSIONS: &[&str] = &["REDIS_7_0", "REDIS_7_2"];
 const RETIRED_REDIS_VERSIONS: &[&str] = &["REDIS_6_X"];
 /// The version used when a create names none.
 pub const DEFAULT_REDIS_VERSION: &str = "REDIS_7_0";
+/// The policy set when a create names none (Memorystore's default).
+pub use cacheplane_types::redis_config::DEFAULT_MAXMEMORY_POLICY;
 /// `maxmemory-policy` values (seed 001).
 pub use cacheplane_types::redis_config::MAXMEMORY_POLICIES;
-/// The policy set when a create names none (Memorystore's default).
-pub const DEFAULT_MAXMEMORY_POLICY: &str = "volatile-lru";
 /// Most labels on one instance.
 pub const MAX_LABELS: usize = 64;
 
