@@ -39,6 +39,16 @@ impl ApiError {
     }
 }
 
+/// `result`, with the API's 404 as `Ok(None)`: a read of a resource that does not exist,
+/// or a delete of one already gone.
+pub fn absent_as_none<T>(result: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -95,11 +105,7 @@ impl Client {
 
     /// `GET` a resource, `None` when the API answers 404.
     pub async fn get_opt<T: DeserializeOwned>(&self, path: &[&str]) -> Result<Option<T>, ApiError> {
-        match self.get(path).await {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        absent_as_none(self.get(path).await)
     }
 
     /// One call: `path` segments under `/v1` (each escaped), the query, an optional JSON

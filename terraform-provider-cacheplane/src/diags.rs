@@ -100,6 +100,38 @@ pub fn wait(diags: &mut Diagnostics, what: &str, err: &WaitError, attributes: &[
     }
 }
 
+/// The value of a call; `None`, with the call's error added to `diags`, when it failed.
+pub fn ok<T>(
+    diags: &mut Diagnostics,
+    result: Result<T, ApiError>,
+    what: &str,
+    attributes: &[&str],
+) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            api(diags, what, &e, attributes);
+            None
+        }
+    }
+}
+
+/// A resource that must exist: `None`, with the error `missing` added to `diags`, when the
+/// API has no such resource, or with the call's error when it failed.
+pub fn found<T>(
+    diags: &mut Diagnostics,
+    result: Result<Option<T>, ApiError>,
+    what: &str,
+    missing: &str,
+    attributes: &[&str],
+) -> Option<T> {
+    let found = ok(diags, result, what, attributes)?;
+    if found.is_none() {
+        diags.root_error_short(missing.to_string());
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use cacheplane_types::FieldViolation;
@@ -142,5 +174,24 @@ mod tests {
             "memory_size_gb: must be from 1 to 300, not 500"
         );
         assert_eq!(d.errors[0].attribute, AttributePath::new("memory_size_gb"));
+    }
+
+    #[test]
+    fn a_missing_resource_is_one_error_and_a_failed_call_names_what_was_done() {
+        let mut d = Diagnostics::default();
+        let gone: Result<Option<i32>, ApiError> = Ok(None);
+        assert_eq!(
+            found(&mut d, gone, "reading x", "x does not exist", &[]),
+            None
+        );
+        assert_eq!(d.errors.len(), 1);
+        assert_eq!(d.errors[0].summary, "x does not exist");
+        assert_eq!(
+            found(&mut d, Ok(Some(3)), "reading x", "gone", &[]),
+            Some(3)
+        );
+        let failed: Result<i32, ApiError> = Err(ApiError::Transport("refused".into()));
+        assert_eq!(ok(&mut d, failed, "reading x", &[]), None);
+        assert_eq!(d.errors[1].summary, "reading x: refused");
     }
 }

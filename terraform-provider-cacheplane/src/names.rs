@@ -2,6 +2,10 @@
 //! `projects/p/networks/id`), the ids `terraform import` also takes, and network
 //! references, which a configuration may spell as an id (`default`) or a full name.
 
+use tf_provider::value::Value;
+
+use crate::schema::changes;
+
 /// Where a regional resource lives and its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Regional {
@@ -24,14 +28,9 @@ impl Regional {
 
     /// The API path segments of the resource (under `/v1`).
     pub fn path<'a>(&'a self, collection: &'a str) -> Vec<&'a str> {
-        vec![
-            "projects",
-            self.project.as_str(),
-            "locations",
-            self.region.as_str(),
-            collection,
-            self.id.as_str(),
-        ]
+        let mut path = self.collection(collection);
+        path.push(self.id.as_str());
+        path
     }
 
     /// The API path segments of its collection.
@@ -108,6 +107,15 @@ pub fn same_network(a: &str, b: &str, project: &str) -> bool {
     full_network(a, project) == full_network(b, project)
 }
 
+/// Whether a planned network reference changes from the prior one (of `project`): the
+/// same network spelt another way does not; an unknown one may.
+pub fn network_changes(prior: &Value<String>, planned: &Value<String>, project: &str) -> bool {
+    match (prior, planned) {
+        (Value::Value(a), Value::Value(b)) => !same_network(a, b, project),
+        (a, b) => changes(a, b),
+    }
+}
+
 /// How state spells the network `full` the API returned: as `prior` spelt it when that
 /// names the same network, else as the id when the network is in `project`, else in full.
 pub fn network_spelling(full: &str, prior: Option<&str>, project: &str) -> String {
@@ -156,6 +164,11 @@ mod tests {
     fn network_references() {
         assert!(same_network("default", "projects/p/networks/default", "p"));
         assert!(!same_network("default", "projects/q/networks/default", "p"));
+        let v = |s: &str| Value::Value(s.to_string());
+        let full = v("projects/p/networks/default");
+        assert!(!network_changes(&v("default"), &full, "p"));
+        assert!(network_changes(&v("default"), &v("other"), "p"));
+        assert!(network_changes(&v("default"), &Value::Unknown, "p"));
         let full = "projects/p/networks/main";
         assert_eq!(network_spelling(full, Some(full), "p"), full);
         assert_eq!(network_spelling(full, Some("main"), "p"), "main");

@@ -7,14 +7,14 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use cacheplane_types::secret::Secret;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Block, Description, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{map, AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
 use crate::client::Client;
 use crate::data_sources::{InstanceDataSource, TiersDataSource, ZonesDataSource};
 use crate::resources::{ConnectorResource, InstanceResource, NetworkResource};
-use crate::schema::{attributes, optional, sensitive, STRING};
+use crate::schema::{attributes, optional, schema, sensitive, STRING};
 
 /// What the resources use once Terraform has configured the provider.
 #[derive(Debug)]
@@ -92,35 +92,35 @@ impl Provider for CacheplaneProvider {
     type MetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: Block {
-                description: Description::plain(
-                    "Cacheplane: managed Redis caches on hosts you own. Each setting may \
-                     also come from the environment (CACHEPLANE_ENDPOINT, CACHEPLANE_TOKEN, \
-                     CACHEPLANE_PROJECT, CACHEPLANE_REGION).",
+        Some(schema(
+            "Cacheplane: managed Redis caches on hosts you own. Each setting may \
+             also come from the environment (CACHEPLANE_ENDPOINT, CACHEPLANE_TOKEN, \
+             CACHEPLANE_PROJECT, CACHEPLANE_REGION).",
+            attributes(vec![
+                (
+                    "endpoint",
+                    optional(
+                        STRING,
+                        "The API's base URL, e.g. http://127.0.0.1:8080 (CACHEPLANE_ENDPOINT)",
+                    ),
                 ),
-                attributes: attributes(vec![
-                    (
-                        "endpoint",
-                        optional(STRING, "The API's base URL, e.g. http://127.0.0.1:8080 (CACHEPLANE_ENDPOINT)"),
+                (
+                    "token",
+                    sensitive(optional(STRING, "The API token (CACHEPLANE_TOKEN)")),
+                ),
+                (
+                    "project",
+                    optional(STRING, "The project of the resources (CACHEPLANE_PROJECT)"),
+                ),
+                (
+                    "region",
+                    optional(
+                        STRING,
+                        "The region of instances and connectors, e.g. local (CACHEPLANE_REGION)",
                     ),
-                    (
-                        "token",
-                        sensitive(optional(STRING, "The API token (CACHEPLANE_TOKEN)")),
-                    ),
-                    (
-                        "project",
-                        optional(STRING, "The project of the resources (CACHEPLANE_PROJECT)"),
-                    ),
-                    (
-                        "region",
-                        optional(STRING, "The region of instances and connectors, e.g. local (CACHEPLANE_REGION)"),
-                    ),
-                ]),
-                ..Default::default()
-            },
-        })
+                ),
+            ]),
+        ))
     }
 
     async fn configure<'a>(

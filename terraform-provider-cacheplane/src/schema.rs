@@ -3,8 +3,13 @@
 
 use std::collections::HashMap;
 
-use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Description};
+use std::borrow::Cow;
+
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
+};
 use tf_provider::value::Value;
+use tf_provider::AttributePath;
 
 /// A string attribute.
 pub const STRING: AttributeType = AttributeType::String;
@@ -69,6 +74,28 @@ pub fn attributes(list: Vec<(&str, Attribute)>) -> HashMap<String, Attribute> {
     list.into_iter().map(|(n, a)| (n.to_string(), a)).collect()
 }
 
+/// The schema (version 1) of a resource or data source: its description and attributes,
+/// no nested blocks.
+pub fn schema(description: &str, attributes: HashMap<String, Attribute>) -> Schema {
+    Schema {
+        version: 1,
+        block: Block {
+            description: Description::plain(description),
+            attributes,
+            ..Default::default()
+        },
+    }
+}
+
+/// The attributes of `list` (name, whether it changes) that change: a plan replaces the
+/// resource for each of them.
+pub fn replaced(list: &[(&'static str, bool)]) -> Vec<AttributePath> {
+    list.iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| AttributePath::new(Cow::Borrowed(*name)))
+        .collect()
+}
+
 /// `v`, or unknown when it is null: an optional and computed attribute the configuration
 /// leaves out is decided by the API at apply.
 pub fn or_unknown<T>(v: Value<T>) -> Value<T> {
@@ -100,5 +127,11 @@ mod tests {
         assert!(changes(&a, &Value::Unknown));
         assert_eq!(or_unknown::<i64>(Value::Null), Value::Unknown);
         assert_eq!(or_unknown(Value::Value(3)), Value::Value(3));
+    }
+
+    #[test]
+    fn only_changed_attributes_replace() {
+        let got = replaced(&[("a", false), ("b", true), ("c", true)]);
+        assert_eq!(got, vec![AttributePath::new("b"), AttributePath::new("c")]);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cacheplane_types::duration::parse_duration;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Block, Description, NestedBlock};
+use tf_provider::schema::{Block, Description, NestedBlock, Schema};
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
@@ -45,6 +45,12 @@ impl Action {
             Action::Delete => "delete",
         }
     }
+}
+
+/// `schema` with the `timeouts` block.
+pub fn with_block(mut schema: Schema) -> Schema {
+    schema.block.blocks.insert("timeouts".into(), block());
+    schema
 }
 
 /// The schema of the block: at most one, each setting optional.

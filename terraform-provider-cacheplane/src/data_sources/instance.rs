@@ -3,7 +3,7 @@
 //! (sensitive).
 
 use async_trait::async_trait;
-use tf_provider::schema::{Block, Description, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::ValueEmpty;
 use tf_provider::{DataSource, Diagnostics};
 
@@ -12,7 +12,7 @@ use crate::names::Regional;
 use crate::provider::Shared;
 use crate::resources::instance::fetch;
 use crate::resources::instance_fields::{attributes, InstanceFields, ATTRIBUTES};
-use crate::schema::known;
+use crate::schema::{known, schema};
 
 /// The `cacheplane_instance` data source.
 pub struct InstanceDataSource {
@@ -32,14 +32,7 @@ impl DataSource for InstanceDataSource {
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: Block {
-                description: Description::plain("An existing instance"),
-                attributes: attributes(true),
-                ..Default::default()
-            },
-        })
+        Some(schema("An existing instance", attributes(true)))
     }
 
     async fn read<'a>(
@@ -55,16 +48,11 @@ impl DataSource for InstanceDataSource {
             id: known(&config.instance_id).unwrap_or_default().to_string(),
         };
         let name = t.full_name("instances");
-        match fetch(&s.client, &t, &config).await {
-            Ok(Some(fields)) => Some(fields),
-            Ok(None) => {
-                diags.root_error_short(format!("instance {name} does not exist"));
-                None
-            }
-            Err(e) => {
-                diags::api(diags, &format!("reading instance {name}"), &e, ATTRIBUTES);
-                None
-            }
-        }
+        let fetched = fetch(&s.client, &t, &config).await;
+        let (what, missing) = (
+            format!("reading instance {name}"),
+            format!("instance {name} does not exist"),
+        );
+        diags::found(diags, fetched, &what, &missing, ATTRIBUTES)
     }
 }

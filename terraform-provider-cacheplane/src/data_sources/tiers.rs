@@ -4,13 +4,13 @@
 use async_trait::async_trait;
 use cacheplane_types::ListTiersResponse;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Block, Description, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
 use crate::diags;
 use crate::provider::Shared;
-use crate::schema::{attributes, computed, object_list, BOOL, NUMBER, STRING};
+use crate::schema::{attributes, computed, object_list, schema, BOOL, NUMBER, STRING};
 
 /// One tier with its limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,17 +65,13 @@ impl DataSource for TiersDataSource {
             ("max_replica_count", NUMBER),
             ("automatic_failover", BOOL),
         ]);
-        Some(Schema {
-            version: 1,
-            block: Block {
-                description: Description::plain("The service tiers and their limits"),
-                attributes: attributes(vec![(
-                    "tiers",
-                    computed(tier, "Every tier with its limits"),
-                )]),
-                ..Default::default()
-            },
-        })
+        Some(schema(
+            "The service tiers and their limits",
+            attributes(vec![(
+                "tiers",
+                computed(tier, "Every tier with its limits"),
+            )]),
+        ))
     }
 
     async fn read<'a>(
@@ -85,27 +81,19 @@ impl DataSource for TiersDataSource {
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<Self::State<'a>> {
         let s = self.shared.get(diags)?;
-        match s.client.get::<ListTiersResponse>(&["tiers"]).await {
-            Ok(list) => Some(TiersState {
-                tiers: Value::Value(
-                    list.tiers
-                        .into_iter()
-                        .map(|t| TierAttr {
-                            tier: t.tier.as_str().to_string(),
-                            description: t.description,
-                            min_memory_size_gb: t.min_memory_size_gb.into(),
-                            max_memory_size_gb: t.max_memory_size_gb.into(),
-                            min_replica_count: t.min_replica_count.into(),
-                            max_replica_count: t.max_replica_count.into(),
-                            automatic_failover: t.automatic_failover,
-                        })
-                        .collect(),
-                ),
-            }),
-            Err(e) => {
-                diags::api(diags, "listing the tiers", &e, &[]);
-                None
-            }
-        }
+        let listed = s.client.get::<ListTiersResponse>(&["tiers"]).await;
+        let list = diags::ok(diags, listed, "listing the tiers", &[])?;
+        let tiers = list.tiers.into_iter().map(|t| TierAttr {
+            tier: t.tier.as_str().to_string(),
+            description: t.description,
+            min_memory_size_gb: t.min_memory_size_gb.into(),
+            max_memory_size_gb: t.max_memory_size_gb.into(),
+            min_replica_count: t.min_replica_count.into(),
+            max_replica_count: t.max_replica_count.into(),
+            automatic_failover: t.automatic_failover,
+        });
+        Some(TiersState {
+            tiers: Value::Value(tiers.collect()),
+        })
     }
 }

@@ -4,13 +4,13 @@
 use async_trait::async_trait;
 use cacheplane_types::ListZonesResponse;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Block, Description, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
 use crate::diags;
 use crate::provider::Shared;
-use crate::schema::{attributes, computed, known, optional, string_list, STRING};
+use crate::schema::{attributes, computed, known, optional, schema, string_list, STRING};
 
 /// The data source's attributes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -39,23 +39,19 @@ impl DataSource for ZonesDataSource {
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: Block {
-                description: Description::plain("The zones of a region"),
-                attributes: attributes(vec![
-                    (
-                        "region",
-                        optional(STRING, "The region (the provider's unless set)"),
-                    ),
-                    (
-                        "zones",
-                        computed(string_list(), "Its zone ids, e.g. local-a"),
-                    ),
-                ]),
-                ..Default::default()
-            },
-        })
+        Some(schema(
+            "The zones of a region",
+            attributes(vec![
+                (
+                    "region",
+                    optional(STRING, "The region (the provider's unless set)"),
+                ),
+                (
+                    "zones",
+                    computed(string_list(), "Its zone ids, e.g. local-a"),
+                ),
+            ]),
+        ))
     }
 
     async fn read<'a>(
@@ -66,24 +62,15 @@ impl DataSource for ZonesDataSource {
     ) -> Option<Self::State<'a>> {
         let s = self.shared.get(diags)?;
         let region = known(&config.region).unwrap_or(&s.region).to_string();
-        match s
+        let listed = s
             .client
             .get::<ListZonesResponse>(&["regions", &region, "zones"])
-            .await
-        {
-            Ok(list) => Some(ZonesState {
-                zones: Value::Value(list.zones.into_iter().map(|z| z.zone_id).collect()),
-                region: Value::Value(region),
-            }),
-            Err(e) => {
-                diags::api(
-                    diags,
-                    &format!("listing the zones of region {region}"),
-                    &e,
-                    &["region"],
-                );
-                None
-            }
-        }
+            .await;
+        let what = format!("listing the zones of region {region}");
+        let list = diags::ok(diags, listed, &what, &["region"])?;
+        Some(ZonesState {
+            zones: Value::Value(list.zones.into_iter().map(|z| z.zone_id).collect()),
+            region: Value::Value(region),
+        })
     }
 }

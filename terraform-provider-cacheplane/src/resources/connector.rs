@@ -2,23 +2,22 @@
 //! network reach its instances. Create and delete are operations, waited for; nothing
 //! changes in place, so every change replaces the connector.
 
-use std::borrow::Cow;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use cacheplane_types::{Connector, CreateConnectorRequest, Operation};
+use cacheplane_types::{Connector, CreateConnectorRequest};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Block, Description, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{self, Value, ValueEmpty};
-use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tf_provider::{AttributePath, Diagnostics, Resource};
 
+use super::lifecycle::{self, Call};
 use crate::client::{ApiError, Client};
 use crate::diags;
-use crate::names::{network_spelling, parse_regional, same_network, Regional};
-use crate::operations;
+use crate::names::{network_changes, network_spelling, Regional};
 use crate::provider::Shared;
-use crate::schema::{attributes, changes, computed, known, optional, or_unknown, required, STRING};
+use crate::schema::{
+    attributes, changes, computed, known, optional, or_unknown, replaced, required, schema, STRING,
+};
 use crate::timeouts::{self, Action, Timeouts};
 
 /// The API's collection of connectors.
@@ -139,30 +138,23 @@ impl Resource for ConnectorResource {
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: Block {
-                description: Description::plain(
-                    "A connector: a /28 of a network from which clients outside it reach its \
-                     instances (a network namespace on a host in the API's netns mode). Any \
-                     change replaces it.",
-                ),
-                attributes: attributes(vec![
-                    ("connector_id", required(STRING, "The connector's id: 1-40 lowercase letters, digits or hyphens")),
-                    ("project", optional(STRING, "The project (the provider's unless set)")),
-                    ("region", optional(STRING, "The region (the provider's unless set)")),
-                    ("network", required(STRING, "The network: an id (default) or projects/{project}/networks/{id}")),
-                    ("ip_cidr_range", optional(STRING, "An aligned, free /28 of the network's pool (the first free one unless set)")),
-                    ("name", computed(STRING, "projects/{project}/locations/{region}/connectors/{id}")),
-                    ("state", computed(STRING, "CREATING, READY or DELETING")),
-                    ("host", computed(STRING, "The host that realises it (netns mode)")),
-                    ("namespace", computed(STRING, "The network namespace on its host where clients run (netns mode)")),
-                    ("create_time", computed(STRING, "When it was created (RFC 3339)")),
-                ]),
-                blocks: map! { "timeouts" => timeouts::block() },
-                ..Default::default()
-            },
-        })
+        Some(timeouts::with_block(schema(
+            "A connector: a /28 of a network from which clients outside it reach its \
+             instances (a network namespace on a host in the API's netns mode). Any \
+             change replaces it.",
+            attributes(vec![
+                ("connector_id", required(STRING, "The connector's id: 1-40 lowercase letters, digits or hyphens")),
+                ("project", optional(STRING, "The project (the provider's unless set)")),
+                ("region", optional(STRING, "The region (the provider's unless set)")),
+                ("network", required(STRING, "The network: an id (default) or projects/{project}/networks/{id}")),
+                ("ip_cidr_range", optional(STRING, "An aligned, free /28 of the network's pool (the first free one unless set)")),
+                ("name", computed(STRING, "projects/{project}/locations/{region}/connectors/{id}")),
+                ("state", computed(STRING, "CREATING, READY or DELETING")),
+                ("host", computed(STRING, "The host that realises it (netns mode)")),
+                ("namespace", computed(STRING, "The network namespace on its host where clients run (netns mode)")),
+                ("create_time", computed(STRING, "When it was created (RFC 3339)")),
+            ]),
+        )))
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
@@ -181,19 +173,9 @@ impl Resource for ConnectorResource {
             return Some((state, private_state));
         };
         let t = state.target();
-        match fetch(&s.client, &t, &state).await {
-            Ok(Some(c)) => Some((c, private_state)),
-            Ok(None) => None,
-            Err(e) => {
-                diags::api(
-                    diags,
-                    &format!("reading connector {}", t.full_name(COLLECTION)),
-                    &e,
-                    ATTRIBUTES,
-                );
-                Some((state, private_state))
-            }
-        }
+        let what = format!("reading connector {}", t.full_name(COLLECTION));
+        let fetched = fetch(&s.client, &t, &state).await;
+        lifecycle::refreshed(diags, fetched, state, &what, ATTRIBUTES).map(|c| (c, private_state))
     }
 
     async fn plan_create<'a>(
@@ -236,22 +218,14 @@ impl Resource for ConnectorResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
         let (a, b) = (&prior_state, &proposed_state);
         let project = known(&a.project).unwrap_or_default();
-        let network_changed = match (&a.network, &b.network) {
-            (Value::Value(x), Value::Value(y)) => !same_network(x, y, project),
-            (x, y) => changes(x, y),
-        };
-        let mut replace = Vec::new();
-        for (name, changed) in [
+        let network_changed = network_changes(&a.network, &b.network, project);
+        let replace = replaced(&[
             ("connector_id", changes(&a.connector_id, &b.connector_id)),
             ("project", changes(&a.project, &b.project)),
             ("region", changes(&a.region, &b.region)),
             ("network", network_changed),
             ("ip_cidr_range", changes(&a.ip_cidr_range, &b.ip_cidr_range)),
-        ] {
-            if changed {
-                replace.push(AttributePath::new(Cow::Borrowed(name)));
-            }
-        }
+        ]);
         Some((proposed_state, prior_private_state, replace))
     }
 
@@ -283,41 +257,24 @@ impl Resource for ConnectorResource {
                 .to_string(),
             ip_cidr_range: known(&planned_state.ip_cidr_range).map(str::to_string),
         };
-        let rid = uuid::Uuid::new_v4().to_string();
-        let op: Result<Operation, _> = s
-            .client
-            .call(
-                Method::POST,
-                &t.collection(COLLECTION),
-                &[("connectorId", t.id.as_str()), ("requestId", rid.as_str())],
-                Some(&body),
-                Duration::from_secs(60),
-            )
-            .await;
-        let op = match op {
-            Ok(op) => op,
-            Err(e) => {
-                diags::api(diags, &what, &e, ATTRIBUTES);
-                return None;
-            }
+        let rid = lifecycle::request_id();
+        let call = Call {
+            method: Method::POST,
+            path: t.collection(COLLECTION),
+            query: vec![("connectorId", t.id.as_str()), ("requestId", rid.as_str())],
+            body: serde_json::to_value(&body).ok(),
         };
-        if let Err(e) = operations::wait(&s.client, op, timeout).await {
-            diags::wait(diags, &what, &e, ATTRIBUTES);
+        let op = lifecycle::send(diags, &s.client, call, &what, ATTRIBUTES).await?;
+        let waited = lifecycle::wait(diags, &s.client, op, timeout, &what, ATTRIBUTES).await;
+        let fetched = fetch(&s.client, &t, &planned_state).await;
+        if waited.is_none() {
             // Still being created: keep it in the state (tainted) rather than lose it.
-            let state = fetch(&s.client, &t, &planned_state).await.ok().flatten()?;
+            let state = fetched.ok().flatten()?;
             return Some((state, planned_private_state));
         }
-        match fetch(&s.client, &t, &planned_state).await {
-            Ok(Some(c)) => Some((c, planned_private_state)),
-            Ok(None) => {
-                diags.root_error_short(format!("{what}: it disappeared right after its operation"));
-                None
-            }
-            Err(e) => {
-                diags::api(diags, &what, &e, ATTRIBUTES);
-                None
-            }
-        }
+        let missing = format!("{what}: it disappeared right after its operation");
+        diags::found(diags, fetched, &what, &missing, ATTRIBUTES)
+            .map(|c| (c, planned_private_state))
     }
 
     async fn update<'a>(
@@ -344,32 +301,8 @@ impl Resource for ConnectorResource {
         let timeout = timeouts::get(diags, &prior_state.timeouts, Action::Delete)?;
         let t = prior_state.target();
         let what = format!("deleting connector {}", t.full_name(COLLECTION));
-        let rid = uuid::Uuid::new_v4().to_string();
-        let op: Result<Operation, _> = s
-            .client
-            .call(
-                Method::DELETE,
-                &t.path(COLLECTION),
-                &[("requestId", rid.as_str())],
-                None::<&()>,
-                Duration::from_secs(60),
-            )
-            .await;
-        let op = match op {
-            Ok(op) => op,
-            Err(e) if e.is_not_found() => return Some(()),
-            Err(e) => {
-                diags::api(diags, &what, &e, ATTRIBUTES);
-                return None;
-            }
-        };
-        match operations::wait(&s.client, op, timeout).await {
-            Ok(_) => Some(()),
-            Err(e) => {
-                diags::wait(diags, &what, &e, ATTRIBUTES);
-                None
-            }
-        }
+        let path = t.path(COLLECTION);
+        lifecycle::delete_and_wait(diags, &s.client, &path, timeout, &what, ATTRIBUTES).await
     }
 
     async fn import<'a>(
@@ -378,26 +311,16 @@ impl Resource for ConnectorResource {
         id: String,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let s = self.shared.get(diags)?;
-        let t = match parse_regional(&id, COLLECTION, &s.project, &s.region) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.root_error_short(format!("cannot import connector: {e}"));
-                return None;
-            }
-        };
-        match fetch(&s.client, &t, &ConnectorState::default()).await {
-            Ok(Some(c)) => Some((c, ValueEmpty::default())),
-            Ok(None) => {
-                diags.root_error_short(format!(
-                    "cannot import connector: {} does not exist",
-                    t.full_name(COLLECTION)
-                ));
-                None
-            }
-            Err(e) => {
-                diags::api(diags, "importing connector", &e, ATTRIBUTES);
-                None
-            }
-        }
+        let t = lifecycle::import_regional(diags, s, &id, COLLECTION, "connector")?;
+        let fetched = fetch(&s.client, &t, &ConnectorState::default()).await;
+        let name = t.full_name(COLLECTION);
+        lifecycle::imported(
+            diags,
+            fetched,
+            "connector",
+            &name,
+            "importing connector",
+            ATTRIBUTES,
+        )
     }
 }

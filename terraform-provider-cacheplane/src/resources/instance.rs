@@ -7,23 +7,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cacheplane_types::{
-    CreateInstanceRequest, Instance, InstanceAuthString, Operation, PatchInstanceRequest,
-    ReadReplicasMode, Tier, TransitEncryptionMode,
+    CreateInstanceRequest, Instance, InstanceAuthString, PatchInstanceRequest, ReadReplicasMode,
+    Tier, TransitEncryptionMode,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Block, Description, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{self, Value, ValueEmpty};
-use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::instance_fields::{self as fields, parse_read_replicas, InstanceFields, ATTRIBUTES};
 use super::instance_plan as plan;
+use super::lifecycle::{self, request_id, Call};
 use crate::client::{ApiError, Client};
 use crate::diags;
-use crate::names::{parse_regional, Regional};
-use crate::operations;
+use crate::names::Regional;
 use crate::provider::{Settings, Shared};
-use crate::schema::known;
+use crate::schema::{known, schema};
 use crate::timeouts::{self, Action, Timeouts};
 
 /// The API's collection of instances.
@@ -82,6 +82,20 @@ pub async fn fetch(
     Ok(Some(InstanceFields::from_api(&inst, auth, prior)))
 }
 
+/// [`fetch`], as a state with these `timeouts`.
+async fn fetch_state(
+    client: &Client,
+    t: &Regional,
+    prior: &InstanceFields,
+    timeouts: &Value<Timeouts>,
+) -> Result<Option<InstanceState>, ApiError> {
+    let fields = fetch(client, t, prior).await?;
+    Ok(fields.map(|fields| InstanceState {
+        fields,
+        timeouts: timeouts.clone(),
+    }))
+}
+
 /// The create request of a planned state.
 fn create_request(f: &InstanceFields) -> CreateInstanceRequest {
     let s = |v: &Value<String>| known(v).map(str::to_string);
@@ -102,19 +116,6 @@ fn create_request(f: &InstanceFields) -> CreateInstanceRequest {
             .and_then(TransitEncryptionMode::parse),
         labels: f.labels.as_ref_option().cloned().unwrap_or_default(),
     }
-}
-
-/// A mutating call of the API: method, path under `/v1`, query and JSON body.
-struct Call<'a> {
-    method: Method,
-    path: Vec<&'a str>,
-    query: Vec<(&'a str, &'a str)>,
-    body: Option<serde_json::Value>,
-}
-
-/// A new `requestId`: one per operation, sent with every attempt of its call.
-fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 /// Checks the enumerations of the configuration against the API's wire names.
@@ -151,41 +152,6 @@ fn validate_enums(diags: &mut Diagnostics, f: &InstanceFields) {
 }
 
 impl InstanceResource {
-    /// Sends a mutating call (its operation comes back), then waits for the operation.
-    async fn run(
-        &self,
-        diags: &mut Diagnostics,
-        s: &Settings,
-        what: &str,
-        call: Call<'_>,
-        timeout: Duration,
-    ) -> Option<Operation> {
-        let op: Operation = match s
-            .client
-            .call(
-                call.method,
-                &call.path,
-                &call.query,
-                call.body.as_ref(),
-                Duration::from_secs(60),
-            )
-            .await
-        {
-            Ok(op) => op,
-            Err(e) => {
-                diags::api(diags, what, &e, ATTRIBUTES);
-                return None;
-            }
-        };
-        match operations::wait(&s.client, op, timeout).await {
-            Ok(op) => Some(op),
-            Err(e) => {
-                diags::wait(diags, what, &e, ATTRIBUTES);
-                None
-            }
-        }
-    }
-
     /// One PATCH with its update mask, waited for.
     async fn patch(
         &self,
@@ -206,7 +172,9 @@ impl InstanceResource {
             query: vec![("updateMask", mask.as_str()), ("requestId", rid.as_str())],
             body,
         };
-        self.run(diags, s, &what, call, timeout).await.map(drop)
+        lifecycle::run(diags, &s.client, call, timeout, &what, ATTRIBUTES)
+            .await
+            .map(drop)
     }
 
     /// The state after a create or update: the instance as the API has it now.
@@ -217,28 +185,11 @@ impl InstanceResource {
         planned: &InstanceState,
     ) -> Option<InstanceState> {
         let t = target(&planned.fields);
-        match fetch(&s.client, &t, &planned.fields).await {
-            Ok(Some(fields)) => Some(InstanceState {
-                fields,
-                timeouts: planned.timeouts.clone(),
-            }),
-            Ok(None) => {
-                diags.root_error_short(format!(
-                    "instance {} disappeared right after its operation",
-                    t.full_name(COLLECTION)
-                ));
-                None
-            }
-            Err(e) => {
-                diags::api(
-                    diags,
-                    &format!("reading instance {}", t.full_name(COLLECTION)),
-                    &e,
-                    ATTRIBUTES,
-                );
-                None
-            }
-        }
+        let name = t.full_name(COLLECTION);
+        let fetched = fetch_state(&s.client, &t, &planned.fields, &planned.timeouts).await;
+        let what = format!("reading instance {name}");
+        let missing = format!("instance {name} disappeared right after its operation");
+        diags::found(diags, fetched, &what, &missing, ATTRIBUTES)
     }
 }
 
@@ -249,19 +200,12 @@ impl Resource for InstanceResource {
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: Block {
-                description: Description::plain(
-                    "A managed Redis cache. memory_size_gb, replica_count, redis_configs, labels \
-                     and display_name change in place; enabling read replicas is in place; \
-                     tier, zones, network, range, version, AUTH and TLS replace the instance.",
-                ),
-                attributes: fields::attributes(false),
-                blocks: map! { "timeouts" => timeouts::block() },
-                ..Default::default()
-            },
-        })
+        Some(timeouts::with_block(schema(
+            "A managed Redis cache. memory_size_gb, replica_count, redis_configs, labels \
+             and display_name change in place; enabling read replicas is in place; \
+             tier, zones, network, range, version, AUTH and TLS replace the instance.",
+            fields::attributes(false),
+        )))
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
@@ -281,26 +225,10 @@ impl Resource for InstanceResource {
             return Some((state, private_state));
         };
         let t = target(&state.fields);
-        match fetch(&s.client, &t, &state.fields).await {
-            Ok(Some(fields)) => Some((
-                InstanceState {
-                    fields,
-                    timeouts: state.timeouts,
-                },
-                private_state,
-            )),
-            // Deleted outside Terraform: it leaves the state, and the next plan creates it.
-            Ok(None) => None,
-            Err(e) => {
-                diags::api(
-                    diags,
-                    &format!("reading instance {}", t.full_name(COLLECTION)),
-                    &e,
-                    ATTRIBUTES,
-                );
-                Some((state, private_state))
-            }
-        }
+        let what = format!("reading instance {}", t.full_name(COLLECTION));
+        let fetched = fetch_state(&s.client, &t, &state.fields, &state.timeouts).await;
+        // Deleted outside Terraform: it leaves the state, and the next plan creates it.
+        lifecycle::refreshed(diags, fetched, state, &what, ATTRIBUTES).map(|i| (i, private_state))
     }
 
     async fn plan_create<'a>(
@@ -360,16 +288,13 @@ impl Resource for InstanceResource {
             body,
         };
         let what = format!("creating instance {}", t.full_name(COLLECTION));
-        let done = self.run(diags, s, &what, call, timeout).await;
+        let done = lifecycle::run(diags, &s.client, call, timeout, &what, ATTRIBUTES).await;
         if done.is_none() {
             // A create that timed out goes on in the API: keep the instance in the state
             // (Terraform marks it tainted) so that it is not lost. A failed one left
             // nothing behind.
-            if let Ok(Some(fields)) = fetch(&s.client, &t, &planned_state.fields).await {
-                let state = InstanceState {
-                    fields,
-                    timeouts: planned_state.timeouts,
-                };
+            let (fields, timeouts) = (&planned_state.fields, &planned_state.timeouts);
+            if let Ok(Some(state)) = fetch_state(&s.client, &t, fields, timeouts).await {
                 return Some((state, planned_private_state));
             }
             return None;
@@ -418,12 +343,8 @@ impl Resource for InstanceResource {
             {
                 // Nothing changed, or the change goes on in the API: the state is what the
                 // API has now (the error is in the diagnostics).
-                let fields = fetch(&s.client, &t, prior).await.ok().flatten()?;
-                let state = InstanceState {
-                    fields,
-                    timeouts: prior_state.timeouts,
-                };
-                return Some((state, planned_private_state));
+                let fetched = fetch_state(&s.client, &t, prior, &prior_state.timeouts).await;
+                return Some((fetched.ok().flatten()?, planned_private_state));
             }
         }
         let state = self.refreshed(diags, s, &planned_state).await?;
@@ -440,34 +361,9 @@ impl Resource for InstanceResource {
         let s = self.shared.get(diags)?;
         let timeout = timeouts::get(diags, &prior_state.timeouts, Action::Delete)?;
         let t = target(&prior_state.fields);
-        let rid = request_id();
         let what = format!("deleting instance {}", t.full_name(COLLECTION));
-        let op: Operation = match s
-            .client
-            .call(
-                Method::DELETE,
-                &t.path(COLLECTION),
-                &[("requestId", rid.as_str())],
-                None::<&()>,
-                Duration::from_secs(60),
-            )
-            .await
-        {
-            Ok(op) => op,
-            // Already gone.
-            Err(e) if e.is_not_found() => return Some(()),
-            Err(e) => {
-                diags::api(diags, &what, &e, ATTRIBUTES);
-                return None;
-            }
-        };
-        match operations::wait(&s.client, op, timeout).await {
-            Ok(_) => Some(()),
-            Err(e) => {
-                diags::wait(diags, &what, &e, ATTRIBUTES);
-                None
-            }
-        }
+        let path = t.path(COLLECTION);
+        lifecycle::delete_and_wait(diags, &s.client, &path, timeout, &what, ATTRIBUTES).await
     }
 
     async fn import<'a>(
@@ -476,38 +372,11 @@ impl Resource for InstanceResource {
         id: String,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let s = self.shared.get(diags)?;
-        let t = match parse_regional(&id, COLLECTION, &s.project, &s.region) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.root_error_short(format!("cannot import instance: {e}"));
-                return None;
-            }
-        };
-        match fetch(&s.client, &t, &InstanceFields::default()).await {
-            Ok(Some(fields)) => Some((
-                InstanceState {
-                    fields,
-                    timeouts: Value::Null,
-                },
-                ValueEmpty::default(),
-            )),
-            Ok(None) => {
-                diags.root_error_short(format!(
-                    "cannot import instance: {} does not exist",
-                    t.full_name(COLLECTION)
-                ));
-                None
-            }
-            Err(e) => {
-                diags::api(
-                    diags,
-                    &format!("importing instance {}", t.full_name(COLLECTION)),
-                    &e,
-                    ATTRIBUTES,
-                );
-                None
-            }
-        }
+        let t = lifecycle::import_regional(diags, s, &id, COLLECTION, "instance")?;
+        let fetched = fetch_state(&s.client, &t, &InstanceFields::default(), &Value::Null).await;
+        let name = t.full_name(COLLECTION);
+        let what = format!("importing instance {name}");
+        lifecycle::imported(diags, fetched, "instance", &name, &what, ATTRIBUTES)
     }
 }
 

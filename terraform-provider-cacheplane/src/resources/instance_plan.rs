@@ -2,15 +2,13 @@
 //! apply), which changes replace the instance, and which computed attributes an in-place
 //! update may change. Pure functions, tested with tables.
 
-use std::borrow::Cow;
-
 use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
 use super::instance::InstanceState;
 use super::instance_fields::InstanceFields;
-use crate::names::same_network;
-use crate::schema::{changes, or_unknown};
+use crate::names::network_changes;
+use crate::schema::{changes, known, or_unknown, replaced};
 
 const ENABLED: &str = "READ_REPLICAS_ENABLED";
 const DISABLED: &str = "READ_REPLICAS_DISABLED";
@@ -67,68 +65,37 @@ fn unknown_after_change(f: &mut InstanceFields) {
 
 /// The attributes whose change from `prior` to `proposed` needs a new instance.
 pub fn replacing(prior: &InstanceFields, proposed: &InstanceFields) -> Vec<AttributePath> {
-    let mut out = Vec::new();
-    let mut check = |name: &'static str, changed: bool| {
-        if changed {
-            out.push(AttributePath::new(Cow::Borrowed(name)));
-        }
-    };
-    check(
-        "instance_id",
-        changes(&prior.instance_id, &proposed.instance_id),
-    );
-    check("project", changes(&prior.project, &proposed.project));
-    check("region", changes(&prior.region, &proposed.region));
-    check("tier", changes(&prior.tier, &proposed.tier));
-    check(
-        "location_id",
-        changes(&prior.location_id, &proposed.location_id),
-    );
-    check(
-        "alternative_location_id",
-        changes(
-            &prior.alternative_location_id,
-            &proposed.alternative_location_id,
-        ),
-    );
-    check(
-        "redis_version",
-        changes(&prior.redis_version, &proposed.redis_version),
-    );
-    let project = prior
-        .project
-        .as_ref_option()
-        .map(String::as_str)
-        .unwrap_or("");
-    let network_changed = match (&prior.authorized_network, &proposed.authorized_network) {
-        (Value::Value(a), Value::Value(b)) => !same_network(a, b, project),
-        (a, b) => changes(a, b),
-    };
-    check("authorized_network", network_changed);
-    check(
-        "reserved_ip_range",
-        changes(&prior.reserved_ip_range, &proposed.reserved_ip_range),
-    );
-    check(
-        "auth_enabled",
-        changes(&prior.auth_enabled, &proposed.auth_enabled),
-    );
-    check(
-        "transit_encryption_mode",
-        changes(
-            &prior.transit_encryption_mode,
-            &proposed.transit_encryption_mode,
-        ),
-    );
+    let (a, b) = (prior, proposed);
+    let project = a.project.as_ref_option().map(String::as_str).unwrap_or("");
+    let mode_is = |f: &InstanceFields, m: &str| known(&f.read_replicas_mode) == Some(m);
     // Read replicas can be enabled in place, never disabled.
-    let disables = prior.read_replicas_mode.as_ref_option().map(String::as_str) == Some(ENABLED)
-        && proposed
-            .read_replicas_mode
-            .as_ref_option()
-            .map(String::as_str)
-            == Some(DISABLED);
-    check("read_replicas_mode", disables);
-    out
+    let disables = mode_is(a, ENABLED) && mode_is(b, DISABLED);
+    replaced(&[
+        ("instance_id", changes(&a.instance_id, &b.instance_id)),
+        ("project", changes(&a.project, &b.project)),
+        ("region", changes(&a.region, &b.region)),
+        ("tier", changes(&a.tier, &b.tier)),
+        ("location_id", changes(&a.location_id, &b.location_id)),
+        (
+            "alternative_location_id",
+            changes(&a.alternative_location_id, &b.alternative_location_id),
+        ),
+        ("redis_version", changes(&a.redis_version, &b.redis_version)),
+        (
+            "authorized_network",
+            network_changes(&a.authorized_network, &b.authorized_network, project),
+        ),
+        (
+            "reserved_ip_range",
+            changes(&a.reserved_ip_range, &b.reserved_ip_range),
+        ),
+        ("auth_enabled", changes(&a.auth_enabled, &b.auth_enabled)),
+        (
+            "transit_encryption_mode",
+            changes(&a.transit_encryption_mode, &b.transit_encryption_mode),
+        ),
+        ("read_replicas_mode", disables),
+    ])
 }
 
 /// Whether read replicas go from disabled to enabled.

@@ -4,6 +4,7 @@ pub mod connector;
 pub mod instance;
 pub mod instance_fields;
 pub mod instance_plan;
+pub mod lifecycle;
 pub mod network;
 
 pub use connector::ConnectorResource;

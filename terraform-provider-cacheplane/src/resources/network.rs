@@ -2,21 +2,24 @@
 //! ranges are allocated. The API creates and deletes networks at once (no operation)
 //! and changes none in place: every change replaces the network.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cacheplane_types::{CreateNetworkRequest, Network};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Block, Description, Schema};
+use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
+use super::lifecycle;
+use crate::client::absent_as_none;
 use crate::diags;
 use crate::names::parse_network;
 use crate::provider::Shared;
-use crate::schema::{attributes, changes, computed, known, optional, or_unknown, required, STRING};
+use crate::schema::{
+    attributes, changes, computed, known, optional, or_unknown, replaced, required, schema, STRING,
+};
 
 /// Attribute names, for naming the fields of the API's errors.
 const ATTRIBUTES: &[&str] = &[
@@ -99,23 +102,32 @@ impl Resource for NetworkResource {
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(Schema {
-            version: 1,
-            block: Block {
-                description: Description::plain(
-                    "A network: the address pool of its instances and connectors. Any change replaces it.",
+        Some(schema(
+            "A network: the address pool of its instances and connectors. Any change replaces it.",
+            attributes(vec![
+                (
+                    "network_id",
+                    required(STRING, "The network's id in its project"),
                 ),
-                attributes: attributes(vec![
-                    ("network_id", required(STRING, "The network's id in its project")),
-                    ("project", optional(STRING, "The project (the provider's unless set)")),
-                    ("ip_range", required(STRING, "The pool, a CIDR such as 10.128.0.0/16, inside a supernet the API allows")),
-                    ("description", optional(STRING, "Free text")),
-                    ("name", computed(STRING, "projects/{project}/networks/{id}")),
-                    ("create_time", computed(STRING, "When it was created (RFC 3339)")),
-                ]),
-                ..Default::default()
-            },
-        })
+                (
+                    "project",
+                    optional(STRING, "The project (the provider's unless set)"),
+                ),
+                (
+                    "ip_range",
+                    required(
+                        STRING,
+                        "The pool, a CIDR such as 10.128.0.0/16, inside a supernet the API allows",
+                    ),
+                ),
+                ("description", optional(STRING, "Free text")),
+                ("name", computed(STRING, "projects/{project}/networks/{id}")),
+                (
+                    "create_time",
+                    computed(STRING, "When it was created (RFC 3339)"),
+                ),
+            ]),
+        ))
     }
 
     async fn read<'a>(
@@ -129,14 +141,10 @@ impl Resource for NetworkResource {
             return Some((state, private_state));
         };
         let path = state.path();
-        match s.client.get_opt::<Network>(&segments(&path)).await {
-            Ok(Some(n)) => Some((NetworkState::from_api(&n), private_state)),
-            Ok(None) => None,
-            Err(e) => {
-                diags::api(diags, "reading network", &e, ATTRIBUTES);
-                Some((state, private_state))
-            }
-        }
+        let fetched = s.client.get_opt::<Network>(&segments(&path)).await;
+        let fetched = fetched.map(|n| n.as_ref().map(NetworkState::from_api));
+        lifecycle::refreshed(diags, fetched, state, "reading network", ATTRIBUTES)
+            .map(|n| (n, private_state))
     }
 
     async fn plan_create<'a>(
@@ -175,18 +183,13 @@ impl Resource for NetworkResource {
         prior_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        let mut replace = Vec::new();
         let (a, b) = (&prior_state, &proposed_state);
-        for (name, changed) in [
+        let replace = replaced(&[
             ("network_id", changes(&a.network_id, &b.network_id)),
             ("project", changes(&a.project, &b.project)),
             ("ip_range", changes(&a.ip_range, &b.ip_range)),
             ("description", changes(&a.description, &b.description)),
-        ] {
-            if changed {
-                replace.push(AttributePath::new(Cow::Borrowed(name)));
-            }
-        }
+        ]);
         Some((proposed_state, prior_private_state, replace))
     }
 
@@ -231,18 +234,9 @@ impl Resource for NetworkResource {
                 Duration::from_secs(60),
             )
             .await;
-        match created {
-            Ok(n) => Some((NetworkState::from_api(&n), planned_private_state)),
-            Err(e) => {
-                diags::api(
-                    diags,
-                    &format!("creating network projects/{project}/networks/{id}"),
-                    &e,
-                    ATTRIBUTES,
-                );
-                None
-            }
-        }
+        let what = format!("creating network projects/{project}/networks/{id}");
+        let n = diags::ok(diags, created, &what, ATTRIBUTES)?;
+        Some((NetworkState::from_api(&n), planned_private_state))
     }
 
     async fn update<'a>(
@@ -277,19 +271,9 @@ impl Resource for NetworkResource {
                 Duration::from_secs(60),
             )
             .await;
-        match deleted {
-            Ok(()) => Some(()),
-            Err(e) if e.is_not_found() => Some(()),
-            Err(e) => {
-                diags::api(
-                    diags,
-                    &format!("deleting network {}", path.join("/")),
-                    &e,
-                    ATTRIBUTES,
-                );
-                None
-            }
-        }
+        // A network already gone is deleted.
+        let what = format!("deleting network {}", path.join("/"));
+        diags::ok(diags, absent_as_none(deleted), &what, ATTRIBUTES).map(drop)
     }
 
     async fn import<'a>(
@@ -298,29 +282,19 @@ impl Resource for NetworkResource {
         id: String,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let s = self.shared.get(diags)?;
-        let (project, id) = match parse_network(&id, &s.project) {
-            Ok(x) => x,
-            Err(e) => {
-                diags.root_error_short(format!("cannot import network: {e}"));
-                return None;
-            }
-        };
-        match s
-            .client
-            .get_opt::<Network>(&["projects", &project, "networks", &id])
-            .await
-        {
-            Ok(Some(n)) => Some((NetworkState::from_api(&n), ValueEmpty::default())),
-            Ok(None) => {
-                diags.root_error_short(format!(
-                    "cannot import network: projects/{project}/networks/{id} does not exist"
-                ));
-                None
-            }
-            Err(e) => {
-                diags::api(diags, "importing network", &e, ATTRIBUTES);
-                None
-            }
-        }
+        let parsed = parse_network(&id, &s.project);
+        let (project, id) = lifecycle::import_target(diags, "network", parsed)?;
+        let path: [&str; 4] = ["projects", &project, "networks", &id];
+        let fetched = s.client.get_opt::<Network>(&path).await;
+        let fetched = fetched.map(|n| n.as_ref().map(NetworkState::from_api));
+        let name = path.join("/");
+        lifecycle::imported(
+            diags,
+            fetched,
+            "network",
+            &name,
+            "importing network",
+            ATTRIBUTES,
+        )
     }
 }
