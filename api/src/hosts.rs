@@ -169,15 +169,12 @@ pub async fn heartbeat(
 /// Why [`beats::record_beat`] recorded nothing: the host is not registered, or the agent
 /// reports a generation newer than the host's.
 async fn refused_beat(tx: &mut PgConnection, host: &str, applied: i64) -> ApiError {
-    match beats::generations(tx, host).await {
+    match db::generation(&mut *tx, host).await {
         Err(e) => e,
         Ok(None) => ApiError::NotFound(format!("host '{host}' is not registered")),
-        Ok(Some(current)) => ApiError::field(
+        Ok(Some(generation)) => ApiError::field(
             "appliedGeneration",
-            format!(
-                "{applied} is newer than the host's config generation {}",
-                current.generation
-            ),
+            format!("{applied} is newer than the host's config generation {generation}"),
         ),
     }
 }

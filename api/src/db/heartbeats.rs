@@ -27,7 +27,7 @@ pub struct Beat {
 /// reports `applied` (with `free_memory_bytes`): the applied generation and free memory
 /// are kept only from a report at least as new as the last one. Returns the row's
 /// generations from before the beat; `None` when the host is not registered or `applied`
-/// is newer than its generation (nothing is written then: see [`generations`]).
+/// is newer than its generation (nothing is written then).
 pub async fn record_beat(
     conn: &mut PgConnection,
     host: &str,
@@ -51,16 +51,6 @@ pub async fn record_beat(
     .bind(free_memory_bytes)
     .fetch_optional(&mut *conn)
     .await?)
-}
-
-/// A host's generations, without a lock: what [`record_beat`] refused to record against.
-pub async fn generations(conn: &mut PgConnection, host: &str) -> ApiResult<Option<Beat>> {
-    Ok(
-        sqlx::query_as("select generation, applied_generation from host where id = $1")
-            .bind(host)
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
 }
 
 /// What a current report leaves for the background work.

@@ -120,22 +120,10 @@ impl utoipa::Modify for Documented {
                     .enum_values(Some(values)),
             ))
             .build();
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/") {
-                continue;
-            }
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for op in operations.into_iter().flatten() {
-                op.parameters
-                    .get_or_insert_with(Vec::new)
-                    .push(param.clone());
-            }
+        for op in super::v1_operations(openapi) {
+            op.parameters
+                .get_or_insert_with(Vec::new)
+                .push(param.clone());
         }
     }
 }

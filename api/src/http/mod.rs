@@ -63,6 +63,27 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every method of every `/v1` path of the document.
+pub(crate) fn v1_operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi
+        .paths
+        .paths
+        .iter_mut()
+        .filter(|(path, _)| path.starts_with("/v1/"))
+        .flat_map(|(_, item)| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+        })
+        .flatten()
+}
+
 /// The answers of the protection layer, on every `/v1` method (see `crate::limits`).
 struct Protection;
 
@@ -82,22 +103,10 @@ impl Modify for Protection {
         };
         let limited = answer("RESOURCE_EXHAUSTED: rate limit (with Retry-After) or project quota");
         let busy = answer("UNAVAILABLE: the server is at a concurrency cap (with Retry-After)");
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/") {
-                continue;
-            }
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for op in operations.into_iter().flatten() {
-                let responses = &mut op.responses.responses;
-                responses.insert("429".into(), limited.clone().into());
-                responses.insert("503".into(), busy.clone().into());
-            }
+        for op in v1_operations(openapi) {
+            let responses = &mut op.responses.responses;
+            responses.insert("429".into(), limited.clone().into());
+            responses.insert("503".into(), busy.clone().into());
         }
     }
 }
