@@ -244,6 +244,8 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
         generation,
         nodes,
         connectors: crate::connectors::specs_on_host(db, host).await?,
+        memcache_nodes: Vec::new(),
+        discovery_endpoints: Vec::new(),
     })
 }
 

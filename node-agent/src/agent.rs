@@ -462,6 +462,7 @@ async fn heartbeat_loop(
             free_memory_bytes: meminfo::read().ok().and_then(|m| m.available_bytes),
             nodes: status.reports,
             refused_config: shared.refused(),
+            memcache_nodes: Vec::new(),
         };
         let sent = tokio::select! {
             _ = cancel.cancelled() => return,

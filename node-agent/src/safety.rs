@@ -90,6 +90,8 @@ mod tests {
             host: "hosts/h".into(),
             generation,
             nodes: nodes.iter().map(|n| node(*n)).collect(),
+            memcache_nodes: Vec::new(),
+            discovery_endpoints: Vec::new(),
         }
     }
 

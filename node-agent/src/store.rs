@@ -95,6 +95,8 @@ mod tests {
             generation: 7,
             nodes: Vec::new(),
             connectors: Vec::new(),
+            memcache_nodes: Vec::new(),
+            discovery_endpoints: Vec::new(),
         };
         store.save(&cfg).expect("saves");
         store.save(&cfg).expect("saves over the old file");

@@ -67,6 +67,8 @@ async fn a_paused_engine_delays_no_heartbeat_and_is_unresponsive_not_down() {
         host: "hosts/hb".into(),
         generation: 1,
         nodes: vec![a.clone(), b.clone()],
+        memcache_nodes: Vec::new(),
+        discovery_endpoints: Vec::new(),
     })
     .await;
     let cancel = CancellationToken::new();
@@ -170,6 +172,8 @@ async fn an_engine_exit_is_reported_at_once() {
         host: "hosts/hb-exit".into(),
         generation: 1,
         nodes: vec![p.clone()],
+        memcache_nodes: Vec::new(),
+        discovery_endpoints: Vec::new(),
     })
     .await;
     let cancel = CancellationToken::new();

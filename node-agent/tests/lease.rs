@@ -58,6 +58,8 @@ async fn an_agent_cut_off_from_the_api_keeps_its_primary_taking_writes() {
             host: "hosts/lease-it".into(),
             generation: 1,
             nodes: vec![fenced.clone(), replica.clone()],
+            memcache_nodes: Vec::new(),
+            discovery_endpoints: Vec::new(),
         })
         .expect("saves the config");
 

@@ -42,6 +42,8 @@ async fn start_agent(
         host: format!("hosts/{host}"),
         generation: 1,
         nodes,
+        memcache_nodes: Vec::new(),
+        discovery_endpoints: Vec::new(),
     })
     .await;
     let cancel = CancellationToken::new();
@@ -438,6 +440,8 @@ async fn an_address_that_cannot_be_bound_fails_the_start() {
         host: "hosts/metrics-taken".into(),
         generation: 1,
         nodes: Vec::new(),
+        memcache_nodes: Vec::new(),
+        discovery_endpoints: Vec::new(),
     })
     .await;
     let cfg = cacheplane_node_agent::config::Config {
@@ -466,6 +470,8 @@ async fn the_agent_program_serves_metrics_with_the_flag_and_says_where() {
         host: "hosts/metrics-bin".into(),
         generation: 1,
         nodes: vec![node.clone()],
+        memcache_nodes: Vec::new(),
+        discovery_endpoints: Vec::new(),
     })
     .await;
     // The real `cacheplane-node-agent` program, `--metrics-address 127.0.0.1:0`.

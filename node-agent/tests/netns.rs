@@ -81,6 +81,8 @@ fn config(host: &str, generation: i64, nodes: Vec<NodeSpec>, c: Vec<ConnectorSpe
         generation,
         nodes,
         connectors: c,
+        memcache_nodes: Vec::new(),
+        discovery_endpoints: Vec::new(),
     }
 }
 

@@ -83,6 +83,8 @@ impl FakeAgent {
                 generation: 0,
                 nodes: Vec::new(),
                 connectors: Vec::new(),
+                memcache_nodes: Vec::new(),
+                discovery_endpoints: Vec::new(),
             },
             applied: 0,
             errors: HashMap::new(),

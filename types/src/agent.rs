@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::memcache_agent::{DiscoveryEndpointSpec, MemcacheNodeReport, MemcacheNodeSpec};
 use crate::NodeRole;
 
 pub use crate::secret::Secret;
@@ -107,6 +108,9 @@ pub struct HeartbeatRequest {
     /// restarts it with `--accept-config-drops` or the config changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_config: Option<RefusedConfig>,
+    /// One report per memcached node the agent runs or is stopping.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memcache_nodes: Vec<MemcacheNodeReport>,
 }
 
 /// A host config the agent did not apply: see [`HeartbeatRequest::refused_config`].
@@ -247,6 +251,13 @@ pub struct HostConfig {
     /// agent realised must go. Empty in loopback mode, where connectors are not realised.
     #[serde(default)]
     pub connectors: Vec<ConnectorSpec>,
+    /// The memcached nodes to run; any other memcached node the agent runs must stop.
+    #[serde(default)]
+    pub memcache_nodes: Vec<MemcacheNodeSpec>,
+    /// The Memcached discovery endpoints this host's agent serves; any other it serves
+    /// must go.
+    #[serde(default)]
+    pub discovery_endpoints: Vec<DiscoveryEndpointSpec>,
 }
 
 /// The network a node or connector lives in, as an agent needs to know it.

@@ -428,6 +428,7 @@ impl Agent {
                 free_memory_bytes: Some(self.spec.memory_bytes),
                 nodes: Vec::new(),
                 refused_config: None,
+                memcache_nodes: Vec::new(),
             };
         };
         // A replication stream of 1 MB/s since the agent started.
@@ -449,6 +450,7 @@ impl Agent {
             free_memory_bytes: Some(self.spec.memory_bytes - used),
             nodes,
             refused_config: None,
+            memcache_nodes: Vec::new(),
         }
     }
 }
