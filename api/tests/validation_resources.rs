@@ -170,7 +170,7 @@ async fn networks_check_ids_pools_and_use() {
 
     create(&api, "in-n1", json!({"authorizedNetwork": "n1"})).await;
     let got = api.delete(&format!("{NETWORKS}/n1")).await;
-    expect_error("delete in use", &got, 400, "FAILED_PRECONDITION", None);
+    expect_error("delete in use", &got, 409, "FAILED_PRECONDITION", None);
     let got = api.get(&format!("{NETWORKS}/ghost")).await;
     expect_error("get unknown", &got, 404, "NOT_FOUND", None);
     let got = api.delete(&format!("{NETWORKS}/ghost")).await;
