@@ -44,14 +44,20 @@ fn check_id(field: &str, id: &str, min: usize) -> ApiResult<()> {
     ))
 }
 
-/// Parses a CIDR that must be IPv4 and aligned (no host bits set).
+/// Parses a CIDR that must be IPv4, written plainly (decimal octets and prefix without
+/// leading zeros or spaces, as openapi.yaml's pattern has it) and aligned (no host bits
+/// set).
 pub fn parse_cidr(field: &str, raw: &str) -> ApiResult<Ipv4Net> {
-    let net: Ipv4Net = raw.trim().parse().map_err(|_| {
-        ApiError::field(
-            field,
-            format!("'{raw}' is not an IPv4 CIDR such as 10.0.0.0/28"),
-        )
-    })?;
+    let net: Ipv4Net = raw
+        .parse()
+        .ok()
+        .filter(|n: &Ipv4Net| n.to_string() == raw)
+        .ok_or_else(|| {
+            ApiError::field(
+                field,
+                format!("'{raw}' is not an IPv4 CIDR such as 10.0.0.0/28"),
+            )
+        })?;
     if net.trunc() != net {
         return Err(ApiError::field(
             field,

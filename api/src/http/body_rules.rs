@@ -27,12 +27,38 @@ pub const NO_NUL: &str = "^[^\\x00]*$";
 pub const LABEL_KEY: &str = "^[a-z][-_a-z0-9]{0,62}$";
 /// A label value: at most 63 lowercase letters, digits, `-` or `_`.
 pub const LABEL_VALUE: &str = "^[-_a-z0-9]{0,63}$";
-/// An IPv4 CIDR, e.g. `10.0.0.0/28` (alignment and size are checked by the server).
-pub const CIDR: &str = "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$";
-/// A network pool's CIDR: prefix /8 to /28.
-pub const POOL_CIDR: &str = "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([89]|1[0-9]|2[0-8])$";
-/// A /28 CIDR (a connector's range).
-pub const CIDR_28: &str = "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/28$";
+/// A regular expression for the aligned IPv4 CIDRs (no host bits set) with a prefix
+/// length from `shortest` to `longest`, as `crate::networks::parse_cidr` reads them
+/// (octets in plain decimal).
+pub fn aligned_cidr(shortest: u8, longest: u8) -> String {
+    let octet = |step: u32| -> String {
+        let values: Vec<String> = (0..256)
+            .step_by(step as usize)
+            .map(|v| v.to_string())
+            .collect();
+        if step == 1 {
+            "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])".into()
+        } else {
+            format!("({})", values.join("|"))
+        }
+    };
+    let alternatives: Vec<String> = (shortest..=longest)
+        .map(|prefix| {
+            let octets: Vec<String> = (0..4u32)
+                .map(|i| {
+                    let bits = (u32::from(prefix)).saturating_sub(i * 8).min(8);
+                    match bits {
+                        8 => octet(1),
+                        0 => "0".into(),
+                        b => octet(1 << (8 - b)),
+                    }
+                })
+                .collect();
+            format!("{}/{prefix}", octets.join("\\."))
+        })
+        .collect();
+    format!("^({})$", alternatives.join("|"))
+}
 /// The smallest and largest `memorySizeGb` of the seeded tiers.
 const MEMORY_GB: (i64, i64) = (1, 300);
 /// The most replicas of a STANDARD_HA instance.
@@ -63,9 +89,9 @@ impl Modify for BodyRules {
                 p.pattern = Some(ID_63.into())
             });
             set(o, "authorizedNetwork", |p| p.max_length = Some(200));
-            // Empty: allocated automatically, as when omitted.
+            // /28 or larger; empty: allocated automatically, as when omitted.
             set(o, "reservedIpRange", |p| {
-                p.pattern = Some(format!("^$|{CIDR}"))
+                p.pattern = Some(format!("^$|{}", aligned_cidr(0, 28)));
             });
             set(o, "redisVersion", |p| {
                 let mut versions: Vec<Value> = REDIS_VERSIONS.iter().map(|v| json!(v)).collect();
@@ -81,7 +107,7 @@ impl Modify for BodyRules {
                 p.maximum = Some(MEMORY_GB.1.into());
             });
             set(o, "secondaryIpRange", |p| {
-                p.pattern = Some(format!("^$|^auto$|{CIDR}"));
+                p.pattern = Some(format!("^$|^auto$|{}", aligned_cidr(28, 28)));
             });
             set(o, "etag", |p| p.pattern = Some(NO_NUL.into()));
             // Set at create only: a patch may carry it as null, nothing else.
@@ -97,7 +123,7 @@ impl Modify for BodyRules {
             }
         });
         with("CreateNetworkRequest", &|o| {
-            set(o, "ipRange", |p| p.pattern = Some(POOL_CIDR.into()));
+            set(o, "ipRange", |p| p.pattern = Some(aligned_cidr(8, 28)));
             description(o);
         });
         with("CreateConnectorRequest", &|o| {
@@ -106,7 +132,7 @@ impl Modify for BodyRules {
                 p.max_length = Some(200);
             });
             set(o, "ipCidrRange", |p| {
-                p.pattern = Some(format!("^$|{CIDR_28}"))
+                p.pattern = Some(format!("^$|{}", aligned_cidr(28, 28)));
             });
         });
         with("CreateTokenRequest", &|o| {
@@ -382,6 +408,32 @@ fn create_rules() -> Value {
 mod tests {
     use super::*;
     use cacheplane_types::redis_config::check_config;
+
+    #[test]
+    fn cidr_patterns_match_the_parser() {
+        let re = regex::Regex::new(&aligned_cidr(8, 28)).unwrap();
+        for cidr in [
+            "10.0.0.0/8",
+            "10.32.0.0/24",
+            "10.32.0.16/28",
+            "10.32.0.17/28",
+            "10.0.0.0/7",
+            "10.0.0.0/29",
+            "10.128.0.0/9",
+            "10.64.0.0/9",
+            "192.168.1.0/23",
+            "192.168.2.0/23",
+            "010.0.0.0/8",
+            "10.0.0.0/08",
+            "256.0.0.0/8",
+            "1.2.3.4",
+            " 10.0.0.0/8",
+        ] {
+            let parsed = crate::networks::parse_cidr("ipRange", cidr)
+                .is_ok_and(|n| (8..=28).contains(&n.prefix_len()));
+            assert_eq!(re.is_match(cidr), parsed, "{cidr}");
+        }
+    }
 
     #[test]
     fn integer_patterns_match_the_rule() {
