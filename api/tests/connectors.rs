@@ -188,12 +188,7 @@ async fn connector_requests_are_validated() {
         ("Bad_Name", ok.clone(), "connectorId"),
         ("c-", ok.clone(), "connectorId"),
         ("c", json!({"network": ""}), "network"),
-        ("c", json!({"network": "ghost"}), "network"),
-        (
-            "c",
-            json!({"network": "projects/other/networks/default"}),
-            "network",
-        ),
+        ("c", json!({"network": "projects/other/nets/x"}), "network"),
         ("c", json!({}), "network"),
         ("c", json!({"network": "default", "x": 1}), "x"),
         (
@@ -212,6 +207,13 @@ async fn connector_requests_are_validated() {
             "ipCidrRange",
         ),
     ];
+    // A network that is not the project's: NOT_FOUND, naming the field.
+    for network in ["ghost", "projects/other/networks/default"] {
+        let got = create_connector(&api, "c", json!({ "network": network }), None).await;
+        expect_error(&format!("network {network}"), &got, 404, "NOT_FOUND", None);
+        let message = got.1["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("network: "), "{}", got.1);
+    }
     // Outside the network's pool: valid in itself, refused by the stored pool.
     let outside = json!({"network": "default", "ipCidrRange": "10.99.0.0/28"});
     let got = create_connector(&api, "c", outside, None).await;

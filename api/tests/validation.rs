@@ -165,16 +165,23 @@ async fn create_refuses_bad_fields_and_names_them() {
         ("nope", basic(json!({"nope": 1}))),
         (
             "authorizedNetwork",
-            basic(json!({"authorizedNetwork": "nope"})),
-        ),
-        (
-            "authorizedNetwork",
-            basic(json!({"authorizedNetwork": "projects/other/networks/default"})),
+            basic(json!({"authorizedNetwork": "projects/other/nets/default"})),
         ),
     ];
     for (field, body) in &cases {
         let got = post_create(&api, "c1", body.clone()).await;
         expect_invalid(&format!("create {body}"), &got, field);
+    }
+    // A network that is not the project's: NOT_FOUND, naming the field.
+    for network in ["nope", "projects/other/networks/default"] {
+        let body = basic(json!({ "authorizedNetwork": network }));
+        let got = post_create(&api, "c1", body).await;
+        expect_error(&format!("network {network}"), &got, 404, "NOT_FOUND", None);
+        assert!(
+            str_field(&got.1, "error.message").starts_with("authorizedNetwork: "),
+            "{}",
+            got.1
+        );
     }
     let policy = basic(json!({"redisConfigs": {"maxmemory-policy": "most-lru"}}));
     let got = post_create(&api, "c1", policy).await;
