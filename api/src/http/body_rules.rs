@@ -172,6 +172,55 @@ impl Modify for BodyRules {
         });
         let bodies = request_bodies(openapi);
         no_nul_strings(openapi, bodies);
+        optional_empty_bodies(openapi);
+    }
+}
+
+/// Marks a request body optional where its schema requires no field: the server reads no
+/// body as `{}` (`crate::http::extract::Json`).
+fn optional_empty_bodies(openapi: &mut OpenApi) {
+    let Some(components) = openapi.components.as_ref() else {
+        return;
+    };
+    let needs_fields = |name: &str| match components.schemas.get(name) {
+        Some(RefOr::T(Schema::Object(o))) => {
+            !o.required.is_empty()
+                || o.extensions
+                    .as_ref()
+                    .is_some_and(|e| e.contains_key("allOf"))
+        }
+        _ => true,
+    };
+    let mut optional = Vec::new();
+    for (path, item) in &openapi.paths.paths {
+        for (i, op) in [&item.put, &item.post, &item.patch].into_iter().enumerate() {
+            let Some(body) = op.as_ref().and_then(|op| op.request_body.as_ref()) else {
+                continue;
+            };
+            let refs: Vec<String> = body
+                .content
+                .values()
+                .filter_map(|c| match &c.schema {
+                    Some(RefOr::Ref(r)) => Some(component_name(&r.ref_location)),
+                    _ => None,
+                })
+                .collect();
+            if !refs.is_empty() && refs.iter().all(|r| !needs_fields(r)) {
+                optional.push((path.clone(), i));
+            }
+        }
+    }
+    for (path, i) in optional {
+        let Some(item) = openapi.paths.paths.get_mut(&path) else {
+            continue;
+        };
+        let op = [&mut item.put, &mut item.post, &mut item.patch]
+            .into_iter()
+            .nth(i)
+            .and_then(|op| op.as_mut());
+        if let Some(body) = op.and_then(|op| op.request_body.as_mut()) {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
     }
 }
 

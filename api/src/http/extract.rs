@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body. An empty body reads as `{}`, so optional bodies need no special case and
-/// a missing required field is named like any other. Errors name the field at fault.
+/// A JSON body. An empty body (no bytes) reads as `{}`, so optional bodies need no
+/// special case and a missing required field is named like any other; openapi.yaml marks
+/// a body optional where `{}` is a valid one. Errors name the field at fault.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -25,11 +26,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
 /// Parses a request body as [`Json`] does: an empty body reads as `{}`.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    })
+    parse_json(if bytes.is_empty() { b"{}" } else { bytes })
 }
 
 /// Parses JSON, naming the path of the first bad field in the error. Strings may not
