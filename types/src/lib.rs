@@ -13,6 +13,7 @@ pub mod encoding;
 pub mod error;
 pub mod instance;
 pub mod memcache_agent;
+pub mod memcache_params;
 pub mod names;
 pub mod network;
 pub mod node_metrics;
