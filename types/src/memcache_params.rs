@@ -334,7 +334,7 @@ fn hundredths(s: &str) -> Option<u64> {
         && digits(int)
         && digits(frac)
         && frac.len() <= 2
-        && (s.contains('.') == !frac.is_empty());
+        && s.contains('.') != frac.is_empty();
     if !ok {
         return None;
     }
