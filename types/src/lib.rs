@@ -14,6 +14,7 @@ pub mod error;
 pub mod instance;
 pub mod memcache;
 pub mod memcache_agent;
+pub mod memcache_params;
 pub mod names;
 pub mod network;
 pub mod node_metrics;
