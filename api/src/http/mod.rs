@@ -9,6 +9,7 @@ pub mod extract;
 mod health;
 mod hosts;
 mod instances;
+mod memcache;
 pub mod metrics;
 mod networks;
 mod operations;
@@ -118,6 +119,7 @@ fn router() -> OpenApiRouter<AppState> {
         .merge(networks::router())
         .merge(instances::router())
         .merge(connectors::router())
+        .merge(memcache::router())
         .merge(operations::router())
         .merge(hosts::router())
         .merge(tokens::router())

@@ -42,8 +42,13 @@ fn camel_case(path: &str) -> String {
     out
 }
 
-/// Parses `updateMask` into its fields (camelCase, or the proto's snake_case names).
-pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
+/// Parses an `updateMask` into its fields (camelCase, or the proto's snake_case names),
+/// each one of `updatable`; a field of `create_only` is refused as set at create only.
+pub fn parse_fields(
+    raw: Option<&str>,
+    updatable: &[&str],
+    create_only_fields: &[&str],
+) -> ApiResult<Vec<String>> {
     let raw = raw
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -52,22 +57,22 @@ pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
                 "updateMask",
                 format!(
                     "is required: a comma-separated list of {}",
-                    UPDATABLE.join(", ")
+                    updatable.join(", ")
                 ),
             )
         })?;
     let mut fields: Vec<String> = Vec::new();
     for f in raw.split(',').map(str::trim).map(camel_case) {
         let f = f.as_str();
-        if let Some(field) = CREATE_ONLY.iter().find(|c| **c == f) {
+        if let Some(field) = create_only_fields.iter().find(|c| **c == f) {
             return Err(create_only(field));
         }
-        if !UPDATABLE.contains(&f) {
+        if !updatable.contains(&f) {
             return Err(ApiError::field(
                 "updateMask",
                 format!(
                     "'{f}' cannot be updated; updatable: {}",
-                    UPDATABLE.join(", ")
+                    updatable.join(", ")
                 ),
             ));
         }
@@ -75,6 +80,13 @@ pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
             fields.push(f.to_string());
         }
     }
+    Ok(fields)
+}
+
+/// Parses an instance patch's `updateMask` into its fields (camelCase, or the proto's
+/// snake_case names).
+pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
+    let fields = parse_fields(raw, UPDATABLE, CREATE_ONLY)?;
     let rr = fields.iter().any(|f| f == "readReplicasMode");
     if rr
         && fields
