@@ -1,0 +1,373 @@
+//! Memcached instances against the in-process API and fake agents: bad input gets a 400
+//! naming the field (404 for an unknown instance), and the lifecycle moves the nodes,
+//! the discovery endpoint and the host configs as docs/memcached.md says: create across
+//! three zones, scale up and down (nodes that stay keep their addresses, the config
+//! version grows), stage and apply parameters to one node, delete freeing the range.
+//! The same with real agents and memcached: `memcache_e2e.rs`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use cacheplane_testkit::json::{array_field, str_field};
+use cacheplane_testkit::{Api, Fleet, TestDb, GIB};
+use cacheplane_types::{DiscoveryEndpointSpec, MemcacheNodeSpec};
+use common::checks::{expect_error, expect_invalid, expect_ok, merge};
+use serde_json::{json, Value};
+
+const MEMCACHE: &str = "/v1/projects/proj-m/locations/local/memcacheInstances";
+
+async fn start() -> (TestDb, Api, Fleet) {
+    let db = TestDb::new().await;
+    let api = Api::in_process(&db).await;
+    let fleet = Fleet::three_zones(&api, 64 * GIB).await;
+    (db, api, fleet)
+}
+
+fn three_nodes() -> Value {
+    json!({"nodeCount": 3, "nodeConfig": {"cpuCount": 1, "memorySizeMb": 1024}})
+}
+
+async fn create(api: &Api, id: &str, body: Value) -> Value {
+    let got = api.post(&format!("{MEMCACHE}?instanceId={id}"), body).await;
+    let op = expect_ok(&format!("create {id}"), &got);
+    assert!(op["error"].is_null(), "create {id}: {op}");
+    op
+}
+
+/// Every memcached node spec and discovery endpoint the fleet's hosts hold now.
+async fn configs(fleet: &mut Fleet) -> (Vec<MemcacheNodeSpec>, Vec<DiscoveryEndpointSpec>) {
+    let (mut nodes, mut endpoints) = (Vec::new(), Vec::new());
+    for agent in &mut fleet.agents {
+        let c = agent.fetch_config().await;
+        nodes.extend(c.memcache_nodes.iter().cloned());
+        endpoints.extend(c.discovery_endpoints.iter().cloned());
+    }
+    (nodes, endpoints)
+}
+
+/// The node addresses of an instance, by node id.
+fn addresses(inst: &Value) -> BTreeMap<String, String> {
+    array_field(inst, "memcacheNodes")
+        .iter()
+        .map(|n| {
+            (
+                str_field(n, "nodeId").to_string(),
+                str_field(n, "host").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field() {
+    let (_db, api, _fleet) = start().await;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("no nodes", json!({"nodeCount": 0}), "nodeCount"),
+        (
+            "more than a /28 holds",
+            json!({"nodeCount": 14}),
+            "nodeCount",
+        ),
+        ("no node count", json!({"nodeCount": null}), "nodeCount"),
+        ("no node config", json!({"nodeConfig": null}), "nodeConfig"),
+        (
+            "too little memory",
+            json!({"nodeConfig": {"cpuCount": 1, "memorySizeMb": 1023}}),
+            "nodeConfig.memorySizeMb",
+        ),
+        (
+            "no cpu",
+            json!({"nodeConfig": {"cpuCount": 0, "memorySizeMb": 1024}}),
+            "nodeConfig.cpuCount",
+        ),
+        (
+            "too many cpus",
+            json!({"nodeConfig": {"cpuCount": 33, "memorySizeMb": 1024}}),
+            "nodeConfig.cpuCount",
+        ),
+        (
+            "unknown parameter",
+            json!({"parameters": {"params": {"maxmemory-policy": "lru"}}}),
+            "parameters.params.maxmemory-policy",
+        ),
+        (
+            "bad parameter value",
+            json!({"parameters": {"params": {"max-item-size": "1000"}}}),
+            "parameters.params.max-item-size",
+        ),
+        (
+            "item larger than half a node",
+            json!({"parameters": {"params": {"max-item-size": "1073741824"}}}),
+            "parameters.params.max-item-size",
+        ),
+        ("zone of no region", json!({"zones": ["mars-a"]}), "zones"),
+        (
+            "version",
+            json!({"memcacheVersion": "MEMCACHE_1_5"}),
+            "memcacheVersion",
+        ),
+        (
+            "network",
+            json!({"authorizedNetwork": "nope"}),
+            "authorizedNetwork",
+        ),
+        ("labels", json!({"labels": {"Bad": "x"}}), "labels.Bad"),
+    ];
+    for (case, over, field) in cases {
+        let body = merge(three_nodes(), over);
+        let got = api.post(&format!("{MEMCACHE}?instanceId=m1"), body).await;
+        expect_invalid(case, &got, field);
+    }
+    let got = api
+        .post(&format!("{MEMCACHE}?instanceId=Bad_Id"), three_nodes())
+        .await;
+    expect_invalid("instance id", &got, "instanceId");
+    let (status, list) = api.get(MEMCACHE).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["instances"], json!([]), "nothing was created: {list}");
+
+    let missing = format!("{MEMCACHE}/nope");
+    expect_error("get", &api.get(&missing).await, 404, "NOT_FOUND", None);
+    expect_error(
+        "delete",
+        &api.delete(&missing).await,
+        404,
+        "NOT_FOUND",
+        None,
+    );
+    let patch = api
+        .patch(
+            &format!("{missing}?updateMask=nodeCount"),
+            json!({"nodeCount": 2}),
+        )
+        .await;
+    expect_error("patch", &patch, 404, "NOT_FOUND", None);
+    let apply = api
+        .post(
+            &format!("{missing}:applyParameters"),
+            json!({"applyAll": true}),
+        )
+        .await;
+    expect_error("applyParameters", &apply, 404, "NOT_FOUND", None);
+    let verb = api.post(&format!("{missing}:explode"), json!({})).await;
+    expect_error("unknown custom method", &verb, 404, "NOT_FOUND", None);
+}
+
+#[tokio::test]
+async fn create_scale_parameters_and_delete_move_nodes_and_discovery() {
+    let (_db, api, mut fleet) = start().await;
+    let op = create(&api, "cache", three_nodes()).await;
+    let done = fleet.converge(&api, &op).await;
+    let inst = &done["response"];
+    assert_eq!(inst["state"], "READY", "{done}");
+    assert_eq!(
+        inst["@type"],
+        "type.googleapis.com/google.cloud.memcache.v1.Instance"
+    );
+    let nodes = array_field(inst, "memcacheNodes");
+    let mut zones: Vec<&str> = nodes.iter().map(|n| str_field(n, "zone")).collect();
+    zones.sort_unstable();
+    assert_eq!(
+        zones,
+        ["local-a", "local-b", "local-c"],
+        "spread over the zones: {inst}"
+    );
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["state"] == "READY" && n["port"] == 11211),
+        "{inst}"
+    );
+    let range: ipnet::Ipv4Net = str_field(inst, "reservedIpRange").parse().unwrap();
+    let at = |o: u32| std::net::Ipv4Addr::from(u32::from(range.network()) + o).to_string();
+    assert_eq!(
+        inst["discoveryEndpoint"],
+        format!("{}:11211", at(1)),
+        "{inst}"
+    );
+    let mut hosts: Vec<String> = addresses(inst).into_values().collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        [at(2), at(3), at(4)],
+        "offsets 2.. are the nodes: {inst}"
+    );
+    assert_eq!(inst["memcacheFullVersion"], "memcached-1.6.18", "{inst}");
+
+    let (specs, endpoints) = configs(&mut fleet).await;
+    assert_eq!(specs.len(), 3, "{specs:?}");
+    assert!(specs
+        .iter()
+        .all(|s| s.memory_mb == 1024 && s.threads == 1 && s.port == 11211));
+    assert_eq!(
+        endpoints.len(),
+        1,
+        "one host serves the endpoint: {endpoints:?}"
+    );
+    let v1 = endpoints[0].config_version;
+    assert_eq!(endpoints[0].address, at(1));
+    assert_eq!(endpoints[0].nodes.len(), 3);
+
+    // Scale up: the three nodes stay where they are; two more, spread.
+    let before = addresses(inst);
+    let path = format!("{MEMCACHE}/cache");
+    let got = api
+        .patch(
+            &format!("{path}?updateMask=nodeCount"),
+            json!({"nodeCount": 5}),
+        )
+        .await;
+    let done = fleet.converge(&api, &expect_ok("scale up", &got)).await;
+    let inst = &done["response"];
+    assert_eq!(inst["state"], "READY", "{done}");
+    assert_eq!(inst["nodeCount"], 5);
+    let after = addresses(inst);
+    assert_eq!(after.len(), 5, "{inst}");
+    for (id, addr) in &before {
+        assert_eq!(after.get(id), Some(addr), "{id} kept its address");
+    }
+    let (_, endpoints) = configs(&mut fleet).await;
+    assert_eq!(endpoints[0].nodes.len(), 5);
+    let v2 = endpoints[0].config_version;
+    assert!(v2 > v1, "the config version grows: {v1} -> {v2}");
+
+    // Scale down to 2: the nodes that stay keep their addresses.
+    let got = api
+        .patch(
+            &format!("{path}?updateMask=nodeCount"),
+            json!({"nodeCount": 2}),
+        )
+        .await;
+    let done = fleet.converge(&api, &expect_ok("scale down", &got)).await;
+    let inst = &done["response"];
+    assert_eq!(inst["state"], "READY", "{done}");
+    let down = addresses(inst);
+    assert_eq!(down.len(), 2, "{inst}");
+    for (id, addr) in &down {
+        assert_eq!(after.get(id), Some(addr), "{id} kept its address");
+    }
+    let (specs, endpoints) = configs(&mut fleet).await;
+    assert_eq!(specs.len(), 2, "{specs:?}");
+    assert!(endpoints[0].config_version > v2);
+    assert_eq!(endpoints[0].nodes.len(), 2);
+
+    // A stale etag is refused.
+    let got = api
+        .patch(
+            &format!("{path}?updateMask=displayName"),
+            json!({"displayName": "x", "etag": "v1"}),
+        )
+        .await;
+    expect_error("stale etag", &got, 409, "ABORTED", None);
+
+    // Parameters: staged, then applied to one node only.
+    let bad = api
+        .post(
+            &format!("{path}:updateParameters"),
+            json!({"updateMask": "params", "parameters": {"params": {"idle-timeout": "-1"}}}),
+        )
+        .await;
+    expect_invalid("bad value", &bad, "parameters.params.idle-timeout");
+    let staged = api
+        .post(
+            &format!("{path}:updateParameters"),
+            json!({"updateMask": "params", "parameters": {"params": {"idle-timeout": "30"}}}),
+        )
+        .await;
+    let staged = expect_ok("updateParameters", &staged);
+    assert_eq!(staged["done"], true, "staging is done at once: {staged}");
+    assert_eq!(
+        staged["response"]["parameters"]["params"]["idle-timeout"],
+        "30"
+    );
+    let first = down.keys().next().unwrap().clone();
+    let bad = api
+        .post(
+            &format!("{path}:applyParameters"),
+            json!({"nodeIds": ["node-99"]}),
+        )
+        .await;
+    expect_invalid("unknown node", &bad, "nodeIds");
+    let got = api
+        .post(
+            &format!("{path}:applyParameters"),
+            json!({"nodeIds": [first]}),
+        )
+        .await;
+    let done = fleet
+        .converge(&api, &expect_ok("applyParameters", &got))
+        .await;
+    let inst = &done["response"];
+    assert_eq!(inst["state"], "READY", "{done}");
+    for n in array_field(inst, "memcacheNodes") {
+        let want = if n["nodeId"] == first.as_str() {
+            json!({"idle-timeout": "30"})
+        } else {
+            json!({})
+        };
+        assert_eq!(n["parameters"]["params"], want, "{n}");
+    }
+
+    // Delete: nothing left in any host's config, the range free for the next instance.
+    let (status, op) = api.delete(&path).await;
+    assert_eq!(status, 200, "{op}");
+    let done = fleet.converge(&api, &op).await;
+    assert!(done["error"].is_null(), "{done}");
+    let (specs, endpoints) = configs(&mut fleet).await;
+    assert!(
+        specs.is_empty() && endpoints.is_empty(),
+        "{specs:?} {endpoints:?}"
+    );
+    expect_error("gone", &api.get(&path).await, 404, "NOT_FOUND", None);
+    let op = create(
+        &api,
+        "again",
+        json!({"nodeCount": 1, "nodeConfig": {"cpuCount": 2, "memorySizeMb": 2048}}),
+    )
+    .await;
+    let done = fleet.converge(&api, &op).await;
+    assert_eq!(
+        done["response"]["reservedIpRange"],
+        range.to_string(),
+        "the range was freed: {done}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_cannot_start_fails_the_create_and_nothing_stays() {
+    let (_db, api, mut fleet) = start().await;
+    let op = create(
+        &api,
+        "doomed",
+        json!({"nodeCount": 1, "nodeConfig": {"cpuCount": 1, "memorySizeMb": 1024}}),
+    )
+    .await;
+    // The agents fetch their configs but report nothing yet.
+    let (specs, _) = configs(&mut fleet).await;
+    let node = specs[0].node_id.to_string();
+    let holder = fleet
+        .agents
+        .iter()
+        .position(|a| {
+            a.config
+                .memcache_nodes
+                .iter()
+                .any(|n| n.node_id == specs[0].node_id)
+        })
+        .expect("a host runs the node");
+    let reason = "failed to listen on TCP port 11211: Address already in use";
+    fleet.agents[holder].fail_node(&node, reason);
+    let done = fleet.converge(&api, &op).await;
+    assert_eq!(done["error"]["status"], "UNAVAILABLE", "{done}");
+    assert!(
+        str_field(&done, "error.message").contains("Address already in use"),
+        "{done}"
+    );
+    fleet.agents[holder].recover_node(&node);
+    fleet
+        .sync_until("the failed create is cleaned up", || async {
+            api.get(&format!("{MEMCACHE}/doomed")).await.0 == 404
+        })
+        .await;
+}
