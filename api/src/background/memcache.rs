@@ -351,11 +351,11 @@ mod tests {
         let stopping = node(3, true, 2, None);
         assert_eq!(decide(&create, None, &[], true, now, t), Step::Gone);
         assert_eq!(
-            decide(&create, Some(&m), &[up.clone()], true, now, t),
+            decide(&create, Some(&m), std::slice::from_ref(&up), true, now, t),
             Step::Ready { drop: vec![] }
         );
         assert!(matches!(
-            decide(&create, Some(&m), &[up.clone()], false, now, t),
+            decide(&create, Some(&m), std::slice::from_ref(&up), false, now, t),
             Step::Wait { .. }
         ));
         assert!(matches!(
@@ -397,11 +397,25 @@ mod tests {
         ));
         let delete = op(OperationVerb::Delete);
         assert_eq!(
-            decide(&delete, Some(&m), &[stopped.clone()], true, now, t),
+            decide(
+                &delete,
+                Some(&m),
+                std::slice::from_ref(&stopped),
+                true,
+                now,
+                t
+            ),
             Step::Remove
         );
         assert!(matches!(
-            decide(&delete, Some(&m), &[stopping.clone()], true, now, t),
+            decide(
+                &delete,
+                Some(&m),
+                std::slice::from_ref(&stopping),
+                true,
+                now,
+                t
+            ),
             Step::Wait { .. }
         ));
         let mut silent = stopping;

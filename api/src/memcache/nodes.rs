@@ -122,16 +122,15 @@ pub async fn add(
         count,
     );
     let mut in_use: Vec<String> = live.iter().map(|n| n.host_id.clone()).collect();
-    let mut ordinal = existing.iter().map(|n| n.ordinal).max().unwrap_or(0);
+    let first = existing.iter().map(|n| n.ordinal).max().unwrap_or(0) + 1;
     let bytes = i64::from(m.memory_size_mb) * MIB;
-    for zone in zones {
+    for (ordinal, zone) in (first..).zip(zones) {
         let host = scheduler::pick_host(candidates, &zone, bytes, &m.memcache_version, &in_use)?;
         let off = free.next().ok_or_else(|| {
             ApiError::ResourceExhausted(format!(
                 "range {range} has no free address for another node: nodes being removed still hold theirs"
             ))
         })?;
-        ordinal += 1;
         let generation = touched.generation(tx, &host).await?;
         db::insert_node(
             tx,

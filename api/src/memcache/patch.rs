@@ -160,7 +160,7 @@ pub async fn apply_parameters(
     req: ApplyMemcacheParametersRequest,
 ) -> ApiResult<Operation> {
     principal.check_project(&target.project)?;
-    if req.apply_all == !req.node_ids.is_empty() {
+    if req.apply_all != req.node_ids.is_empty() {
         return Err(ApiError::field(
             "nodeIds",
             "name the nodes to apply the parameters to, or set applyAll (not both)",

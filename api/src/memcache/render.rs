@@ -129,7 +129,10 @@ mod tests {
 
     use super::*;
 
-    fn node(applied: i64, observed: Option<(i64, bool, &[(&str, &str)])>) -> MemcacheNodeRow {
+    /// A report: the generation it was made at, whether memcached runs, its parameters.
+    type Seen<'a> = (i64, bool, &'a [(&'a str, &'a str)]);
+
+    fn node(applied: i64, observed: Option<Seen>) -> MemcacheNodeRow {
         let params: BTreeMap<String, String> =
             [("idle-timeout".to_string(), "5".to_string())].into();
         MemcacheNodeRow {
