@@ -414,11 +414,20 @@ async fn reconcile_loop(
         if pass.acted || mc_pass.acted {
             quick_until = Some(Instant::now() + QUICK_FOR);
         }
-        shared.metrics.publish(Snapshot::of(
-            config.nodes.iter().chain(supervisor.applied_specs()),
-            &pass.reports,
-            endpoints.status(),
-        ));
+        shared.metrics.publish(
+            Snapshot::of(
+                config.nodes.iter().chain(supervisor.applied_specs()),
+                &pass.reports,
+                endpoints.status(),
+            )
+            .with_memcache(
+                config
+                    .memcache_nodes
+                    .iter()
+                    .chain(mc_supervisor.applied_specs()),
+                &mc_pass.reports,
+            ),
+        );
         let status = Status {
             applied_generation,
             reports: pass.reports,
