@@ -594,3 +594,124 @@ async fn host_mode_puts_node_addresses_on_the_interface_and_removes_them() {
     drop(data);
     drop(guard);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_nodes_and_discovery_endpoints_live_in_their_networks_namespace() {
+    use cacheplane_node_agent::memcache::client::McClient;
+    use cacheplane_types::{DiscoveryEndpointSpec, DiscoveryNode, MemcacheNodeSpec};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let _ = require_redis!();
+    let memcached = cacheplane_testkit::process::require_memcached();
+    if !can_run() {
+        return;
+    }
+    let guard = NetGuard::new(4);
+    let data = DataDir::new("netns-memcached");
+    tokio::time::timeout(TEST_LIMIT, async {
+        let a = network("a");
+        let mc = MemcacheNodeSpec {
+            node_id: uuid::Uuid::new_v4(),
+            instance: "projects/a/locations/r/memcacheInstances/m".into(),
+            memcache_version: "MEMCACHE_1_6".into(),
+            address: "10.200.0.50".into(),
+            port: 11211,
+            memory_mb: 64,
+            threads: 1,
+            max_connections: 128,
+            parameters: Default::default(),
+            network: Some(a.clone()),
+        };
+        let ep = DiscoveryEndpointSpec {
+            instance: mc.instance.clone(),
+            address: "10.200.0.49".into(),
+            port: 11211,
+            config_version: 1,
+            nodes: vec![DiscoveryNode {
+                host: "10.200.0.50".into(),
+                ip: "10.200.0.50".into(),
+                port: 11211,
+            }],
+            network: Some(a.clone()),
+        };
+        let conn_ns = format!("{}-conn-m", guard.prefix);
+        let host = "netns-mc";
+        let mut cfg = config(host, 1, Vec::new(), vec![connector(&a, &conn_ns)]);
+        cfg.memcache_nodes = vec![mc.clone()];
+        cfg.discovery_endpoints = vec![ep.clone()];
+        let api = FakeApi::start(cfg).await;
+        let cancel = CancellationToken::new();
+        let bin = cacheplane_testkit::process::require_redis_server();
+        let mut agent_cfg = agent_config(&api.url, host, &data, &bin, "200ms");
+        agent_cfg.network_mode = NetworkMode::Netns;
+        agent_cfg.netns_prefix = guard.prefix.clone();
+        agent_cfg.memcached = memcached;
+        let _agent = tokio::spawn(agent::run(agent_cfg, cancel.child_token()));
+
+        // From the network's connector: the node stores and serves, the discovery
+        // endpoint lists it.
+        let from_conn = Dialer::in_netns(conn_ns.clone());
+        wait_until(30, "the memcached node answers from the connector", || {
+            let d = from_conn.clone();
+            async move { McClient::connect(&d, "10.200.0.50", 11211).await.is_ok() }
+        })
+        .await;
+        let mut c = McClient::connect(&from_conn, "10.200.0.50", 11211)
+            .await
+            .expect("connects from the connector");
+        c.set("k", b"in-the-network", 0).await.expect("set");
+        assert_eq!(
+            c.get("k").await.expect("get").as_deref(),
+            Some(&b"in-the-network"[..])
+        );
+        wait_until(10, "the discovery endpoint listens", || {
+            let d = from_conn.clone();
+            async move { d.tcp("10.200.0.49", 11211).await.is_ok() }
+        })
+        .await;
+        let mut s = from_conn
+            .tcp("10.200.0.49", 11211)
+            .await
+            .expect("the discovery endpoint opens from the connector");
+        s.write_all(b"config get cluster\r\nquit\r\n")
+            .await
+            .expect("writes");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.expect("reads");
+        // "1\n" (2) + "10.200.0.50|10.200.0.50|11211" (29) + "\n" (1) = 32.
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "CONFIG cluster 0 32\r\n1\n10.200.0.50|10.200.0.50|11211\n\r\nEND\r\n"
+        );
+        // The root namespace reaches neither (asked for an answer, not a bare connect:
+        // a sandbox's default gateway may accept any TCP connection itself).
+        for addr in ["10.200.0.50", "10.200.0.49"] {
+            let answered = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut c = McClient::connect(&Dialer::here(), addr, 11211).await.ok()?;
+                c.version().await.ok()
+            })
+            .await
+            .is_ok_and(|v| v.is_some());
+            assert!(!answered, "{addr} must not answer from the root namespace");
+        }
+
+        // Both leave: memcached stops, the namespace goes.
+        api.set_config(config(host, 2, Vec::new(), Vec::new()));
+        let ns = netns_path(&Names::new(&guard.prefix, host).node_ns(&a.name));
+        wait_until(20, "the network's namespace is gone", || {
+            let gone = !ns.exists();
+            async move { gone }
+        })
+        .await;
+        wait_until(10, "memcached is gone", || {
+            let gone = cacheplane_testkit::process::memcached_pids(data.path()).is_empty();
+            async move { gone }
+        })
+        .await;
+        cancel.cancel();
+    })
+    .await
+    .expect("the test finishes in time");
+    drop(data);
+    drop(guard);
+}
