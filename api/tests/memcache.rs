@@ -371,3 +371,63 @@ async fn a_node_that_cannot_start_fails_the_create_and_nothing_stays() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn the_discovery_endpoint_moves_off_a_silent_host() {
+    let db = TestDb::new().await;
+    let api = Api::in_process_with_args(&db, &["--host-timeout", "2s"]).await;
+    let mut fleet = Fleet::three_zones(&api, 64 * GIB).await;
+    let op = create(&api, "moving", three_nodes()).await;
+    fleet.converge(&api, &op).await;
+    let serving = |fleet: &Fleet| {
+        fleet
+            .agents
+            .iter()
+            .position(|a| !a.config.discovery_endpoints.is_empty())
+    };
+    configs(&mut fleet).await;
+    let lost = serving(&fleet).expect("a host serves the endpoint");
+    let before = fleet.agents[lost].config.discovery_endpoints[0].clone();
+    // The serving host goes silent; the others keep heartbeating until one serves it.
+    let what = "another host serves the discovery endpoint";
+    let moved = cacheplane_testkit::wait_until(
+        what,
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(200),
+        || {
+            let agents: Vec<_> = fleet
+                .agents
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != lost)
+                .map(|(_, a)| a.clone())
+                .collect();
+            async move {
+                let mut agents = agents;
+                for a in &mut agents {
+                    a.sync().await;
+                }
+                match agents
+                    .iter()
+                    .find(|a| !a.config.discovery_endpoints.is_empty())
+                {
+                    Some(a) => Ok(a.config.discovery_endpoints[0].clone()),
+                    None => {
+                        cacheplane_testkit::wait::not_yet::<_, String>("still on the silent host")
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        moved.address, before.address,
+        "the endpoint keeps its address"
+    );
+    assert_eq!(moved.nodes, before.nodes, "and its node list");
+    let lost_host = fleet.agents[lost].fetch_config().await;
+    assert!(
+        lost_host.discovery_endpoints.is_empty(),
+        "the silent host's config drops it"
+    );
+}
