@@ -115,7 +115,7 @@ struct Args {
     #[arg(long)]
     latency_csv: Option<PathBuf>,
 
-    /// create-latency: creates per tier (BASIC, STANDARD_HA).
+    /// create-latency: creates per tier (BASIC, STANDARD_HA, a 3-node Memcached instance).
     #[arg(long, default_value_t = 12)]
     creates: u32,
 
