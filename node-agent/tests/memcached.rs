@@ -292,6 +292,14 @@ async fn memcached_nodes_run_restart_change_adopt_stop_and_are_discovered() {
         is_memcached(pid_a as u32) && is_memcached(pid_b as u32),
         "the engines outlive the agent"
     );
+    // b's record of its process is lost (as if the agent died between its start and
+    // the record): its pid file and arguments are enough.
+    let record = data
+        .path()
+        .join("memcache")
+        .join(b.node_id.to_string())
+        .join("engine");
+    std::fs::remove_file(&record).expect("b's record exists");
     let from = api.beats().len();
     let (cancel, agent) = start_agent(&api, &data, &bin);
     let beat = wait_beat(&api, 30, "the new agent reports both", from, |b_| {
