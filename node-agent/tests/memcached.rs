@@ -292,6 +292,14 @@ async fn memcached_nodes_run_restart_change_adopt_stop_and_are_discovered() {
         is_memcached(pid_a as u32) && is_memcached(pid_b as u32),
         "the engines outlive the agent"
     );
+    // b's record of its process is lost (as if the agent died between its start and
+    // the record): its pid file and arguments are enough.
+    let record = data
+        .path()
+        .join("memcache")
+        .join(b.node_id.to_string())
+        .join("engine");
+    std::fs::remove_file(&record).expect("b's record exists");
     let from = api.beats().len();
     let (cancel, agent) = start_agent(&api, &data, &bin);
     let beat = wait_beat(&api, 30, "the new agent reports both", from, |b_| {
@@ -325,6 +333,40 @@ async fn memcached_nodes_run_restart_change_adopt_stop_and_are_discovered() {
         async move { TcpStream::connect((ep_addr.as_str(), PORT)).await.is_err() }
     })
     .await;
+    cancel.cancel();
+    agent
+        .await
+        .expect("joins")
+        .expect("the agent stops cleanly");
+}
+
+#[tokio::test]
+async fn a_node_that_cannot_start_reports_why_and_starts_once_it_can() {
+    let bin = require_memcached();
+    let data = DataDir::new("memcached-busy");
+    let a = node(63, 64, 1);
+    // Someone else holds the node's address and port.
+    let squatter = std::net::TcpListener::bind((a.address.as_str(), PORT)).expect("binds");
+    let api = FakeApi::start(config(1, &[&a], Vec::new())).await;
+    let (cancel, agent) = start_agent(&api, &data, &bin);
+    let beat = wait_beat(&api, 30, "a's failed start is reported", 0, |b_| {
+        report_of(b_, a.node_id).is_some_and(|r| r.error.is_some())
+    })
+    .await;
+    let r = report_of(&beat, a.node_id).expect("a");
+    assert!(!r.process_up, "{r:?}");
+    let error = r.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("Address already in use"),
+        "memcached's own words: {error}"
+    );
+    drop(squatter);
+    let from = api.beats().len();
+    let beat = wait_beat(&api, 30, "a starts once the port is free", from, |b_| {
+        up(b_, a.node_id)
+    })
+    .await;
+    assert_eq!(report_of(&beat, a.node_id).expect("a").error, None);
     cancel.cancel();
     agent
         .await

@@ -117,14 +117,9 @@ impl McClient {
     /// `set key 0 ttl <bytes>`: stores `value`; an error quotes a refusal.
     pub async fn set(&mut self, key: &str, value: &[u8], ttl: u32) -> io::Result<()> {
         timed(async {
-            let header = format!("set {key} 0 {ttl} {}\r\n", value.len());
-            self.stream.write_all(header.as_bytes()).await?;
-            self.stream.write_all(value).await?;
-            self.send("").await?;
-            match self.read_line().await?.as_str() {
-                "STORED" => Ok(()),
-                other => Err(protocol(format!("set {key} answered {other:?}"))),
-            }
+            self.queue_set(key, value, ttl).await?;
+            self.flush().await?;
+            self.read_set_reply().await
         })
         .await
     }
@@ -132,24 +127,59 @@ impl McClient {
     /// `get key`: its value, `None` when missing.
     pub async fn get(&mut self, key: &str) -> io::Result<Option<Vec<u8>>> {
         timed(async {
-            self.send(&format!("get {key}")).await?;
-            let line = self.read_line().await?;
-            if line == "END" {
-                return Ok(None);
-            }
-            let len: usize = line
-                .strip_prefix("VALUE ")
-                .and_then(|h| h.split(' ').nth(2))
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| protocol(format!("get {key} answered {line:?}")))?;
-            let mut value = vec![0; len + 2];
-            self.stream.read_exact(&mut value).await?;
-            value.truncate(len);
-            match self.read_line().await?.as_str() {
-                "END" => Ok(Some(value)),
-                other => Err(protocol(format!("get {key} ended with {other:?}"))),
-            }
+            self.queue_get(key).await?;
+            self.flush().await?;
+            self.read_get_reply().await
         })
         .await
+    }
+
+    /// Buffers a `set` without sending it (pipelining: [`McClient::flush`] sends what
+    /// is buffered, then read one reply per command).
+    pub async fn queue_set(&mut self, key: &str, value: &[u8], ttl: u32) -> io::Result<()> {
+        let header = format!("set {key} 0 {ttl} {}\r\n", value.len());
+        self.stream.write_all(header.as_bytes()).await?;
+        self.stream.write_all(value).await?;
+        self.stream.write_all(b"\r\n").await
+    }
+
+    /// Buffers a `get` without sending it.
+    pub async fn queue_get(&mut self, key: &str) -> io::Result<()> {
+        self.stream.write_all(b"get ").await?;
+        self.stream.write_all(key.as_bytes()).await?;
+        self.stream.write_all(b"\r\n").await
+    }
+
+    /// Sends what is buffered.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush().await
+    }
+
+    /// Reads the reply to a `set`: `STORED`, else an error quoting the reply.
+    pub async fn read_set_reply(&mut self) -> io::Result<()> {
+        match self.read_line().await?.as_str() {
+            "STORED" => Ok(()),
+            other => Err(protocol(format!("set answered {other:?}"))),
+        }
+    }
+
+    /// Reads the reply to a one-key `get`: the value, or `None` when missing.
+    pub async fn read_get_reply(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let line = self.read_line().await?;
+        if line == "END" {
+            return Ok(None);
+        }
+        let len: usize = line
+            .strip_prefix("VALUE ")
+            .and_then(|h| h.split(' ').nth(2))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| protocol(format!("get answered {line:?}")))?;
+        let mut value = vec![0; len + 2];
+        self.stream.read_exact(&mut value).await?;
+        value.truncate(len);
+        match self.read_line().await?.as_str() {
+            "END" => Ok(Some(value)),
+            other => Err(protocol(format!("get ended with {other:?}"))),
+        }
     }
 }

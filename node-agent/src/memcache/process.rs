@@ -73,6 +73,16 @@ pub fn load_spec(dir: &McDir) -> Option<MemcacheNodeSpec> {
     serde_json::from_slice(&fs::read(dir.spec()).ok()?).ok()
 }
 
+/// Whether process `pid` is a memcached whose `-P` names the node's pid file.
+fn writes_pid_file(pid: u32, dir: &McDir) -> bool {
+    let pidfile = dir.pidfile().to_string_lossy().into_owned();
+    pids::is_running(pid)
+        && pids::args_of(pid).is_some_and(|a| {
+            a.first().is_some_and(|p| p.ends_with("memcached"))
+                && a.windows(2).any(|w| w[0] == "-P" && w[1] == pidfile)
+        })
+}
+
 /// Whether process `pid` runs memcached with exactly `expected` arguments.
 pub fn runs_with(pid: u32, expected: &[String]) -> bool {
     pids::is_running(pid) && pids::args_of(pid).is_some_and(|a| a.len() > 1 && a[1..] == *expected)
@@ -81,14 +91,18 @@ pub fn runs_with(pid: u32, expected: &[String]) -> bool {
 /// The pid of the node's running memcached: the process the agent recorded starting
 /// (same pid and start time); else, when the record is missing (the agent died between
 /// the start and the record), the process of the pid file if it runs with exactly the
-/// arguments of `spec` (then recorded from now on).
+/// arguments of `spec`, or, without a spec, if it is a memcached writing that very pid
+/// file (then recorded from now on).
 pub fn engine_pid(dir: &McDir, spec: Option<&MemcacheNodeSpec>) -> Option<u32> {
     if let Some(rec) = pids::recorded(&dir.engine()) {
         return pids::still_runs(rec).then_some(rec.0);
     }
     let pid = pids::read_pid_file(&dir.pidfile())?;
-    let expected = args(spec?, dir).ok()?;
-    if !runs_with(pid, &expected) {
+    let ours = match spec {
+        Some(spec) => args(spec, dir).is_ok_and(|expected| runs_with(pid, &expected)),
+        None => writes_pid_file(pid, dir),
+    };
+    if !ours {
         return None;
     }
     if let Err(e) = pids::record(&dir.engine(), pid) {
