@@ -431,3 +431,72 @@ async fn the_discovery_endpoint_moves_off_a_silent_host() {
         "the silent host's config drops it"
     );
 }
+
+#[tokio::test]
+async fn memcached_memory_counts_against_the_project_quota() {
+    let db = TestDb::new().await;
+    let api = Api::in_process_with_args(&db, &["--quota-memory-gb", "4"]).await;
+    let mut fleet = Fleet::three_zones(&api, 64 * GIB).await;
+    let op = create(&api, "quota", three_nodes()).await;
+    fleet.converge(&api, &op).await;
+    // 3 nodes of 1 GB are 3 GB: 2 more nodes would be 5 GB, over the 4 GB quota.
+    let got = api
+        .patch(
+            &format!("{MEMCACHE}/quota?updateMask=nodeCount"),
+            json!({"nodeCount": 5}),
+        )
+        .await;
+    expect_error(
+        "scale over the quota",
+        &got,
+        429,
+        "RESOURCE_EXHAUSTED",
+        None,
+    );
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--quota-memory-gb"),
+        "{}",
+        got.1
+    );
+    let got = api
+        .post(
+            &format!("{MEMCACHE}?instanceId=second"),
+            merge(three_nodes(), json!({"nodeCount": 2})),
+        )
+        .await;
+    expect_error(
+        "a second instance over the quota",
+        &got,
+        429,
+        "RESOURCE_EXHAUSTED",
+        None,
+    );
+    // A Redis instance counts against the same quota: 1 GB fits, 2 do not.
+    let redis = "/v1/projects/proj-m/locations/local/instances";
+    let got = api
+        .post(
+            &format!("{redis}?instanceId=r2"),
+            json!({"tier": "BASIC", "memorySizeGb": 2}),
+        )
+        .await;
+    expect_error(
+        "a Redis instance over the quota",
+        &got,
+        429,
+        "RESOURCE_EXHAUSTED",
+        None,
+    );
+    let got = api
+        .patch(
+            &format!("{MEMCACHE}/quota?updateMask=nodeCount"),
+            json!({"nodeCount": 4}),
+        )
+        .await;
+    let done = fleet
+        .converge(&api, &expect_ok("scale to the quota", &got))
+        .await;
+    assert_eq!(done["response"]["nodeCount"], 4, "{done}");
+}

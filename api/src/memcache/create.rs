@@ -17,7 +17,7 @@ use crate::memcache::nodes::{self, Touched};
 use crate::memcache::{parameters_id, validate, MemcacheRef};
 use crate::operations::{self, Finished};
 use crate::state::AppState;
-use crate::{alloc, idempotency, networks, scheduler};
+use crate::{alloc, idempotency, networks, quotas, scheduler};
 
 /// Creates a Memcached instance; answers with its operation.
 pub async fn create(
@@ -115,6 +115,8 @@ async fn insert_and_place(
     let spec = check_request(req, &target.region, &region_zones)?;
     let network =
         networks::resolve(&mut *tx, &target.project, req.authorized_network.as_deref()).await?;
+    let footprint = quotas::memcache_footprint_gb(spec.node_count, spec.memory_mb);
+    quotas::check_new_instance(tx, &state.config, &target.project, footprint).await?;
     // Hosts first, then the network: the order of every path that takes both.
     let mut candidates =
         scheduler::load_candidates(&mut *tx, &target.region, state.config.host_timeout).await?;

@@ -22,8 +22,8 @@ use crate::instances::validate as common;
 use crate::memcache::nodes::{self, Touched};
 use crate::memcache::{parameters_id, render, validate, MemcacheRef, MemcacheRow};
 use crate::operations::{self, NewOperation};
-use crate::scheduler;
 use crate::state::AppState;
+use crate::{quotas, scheduler};
 
 /// Fields `updateMask` may name.
 pub const UPDATABLE: &[&str] = &["displayName", "labels", "nodeCount"];
@@ -70,10 +70,17 @@ pub async fn patch(
     if let Some(earlier) = earlier {
         return Ok(earlier.to_wire());
     }
+    if node_count.is_some() {
+        // Before the region's and the hosts' locks, as every quota check.
+        quotas::lock(&mut tx, &target.project).await?;
+    }
     let m = target.lock(&mut tx).await?;
     check_preconditions(&m, req.etag.as_deref(), node_count.is_some())?;
     let mut touched = Touched::default();
     if let Some(count) = node_count {
+        let before = quotas::memcache_footprint_gb(m.node_count, m.memory_size_mb);
+        let after = quotas::memcache_footprint_gb(count, m.memory_size_mb);
+        quotas::check_resize(&mut tx, &state.config, &target.project, m.id, before, after).await?;
         scale(state, &mut tx, &m, count, &mut touched).await?;
     }
     let changes = Changes {
