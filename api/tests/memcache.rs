@@ -500,3 +500,70 @@ async fn memcached_memory_counts_against_the_project_quota() {
         .await;
     assert_eq!(done["response"]["nodeCount"], 4, "{done}");
 }
+
+#[tokio::test]
+async fn a_node_on_a_silent_host_is_placed_again_past_the_deadline() {
+    let db = TestDb::new().await;
+    let args = ["--host-timeout", "1s", "--operation-deadline", "2s"];
+    let api = Api::in_process_with_args(&db, &args).await;
+    let mut fleet = Fleet::three_zones(&api, 64 * GIB).await;
+    let op = create(&api, "resilient", three_nodes()).await;
+    // host-c never applies its config: its node is placed again elsewhere.
+    let name = cacheplane_testkit::api::op_name(&op);
+    let caller = api.caller();
+    let live: Vec<_> = fleet.agents[..2].to_vec();
+    let done = cacheplane_testkit::wait_until(
+        "the create is done without host-c",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(200),
+        || {
+            let mut agents = live.clone();
+            let caller = caller.clone();
+            let name = name.clone();
+            async move {
+                for a in &mut agents {
+                    a.sync().await;
+                }
+                let op = caller.wait_op(&name, "0s").await;
+                if op["done"] == true {
+                    Ok(op)
+                } else {
+                    cacheplane_testkit::wait::not_yet::<_, String>(op)
+                }
+            }
+        },
+    )
+    .await;
+    let inst = &done["response"];
+    assert_eq!(inst["state"], "READY", "{done}");
+    // The node left on host-c is listed DELETING (holding its address) until host-c
+    // returns and stops it; three others serve.
+    let nodes = array_field(inst, "memcacheNodes");
+    let serving: Vec<&Value> = nodes.iter().filter(|n| n["state"] == "READY").collect();
+    assert_eq!(serving.len(), 3, "{inst}");
+    assert!(serving.iter().all(|n| n["zone"] != "local-c"), "{inst}");
+    assert!(
+        serving.iter().any(|n| n["nodeId"] == "node-4"),
+        "the new node: {inst}"
+    );
+    let left = nodes
+        .iter()
+        .find(|n| n["zone"] == "local-c")
+        .expect("the old node");
+    assert_eq!(left["state"], "DELETING", "{inst}");
+    let silent = fleet.agents[2].fetch_config().await;
+    assert!(
+        silent.memcache_nodes.is_empty(),
+        "host-c's config lost the node: {silent:?}"
+    );
+    // host-c returns and applies that config: the old node is forgotten.
+    fleet
+        .sync_until(
+            "the old node is gone once host-c applied its removal",
+            || async {
+                let inst = api.get(&format!("{MEMCACHE}/resilient")).await.1;
+                array_field(&inst, "memcacheNodes").len() == 3
+            },
+        )
+        .await;
+}

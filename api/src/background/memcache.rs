@@ -4,7 +4,8 @@
 //! list; a delete once every node has stopped (or sits on a silent host). A node that
 //! cannot start fails the operation with memcached's reason (a failed create is then
 //! deleted). [`decide`] makes the decision; [`advance`] reads and writes.
-//! [`move_stranded_discovery`] moves a discovery endpoint off a silent host.
+//! [`sweep`] moves discovery endpoints off silent hosts and forgets nodes that their
+//! hosts stopped after the operation that removed them ended.
 
 use std::time::Duration;
 
@@ -42,6 +43,16 @@ pub enum Step {
         /// What it waits for.
         detail: String,
     },
+    /// A node of a create or update sits on a host silent past the operation's
+    /// deadline: it is placed again on another host (it leaves the silent host's config,
+    /// keeping its address until that host returns), or, with no host that has room,
+    /// the operation fails with `message`.
+    Replace {
+        /// The node to place again.
+        node: Uuid,
+        /// Why the operation fails when it cannot be placed, naming the node and host.
+        message: String,
+    },
     /// A node could not start: the operation fails with `message`.
     Fail {
         /// Why, naming the node.
@@ -54,17 +65,29 @@ pub enum Step {
     },
 }
 
+/// How long hosts may be silent and operations may wait for them.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A host silent this long is down (`--host-timeout`).
+    pub host: Duration,
+    /// A create or update waiting this long for a node on a down host places it again
+    /// (`--operation-deadline`).
+    pub deadline: Duration,
+}
+
 /// The next step of `op` on `m` (`None` once deleted) with its `nodes`, at `now`;
 /// `discovery_applied` says whether the discovery endpoint's host applied its current
-/// node list.
+/// node list. Nodes being removed from silent hosts are not waited for: their agents
+/// stop them when they return, and their rows (and addresses) stay until then.
 pub fn decide(
     op: &OperationRow,
     m: Option<&MemcacheRow>,
     nodes: &[MemcacheNodeRow],
     discovery_applied: bool,
     now: DateTime<Utc>,
-    timeout: Duration,
+    t: Timeouts,
 ) -> Step {
+    let timeout = t.host;
     if m.is_none() {
         return Step::Gone;
     }
@@ -93,11 +116,30 @@ pub fn decide(
         };
     }
     let live: Vec<&MemcacheNodeRow> = nodes.iter().filter(|n| !n.removing).collect();
-    let ready = live
+    let ready_now = |n: &MemcacheNodeRow| node_state(n, now, timeout) == MemcacheNodeState::Ready;
+    let overdue = now
+        .signed_duration_since(op.created_at)
+        .to_std()
+        .is_ok_and(|age| age > t.deadline);
+    if let Some(stuck) = live.iter().find(|n| overdue && silent(n) && !ready_now(n)) {
+        let since = stuck
+            .host_last_heartbeat_at
+            .map_or_else(|| "ever".to_string(), |t| t.to_rfc3339());
+        return Step::Replace {
+            node: stuck.id,
+            message: format!(
+                "node {} in zone {} could not come up: its host {} has been silent since {since}",
+                stuck.node_id(),
+                stuck.zone_id,
+                stuck.host_id
+            ),
+        };
+    }
+    let ready = live.iter().filter(|n| ready_now(n)).count();
+    let stopping = nodes
         .iter()
-        .filter(|n| node_state(n, now, timeout) == MemcacheNodeState::Ready)
+        .filter(|n| n.removing && !stopped(n) && !silent(n))
         .count();
-    let stopping = nodes.iter().filter(|n| n.removing && !stopped(n)).count();
     if ready == live.len() && stopping == 0 && discovery_applied {
         return Step::Ready { drop };
     }
@@ -142,7 +184,11 @@ pub async fn advance(
     };
     let timeout = state.config.host_timeout;
     let now = Utc::now();
-    match decide(op, Some(&m), &nodes, discovery_applied, now, timeout) {
+    let t = Timeouts {
+        host: timeout,
+        deadline: state.config.operation_deadline,
+    };
+    match decide(op, Some(&m), &nodes, discovery_applied, now, t) {
         Step::Gone => finish_gone(tx, op).await,
         Step::Remove => {
             // Nodes still on silent hosts: their agents stop them on return, as they
@@ -173,7 +219,56 @@ pub async fn advance(
             operations::finish_memcache(tx, op.id, Ok(Some(&wire))).await
         }
         Step::Fail { message } => fail(state, tx, op, &m, &nodes, message).await,
+        Step::Replace { node, message } => {
+            if replace(state, tx, &m, &nodes, node).await? {
+                let detail = format!("{message}: placed again on another host");
+                tracing::warn!(instance = %m.full_name(), %node, "memcached node on a silent host placed again");
+                operations::set_progress(tx, op.id, 0, &detail).await?;
+                return Ok(None);
+            }
+            let message = format!("{message}, and no other host has room");
+            fail(state, tx, op, &m, &nodes, message).await
+        }
     }
+}
+
+/// Takes `node` off its silent host and places a new node in its stead (the discovery
+/// list changes). `false` when no host has room: nothing is changed then.
+async fn replace(
+    state: &AppState,
+    tx: &mut PgConnection,
+    m: &MemcacheRow,
+    nodes: &[MemcacheNodeRow],
+    node: Uuid,
+) -> ApiResult<bool> {
+    let timeout = state.config.host_timeout;
+    let mut candidates = crate::scheduler::load_candidates(&mut *tx, &m.region_id, timeout).await?;
+    db::lock_hosts(&mut *tx, m.id).await?;
+    // Placed as if the stuck node were gone; it keeps its address until its host returns.
+    let others: Vec<MemcacheNodeRow> = nodes
+        .iter()
+        .map(|n| MemcacheNodeRow {
+            removing: n.removing || n.id == node,
+            ..n.clone()
+        })
+        .collect();
+    let mut touched = Touched::default();
+    sqlx::query("savepoint memcache_replace")
+        .execute(&mut *tx)
+        .await?;
+    match nodes::add(tx, m, &others, 1, &mut candidates, &mut touched).await {
+        Ok(()) => {}
+        Err(crate::error::ApiError::ResourceExhausted(_)) => {
+            sqlx::query("rollback to savepoint memcache_replace")
+                .execute(&mut *tx)
+                .await?;
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
+    nodes::remove(tx, nodes, &[node], &mut touched).await?;
+    nodes::refresh_discovery(tx, m, true, timeout, &mut touched).await?;
+    Ok(true)
 }
 
 /// Ends an operation whose node could not start. A failed create is rolled back: every
@@ -234,6 +329,21 @@ async fn finish_gone(tx: &mut PgConnection, op: &OperationRow) -> ApiResult<Opti
     operations::finish_memcache(tx, op.id, result).await
 }
 
+/// The periodic Memcached work: discovery endpoints off silent hosts, and the rows of
+/// nodes left on hosts that were silent when their operation ended, once those hosts
+/// stopped them.
+pub async fn sweep(state: &AppState) -> ApiResult<()> {
+    move_stranded_discovery(state).await?;
+    let gone = db::delete_stopped_idle(&state.pool).await?;
+    if gone > 0 {
+        tracing::info!(
+            nodes = gone,
+            "memcached nodes stopped by returning hosts forgotten"
+        );
+    }
+    Ok(())
+}
+
 /// Moves each discovery endpoint whose host has gone silent to the host of another of
 /// its nodes (both hosts get a new generation). Instances another transaction holds are
 /// left to the next sweep.
@@ -241,13 +351,10 @@ pub async fn move_stranded_discovery(state: &AppState) -> ApiResult<()> {
     let timeout = state.config.host_timeout;
     for id in db::stranded_discovery(&state.pool, timeout).await? {
         let mut tx = state.pool.begin().await?;
-        let Some(region) = db::get_by_id(&mut *tx, id).await?.map(|m| m.region_id) else {
-            continue;
-        };
-        crate::db::hosts::lock_region(&mut tx, &region).await?;
         let TryLock::Locked(m) = db::try_lock(&mut tx, id).await? else {
             continue;
         };
+        crate::db::hosts::lock_region(&mut tx, &m.region_id).await?;
         if ops::lock_running_of_memcache(&mut tx, id).await?.is_some()
             && m.state == MemcacheInstanceState::Deleting
         {
@@ -340,7 +447,10 @@ mod tests {
 
     #[test]
     fn operations_move_on_what_the_nodes_report() {
-        let t = Duration::from_secs(10);
+        let t = Timeouts {
+            host: Duration::from_secs(10),
+            deadline: Duration::from_secs(120),
+        };
         let now = Utc::now();
         let m = row();
         let create = op(OperationVerb::Create);

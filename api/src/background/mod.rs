@@ -66,8 +66,8 @@ pub async fn sweep(state: &AppState) {
             tracing::warn!(error = %e, "listing instances to check failed; will retry")
         }
     }
-    if let Err(e) = memcache::move_stranded_discovery(state).await {
-        tracing::warn!(error = %e, "moving discovery endpoints off silent hosts failed; will retry");
+    if let Err(e) = memcache::sweep(state).await {
+        tracing::warn!(error = %e, "the Memcached sweep failed; will retry");
     }
     retention::sweep(state).await;
 }

@@ -372,6 +372,25 @@ pub async fn stranded_discovery(
     .await?)
 }
 
+/// Deletes the rows of nodes being removed whose hosts have applied their removal, of
+/// instances that run no operation (a node left on a silent host, whose host came back
+/// after the operation ended). Skips rows another transaction holds; returns how many.
+pub async fn delete_stopped_idle(db: impl PgExecutor<'_>) -> ApiResult<u64> {
+    Ok(sqlx::query(
+        r#"with gone as (
+               select n.id from memcache_node n join host h on h.id = n.host_id
+               where n.removing and h.applied_generation >= n.desired_generation
+                 and not exists (select 1 from operation o
+                     where o.memcache_instance_id = n.instance_id and not o.done)
+               for update of n skip locked
+           )
+           delete from memcache_node where id in (select id from gone)"#,
+    )
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
 /// A memcached node with its host's heartbeat.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemcacheNodeRow {

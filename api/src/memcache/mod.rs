@@ -82,14 +82,16 @@ impl MemcacheRef {
         ApiError::NotFound(format!("Memcached instance '{}' not found", self.name))
     }
 
-    /// Locks the instance for the rest of the transaction, after the region's placement
-    /// lock and before the hosts of its nodes (the order of every path that changes
-    /// nodes: see docs/architecture.md#locks); NOT_FOUND when there is none.
+    /// Locks the instance for the rest of the transaction, then takes the region's
+    /// placement lock and locks the hosts of its nodes and discovery endpoint: the order
+    /// of Redis instances (`InstanceRef::lock`, docs/architecture.md#locks), so that the
+    /// operation driver, which holds an instance before it places nodes, never waits in
+    /// a cycle with a request. NOT_FOUND when there is none.
     pub async fn lock(&self, conn: &mut PgConnection) -> ApiResult<MemcacheRow> {
-        crate::db::hosts::lock_region(&mut *conn, &self.region).await?;
         let row = db::lock(&mut *conn, &self.project, &self.region, &self.name)
             .await?
             .ok_or_else(|| self.not_found())?;
+        crate::db::hosts::lock_region(&mut *conn, &self.region).await?;
         db::lock_hosts(conn, row.id).await?;
         Ok(row)
     }

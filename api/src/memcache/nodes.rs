@@ -50,24 +50,17 @@ impl Touched {
     }
 }
 
-/// The zones `count` new nodes go to: each to the instance's zone with the fewest nodes
-/// (ties: the order of `zones`), so nodes stay spread evenly.
-pub fn plan_zones(zones: &[String], existing: &[&str], count: usize) -> Vec<String> {
-    let mut used: BTreeMap<&str, usize> = zones.iter().map(|z| (z.as_str(), 0)).collect();
-    for z in existing {
-        if let Some(n) = used.get_mut(z) {
-            *n += 1;
-        }
-    }
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let Some(zone) = zones.iter().min_by_key(|z| used[z.as_str()]) else {
-            break;
-        };
-        *used.get_mut(zone.as_str()).expect("zone counted") += 1;
-        out.push(zone.clone());
-    }
-    out
+/// The instance's zones in the order a new node tries them: fewest nodes first (ties in
+/// the order of `zones`), so nodes stay spread evenly; a zone without room gives way to
+/// the next.
+pub fn zone_order<'a>(zones: &'a [String], used: &BTreeMap<String, usize>) -> Vec<&'a String> {
+    let mut order: Vec<(usize, usize, &String)> = zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (used.get(z).copied().unwrap_or(0), i, z))
+        .collect();
+    order.sort();
+    order.into_iter().map(|(_, _, z)| z).collect()
 }
 
 /// The nodes a scale-down removes: `count` of them, each from the zone with the most
@@ -116,16 +109,33 @@ pub async fn add(
         .collect();
     let mut free = (FIRST_NODE_OFFSET..=LAST_NODE_OFFSET).filter(|o| !taken.contains(o));
     let live: Vec<&MemcacheNodeRow> = existing.iter().filter(|n| !n.removing).collect();
-    let zones = plan_zones(
-        &m.zones,
-        &live.iter().map(|n| n.zone_id.as_str()).collect::<Vec<_>>(),
-        count,
-    );
+    let mut used: BTreeMap<String, usize> = BTreeMap::new();
+    for n in &live {
+        *used.entry(n.zone_id.clone()).or_default() += 1;
+    }
     let mut in_use: Vec<String> = live.iter().map(|n| n.host_id.clone()).collect();
     let first = existing.iter().map(|n| n.ordinal).max().unwrap_or(0) + 1;
     let bytes = i64::from(m.memory_size_mb) * MIB;
-    for (ordinal, zone) in (first..).zip(zones) {
-        let host = scheduler::pick_host(candidates, &zone, bytes, &m.memcache_version, &in_use)?;
+    for ordinal in (first..).take(count) {
+        let mut placed = None;
+        let mut first_error = None;
+        for zone in zone_order(&m.zones, &used) {
+            match scheduler::pick_host(candidates, zone, bytes, &m.memcache_version, &in_use) {
+                Ok(host) => {
+                    placed = Some((zone.clone(), host));
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let Some((zone, host)) = placed else {
+            return Err(first_error.unwrap_or_else(|| {
+                ApiError::ResourceExhausted("the instance has no zones".into())
+            }));
+        };
+        *used.entry(zone.clone()).or_default() += 1;
         let off = free.next().ok_or_else(|| {
             ApiError::ResourceExhausted(format!(
                 "range {range} has no free address for another node: nodes being removed still hold theirs"
@@ -293,8 +303,14 @@ mod tests {
     #[test]
     fn nodes_spread_evenly_over_the_zones() {
         let zones: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
-        assert_eq!(plan_zones(&zones, &[], 5), ["a", "b", "c", "a", "b"]);
-        assert_eq!(plan_zones(&zones, &["a", "b", "c"], 2), ["a", "b"]);
-        assert_eq!(plan_zones(&zones, &["a", "a", "b"], 2), ["c", "b"]);
+        let used = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
+            pairs.iter().map(|(z, n)| (z.to_string(), *n)).collect()
+        };
+        assert_eq!(zone_order(&zones, &used(&[])), ["a", "b", "c"]);
+        assert_eq!(zone_order(&zones, &used(&[("a", 1)])), ["b", "c", "a"]);
+        assert_eq!(
+            zone_order(&zones, &used(&[("a", 2), ("b", 1)])),
+            ["c", "b", "a"]
+        );
     }
 }

@@ -70,11 +70,11 @@ pub async fn patch(
     if let Some(earlier) = earlier {
         return Ok(earlier.to_wire());
     }
+    let m = target.lock(&mut tx).await?;
     if node_count.is_some() {
-        // Before the region's and the hosts' locks, as every quota check.
+        // After the instance, as a Redis instance's resize takes it.
         quotas::lock(&mut tx, &target.project).await?;
     }
-    let m = target.lock(&mut tx).await?;
     check_preconditions(&m, req.etag.as_deref(), node_count.is_some())?;
     let mut touched = Touched::default();
     if let Some(count) = node_count {
