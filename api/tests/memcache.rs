@@ -567,3 +567,37 @@ async fn a_node_on_a_silent_host_is_placed_again_past_the_deadline() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn a_network_with_a_memcached_instance_cannot_be_deleted() {
+    let (_db, api, mut fleet) = start().await;
+    let (status, net) = api
+        .post(
+            "/v1/projects/proj-m/networks?networkId=backend",
+            json!({"ipRange": "10.31.0.0/16"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{net}");
+    let body = merge(
+        three_nodes(),
+        json!({"nodeCount": 1, "authorizedNetwork": "backend"}),
+    );
+    let op = create(&api, "on-backend", body).await;
+    let done = fleet.converge(&api, &op).await;
+    let inst = &done["response"];
+    assert_eq!(
+        inst["authorizedNetwork"], "projects/proj-m/networks/backend",
+        "{inst}"
+    );
+    assert!(
+        str_field(inst, "reservedIpRange").starts_with("10.31."),
+        "{inst}"
+    );
+    let got = api.delete("/v1/projects/proj-m/networks/backend").await;
+    expect_error("network in use", &got, 400, "FAILED_PRECONDITION", None);
+    let message = got.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("memcacheInstances/on-backend"),
+        "{message}"
+    );
+}
