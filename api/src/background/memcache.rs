@@ -25,6 +25,8 @@ use crate::memcache::{MemcacheNodeRow, MemcacheRow};
 use crate::operations::{self, Finished, OperationRow};
 use crate::state::AppState;
 
+use super::grace;
+
 /// What to do next with a Memcached operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -175,7 +177,17 @@ pub async fn advance(
     let Some(m) = m else {
         return finish_gone(tx, op).await;
     };
-    let nodes = db::nodes_of(&mut *tx, &[m.id]).await?;
+    let mut nodes = db::nodes_of(&mut *tx, &[m.id]).await?;
+    // Host silence counts from this process's grace start at the earliest, as for Redis
+    // nodes (docs/architecture.md#automatic-failover).
+    let from = state
+        .grace
+        .seen(Utc::now(), grace::stall(state.config.host_timeout));
+    for n in &mut nodes {
+        if let Some(last) = n.host_last_heartbeat_at.as_mut() {
+            *last = (*last).max(from);
+        }
+    }
     let discovery_applied = match (&m.discovery_host_id, m.discovery_generation) {
         (Some(h), Some(g)) => hosts::get(&mut *tx, h)
             .await?
@@ -349,6 +361,13 @@ pub async fn sweep(state: &AppState) -> ApiResult<()> {
 /// left to the next sweep.
 pub async fn move_stranded_discovery(state: &AppState) -> ApiResult<()> {
     let timeout = state.config.host_timeout;
+    // Within the grace period after this process's start (or a database outage) no
+    // host's silence counts yet.
+    let now = Utc::now();
+    let from = state.grace.seen(now, grace::stall(timeout));
+    if now.signed_duration_since(from).to_std().unwrap_or_default() < timeout {
+        return Ok(());
+    }
     for id in db::stranded_discovery(&state.pool, timeout).await? {
         let mut tx = state.pool.begin().await?;
         let TryLock::Locked(m) = db::try_lock(&mut tx, id).await? else {
