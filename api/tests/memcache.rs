@@ -601,3 +601,64 @@ async fn a_network_with_a_memcached_instance_cannot_be_deleted() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn list_filters_pages_and_request_ids_replay() {
+    let (_db, api, mut fleet) = start().await;
+    let one = |env: &str| {
+        merge(
+            three_nodes(),
+            json!({"nodeCount": 1, "labels": {"env": env}}),
+        )
+    };
+    let rid = "7d3f8a52-2c1b-4a57-9a86-0b8f5f2f5a11";
+    let path = format!("{MEMCACHE}?instanceId=alpha&requestId={rid}");
+    let first = expect_ok("create alpha", &api.post(&path, one("prod")).await);
+    let again = expect_ok("the same create again", &api.post(&path, one("prod")).await);
+    assert_eq!(
+        first["name"], again["name"],
+        "one operation for one requestId"
+    );
+    let other = api.post(&path, one("dev")).await;
+    expect_invalid("another request, same requestId", &other, "requestId");
+    fleet.converge(&api, &first).await;
+    create(&api, "beta", one("dev")).await;
+
+    let ids = |list: &Value| -> Vec<String> {
+        array_field(list, "instances")
+            .iter()
+            .map(|i| cacheplane_testkit::json::name_id(i, "name"))
+            .collect()
+    };
+    let cases: [(&str, &[&str]); 4] = [
+        ("state%3DREADY", &["alpha"]),
+        ("state%3DCREATING", &["beta"]),
+        ("labels.env%3Ddev", &["beta"]),
+        ("labels.env%3A%2A", &["alpha", "beta"]),
+    ];
+    for (filter, want) in cases {
+        let list = expect_ok(
+            filter,
+            &api.get(&format!("{MEMCACHE}?filter={filter}")).await,
+        );
+        assert_eq!(ids(&list), want, "{filter}: {list}");
+    }
+    let bad = api.get(&format!("{MEMCACHE}?filter=tier%3DBASIC")).await;
+    expect_invalid("tier is for Redis instances", &bad, "filter");
+    let page = expect_ok("page 1", &api.get(&format!("{MEMCACHE}?pageSize=1")).await);
+    assert_eq!(ids(&page), ["alpha"], "{page}");
+    let token = str_field(&page, "nextPageToken");
+    let page = expect_ok(
+        "page 2",
+        &api.get(&format!("{MEMCACHE}?pageSize=1&pageToken={token}"))
+            .await,
+    );
+    assert_eq!(ids(&page), ["beta"], "{page}");
+    assert!(page["nextPageToken"].is_null(), "{page}");
+    let all_regions = expect_ok(
+        "locations/-",
+        &api.get("/v1/projects/proj-m/locations/-/memcacheInstances")
+            .await,
+    );
+    assert_eq!(ids(&all_regions), ["alpha", "beta"]);
+}

@@ -7,7 +7,9 @@ use cacheplane_types::{MemcacheInstanceState, MemcacheNodeReport};
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+
+use crate::db::instances::{push_terms, Filter};
 use uuid::Uuid;
 
 use crate::error::{constraint_of, ApiError, ApiResult};
@@ -223,27 +225,33 @@ pub async fn try_lock(conn: &mut PgConnection, id: Uuid) -> ApiResult<TryLock> {
     })
 }
 
-/// Up to `limit` instances of a project in a region (`-`: every region), by region and
-/// name, after `after`.
+/// Up to `limit` instances of a project in a region (`-`: every region) that match
+/// `filter`, by region and name, after `after`.
 pub async fn list_page(
     db: impl PgExecutor<'_>,
     project: &str,
     region: &str,
+    filter: &Filter,
     after: Option<(&str, &str)>,
     limit: i64,
 ) -> ApiResult<Vec<MemcacheRow>> {
-    Ok(sqlx::query_as(&format!(
-        r#"{SELECT} where m.project_id = $1 and ($2 = '-' or m.region_id = $2)
-             and ($3::text is null or (m.region_id, m.name) > ($3, $4))
-           order by m.region_id, m.name limit $5"#
-    ))
-    .bind(project)
-    .bind(region)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(db)
-    .await?)
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(SELECT);
+    q.push(" where m.project_id = ")
+        .push_bind(project.to_string());
+    if region != "-" {
+        q.push(" and m.region_id = ").push_bind(region.to_string());
+    }
+    if let Some((r, n)) = after {
+        q.push(" and (m.region_id, m.name) > (")
+            .push_bind(r.to_string())
+            .push(", ")
+            .push_bind(n.to_string())
+            .push(")");
+    }
+    push_terms(&mut q, "m", filter);
+    q.push(" order by m.region_id, m.name limit ")
+        .push_bind(limit);
+    Ok(q.build_query_as().fetch_all(db).await?)
 }
 
 /// Sets the state (and status message), bumping the version.

@@ -59,6 +59,14 @@ struct CreateQuery {
     request_id: Option<String>,
 }
 
+/// The filter of list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FilterQuery {
+    /// e.g. `state=READY AND labels.env=prod`.
+    filter: Option<String>,
+}
+
 /// Query of patch.
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -90,15 +98,17 @@ fn target(project: String, region: String, name: String) -> MemcacheRef {
     }
 }
 
-/// Lists Memcached instances (region `-` for all regions), by name.
+/// Lists Memcached instances (region `-` for all regions), by name, optionally filtered
+/// on `state` and `labels.KEY`.
 #[utoipa::path(get, path = "/v1/projects/{project}/locations/{region}/memcacheInstances", tag = "memcache",
-    params(("project" = String, Path), ("region" = String, Path), PageQuery),
+    params(("project" = String, Path), ("region" = String, Path), PageQuery, FilterQuery),
     responses((status = 200, body = ListMemcacheInstancesResponse), (status = "4XX", body = ErrorBody)))]
 async fn list_memcache_instances(
     p: Principal,
     State(s): State<AppState>,
     Path((project, region)): Path<(String, String)>,
     Query(page): Query<PageQuery>,
+    Query(q): Query<FilterQuery>,
 ) -> ApiResult<Json<ListMemcacheInstancesResponse>> {
     let page = memcache::read::list(
         &s,
@@ -107,6 +117,7 @@ async fn list_memcache_instances(
         &region,
         page.page_size.as_deref(),
         page.page_token.as_deref(),
+        q.filter.as_deref(),
     )
     .await?;
     Ok(Json(page))

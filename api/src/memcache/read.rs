@@ -1,13 +1,22 @@
 //! Get and list.
 
-use cacheplane_types::{ListMemcacheInstancesResponse, MemcacheInstance};
+use cacheplane_types::{ListMemcacheInstancesResponse, MemcacheInstance, MemcacheInstanceState};
 use chrono::Utc;
 
 use crate::auth::Principal;
 use crate::db::memcache as db;
 use crate::error::{ApiError, ApiResult};
+use crate::instances::filter::{self, Subject};
 use crate::memcache::{render, MemcacheRef};
 use crate::paging;
+
+/// What the list's `filter` may name: `state` (a Memcached instance state) and
+/// `labels.KEY`.
+const FILTER: Subject = Subject {
+    state: |s| MemcacheInstanceState::parse(s).map(MemcacheInstanceState::as_str),
+    state_example: "a Memcached instance state such as READY",
+    tier: false,
+};
 use crate::state::AppState;
 
 /// One instance.
@@ -29,7 +38,8 @@ pub async fn get(
     ))
 }
 
-/// One page of a project's instances in a region (`-`: every region), by name.
+/// One page of a project's instances in a region (`-`: every region) that match
+/// `filter`, by name.
 pub async fn list(
     state: &AppState,
     principal: &Principal,
@@ -37,9 +47,11 @@ pub async fn list(
     region: &str,
     page_size: Option<&str>,
     page_token: Option<&str>,
+    filter: Option<&str>,
 ) -> ApiResult<ListMemcacheInstancesResponse> {
     principal.check_project(project)?;
     let size = paging::page_size(page_size)?;
+    let filter = filter::parse_for(filter, FILTER)?;
     let key = paging::decode_token(page_token)?;
     let after = match &key {
         Some(k) => Some(k.split_once('/').ok_or_else(|| {
@@ -53,7 +65,7 @@ pub async fn list(
     if region != "-" {
         crate::catalog::require_region(&state.pool, region).await?;
     }
-    let mut rows = db::list_page(&state.pool, project, region, after, size + 1).await?;
+    let mut rows = db::list_page(&state.pool, project, region, &filter, after, size + 1).await?;
     let next_page_token = if rows.len() as i64 > size {
         rows.truncate(size as usize);
         rows.last()
