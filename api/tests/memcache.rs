@@ -165,6 +165,10 @@ async fn create_scale_parameters_and_delete_move_nodes_and_discovery() {
         inst["@type"],
         "type.googleapis.com/google.cloud.memcache.v1.Instance"
     );
+    assert_eq!(
+        done["metadata"]["@type"],
+        "type.googleapis.com/google.cloud.memcache.v1.OperationMetadata"
+    );
     let nodes = array_field(inst, "memcacheNodes");
     let mut zones: Vec<&str> = nodes.iter().map(|n| str_field(n, "zone")).collect();
     zones.sort_unstable();
