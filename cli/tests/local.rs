@@ -279,6 +279,19 @@ fn local_up_twice_then_down() {
         .expect("node host")
         .to_string();
     let memcached = memcached_at(&mc_addr).expect("the node's memcached runs");
+    let status = stack.json(&["local", "status"]);
+    let listed: Vec<i64> = status["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["memcacheds"].as_array().cloned().unwrap_or_default())
+        .map(|e| e.as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [memcached],
+        "local status lists the memcached: {status}"
+    );
 
     // Again: everything is reused.
     let second = stack.up();
