@@ -256,6 +256,33 @@ async fn create_scale_parameters_and_delete_move_nodes_and_discovery() {
     assert!(endpoints[0].config_version > v2);
     assert_eq!(endpoints[0].nodes.len(), 2);
 
+    // Fields set at create only, and masks that name nothing updatable, are refused.
+    for (mask, field) in [
+        ("zones", "zones"),
+        ("node_config", "nodeConfig"),
+        ("state", "updateMask"),
+        ("", "updateMask"),
+    ] {
+        let got = api
+            .patch(&format!("{path}?updateMask={mask}"), json!({}))
+            .await;
+        expect_invalid(&format!("updateMask={mask}"), &got, field);
+    }
+    let both = api
+        .post(
+            &format!("{path}:applyParameters"),
+            json!({"nodeIds": ["node-1"], "applyAll": true}),
+        )
+        .await;
+    expect_invalid("nodeIds and applyAll", &both, "nodeIds");
+    let mask = api
+        .post(
+            &format!("{path}:updateParameters"),
+            json!({"updateMask": "labels", "parameters": {"params": {}}}),
+        )
+        .await;
+    expect_invalid("updateParameters mask", &mask, "updateMask");
+
     // A stale etag is refused.
     let got = api
         .patch(
