@@ -8,6 +8,7 @@
 #   bash scripts/bench.sh --bench get-latency --no-write
 #   bash scripts/bench.sh --bench create-latency,agent-idle   # real agents and redis-server
 #   bash scripts/bench.sh --bench failover,throughput         # also redis-benchmark (redis-tools)
+#   bash scripts/bench.sh --bench memcached-throughput        # memcached (installed when missing)
 #   bash scripts/bench.sh -- --help                # cacheplane-bench's flags
 #
 # Each benchmark creates and drops a database of its own in the cluster, so the role in
@@ -28,6 +29,9 @@ command -v cargo >/dev/null 2>&1 || {
     echo "cargo not found: install a Rust toolchain (rustup) first" >&2
     exit 1
 }
+
+# memcached-throughput runs Debian's memcached.
+ensure_pkg memcached memcached
 
 step "cargo build --release -p cacheplane-api -p cacheplane-node-agent -p cacheplane-bench"
 cargo build --release -p cacheplane-api -p cacheplane-node-agent -p cacheplane-bench

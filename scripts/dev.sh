@@ -57,6 +57,8 @@ install_prerequisites() {
     ensure_postgres
     ensure_pkg redis-server redis-server
     ensure_pkg redis-cli redis-tools
+    # The agents offer Memcached instances when memcached is installed (README).
+    ensure_pkg memcached memcached
 }
 
 build() {

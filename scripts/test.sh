@@ -40,6 +40,10 @@ install_prerequisites() {
     # The end-to-end tests run real engines: redis-server, and redis-cli to check them.
     ensure_pkg redis-server redis-server
     ensure_pkg redis-cli redis-tools
+    # The Memcached engine's tests (node-agent/tests/memcached.rs) run real memcached
+    # (the package's own service, where systemd starts it, listens on 127.0.0.1:11211
+    # only; the tests use other addresses).
+    ensure_pkg memcached memcached
     # The netns tests (node-agent/tests/netns.rs): namespaces and bridges (iproute2),
     # the firewall of each network's namespace, and gratuitous ARP on a moved endpoint.
     ensure_pkg ip iproute2

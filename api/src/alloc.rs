@@ -90,6 +90,12 @@ pub async fn reserve_connector(
     Ok(range)
 }
 
+/// Locks the network and takes its first free /28 for a caller that records the owner
+/// itself (a Memcached instance); `None` when the pool is full.
+pub async fn take_range(conn: &mut PgConnection, network: Uuid) -> ApiResult<Option<Ipv4Net>> {
+    take(conn, network, None).await
+}
+
 /// Locks the network and takes `exact` if it is wholly free, or the first free /28.
 async fn take(
     conn: &mut PgConnection,

@@ -141,12 +141,13 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_TOKEN_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub token_cache_ttl: Duration,
 
-    /// Default quota: instances per project.
+    /// Default quota: instances per project (Redis and Memcached together).
     #[arg(long, env = "CACHEPLANE_QUOTA_INSTANCES", default_value_t = 100)]
     pub quota_instances: i64,
 
     /// Default quota: memory per project in GB, counted over every node
-    /// (`memorySizeGb` × (1 + `replicaCount`)).
+    /// (`memorySizeGb` × (1 + `replicaCount`); Memcached: `nodeCount` × `memorySizeMb`,
+    /// rounded up to GB).
     #[arg(long, env = "CACHEPLANE_QUOTA_MEMORY_GB", default_value_t = 1000)]
     pub quota_memory_gb: i64,
 

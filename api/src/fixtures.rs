@@ -124,6 +124,7 @@ pub fn operation(verb: OperationVerb, params: serde_json::Value) -> OperationRow
         target: "projects/p/locations/r/instances/cache".into(),
         instance_id: Some(instance_id()),
         connector_id: None,
+        memcache_instance_id: None,
         done: false,
         error: None,
         response: None,

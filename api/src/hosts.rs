@@ -162,6 +162,17 @@ pub async fn heartbeat(
         beat.operations = recorded.operations;
         beat.instances = recorded.instances;
         releases = recorded.releases;
+        // One more statement, only for hosts that run memcached nodes.
+        if !req.memcache_nodes.is_empty() {
+            let ops = crate::db::memcache::record_reports(
+                &mut tx,
+                host,
+                req.applied_generation,
+                &req.memcache_nodes,
+            )
+            .await?;
+            beat.operations.extend(ops);
+        }
     }
     tx.commit().await?;
     // Freeing ranges locks networks: done apart, never under this host's lock.
@@ -248,8 +259,8 @@ pub async fn config(db: impl PgExecutor<'_> + Copy, host: &str) -> ApiResult<Hos
         generation,
         nodes,
         connectors: crate::connectors::specs_on_host(db, host).await?,
-        memcache_nodes: Vec::new(),
-        discovery_endpoints: Vec::new(),
+        memcache_nodes: crate::memcache::nodes::specs_on_host(db, host).await?,
+        discovery_endpoints: crate::memcache::nodes::discovery_on_host(db, host).await?,
     })
 }
 

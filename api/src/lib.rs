@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod instances;
 pub mod limits;
+pub mod memcache;
 pub mod metrics;
 pub mod networks;
 pub mod notify;

@@ -101,7 +101,7 @@ pub struct RouteLabels {
 pub struct OperationLabels {
     /// The project.
     pub project: String,
-    /// `instance` or `connector`.
+    /// `instance`, `connector` or `memcacheInstance`.
     pub resource: &'static str,
     /// `create`, `update`, `delete`, `failover`.
     pub verb: &'static str,
@@ -112,7 +112,7 @@ pub struct OperationLabels {
 /// Labels of `cacheplane_operation_duration_seconds`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationKindLabels {
-    /// `instance` or `connector`.
+    /// `instance`, `connector` or `memcacheInstance`.
     pub resource: &'static str,
     /// The verb.
     pub verb: &'static str,
@@ -316,7 +316,7 @@ impl Metrics {
     /// Counts operations finished in a transaction that committed.
     pub fn operations_finished(&self, finished: impl IntoIterator<Item = Finished>) {
         for f in finished {
-            let resource = if f.connector { "connector" } else { "instance" };
+            let resource = f.resource;
             let verb = f.verb.as_str();
             let result = f.error.unwrap_or_else(|| "done".to_string());
             self.operation_duration

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::db::operations as db;
 pub use crate::db::operations::{
-    finish, finish_connector, insert, insert_for_connector, set_progress, Finished, NewOperation,
-    OperationRow,
+    finish, finish_connector, finish_memcache, insert, insert_for_connector, insert_for_memcache,
+    set_progress, Finished, NewOperation, OperationRow,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::paging;

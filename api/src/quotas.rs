@@ -33,6 +33,22 @@ pub async fn check_create(
     memory_gb: i32,
     replicas: i32,
 ) -> ApiResult<()> {
+    check_new_instance(conn, config, project, footprint_gb(memory_gb, replicas)).await
+}
+
+/// The memory a Memcached instance takes over all its nodes, in GB rounded up.
+pub fn memcache_footprint_gb(node_count: i32, memory_mb: i32) -> i64 {
+    (i64::from(node_count) * i64::from(memory_mb) + 1023) / 1024
+}
+
+/// Locks the project and checks that one more instance (Redis or Memcached) taking
+/// `footprint_gb` fits its instance and memory quotas.
+pub async fn check_new_instance(
+    conn: &mut PgConnection,
+    config: &Config,
+    project: &str,
+    footprint: i64,
+) -> ApiResult<()> {
     db::lock_project(conn, project).await?;
     let used = db::instance_usage(conn, project, None).await?;
     if used.instances + 1 > config.quota_instances {
@@ -45,12 +61,7 @@ pub async fn check_create(
             detail,
         ));
     }
-    check_memory(
-        config,
-        project,
-        used.memory_gb,
-        footprint_gb(memory_gb, replicas),
-    )
+    check_memory(config, project, used.memory_gb, footprint)
 }
 
 /// Locks the project, so that a resize checked later with [`check_resize`] is counted
@@ -81,7 +92,7 @@ fn check_memory(config: &Config, project: &str, used_gb: i64, more_gb: i64) -> A
     if used_gb + more_gb <= config.quota_memory_gb {
         return Ok(());
     }
-    let detail = format!("its other instances use {used_gb} GB and this one would use {more_gb} GB (memorySizeGb × nodes)");
+    let detail = format!("its other instances use {used_gb} GB and this one would use {more_gb} GB (memorySizeGb × nodes; Memcached: memorySizeMb × nodes)");
     Err(exceeded(
         project,
         "memoryGb",

@@ -67,10 +67,21 @@ impl AdminClient {
     /// Sends the create of instance `id`; answers the operation's name and when the
     /// POST was answered.
     pub async fn send_create(&self, id: &str, body: &Value) -> anyhow::Result<(String, Instant)> {
+        self.send_create_in("instances", id, body).await
+    }
+
+    /// [`AdminClient::send_create`] in another collection of [`PARENT`] (e.g.
+    /// `memcacheInstances`).
+    pub async fn send_create_in(
+        &self,
+        collection: &str,
+        id: &str,
+        body: &Value,
+    ) -> anyhow::Result<(String, Instant)> {
         let (status, op) = self
             .call(
                 reqwest::Method::POST,
-                &format!("{PARENT}/instances?instanceId={id}"),
+                &format!("{PARENT}/{collection}?instanceId={id}"),
                 Some(body),
             )
             .await?;
@@ -113,10 +124,15 @@ impl AdminClient {
 
     /// `GET …/instances/{id}`, which must answer 200.
     pub async fn instance(&self, id: &str) -> anyhow::Result<Value> {
+        self.resource("instances", id).await
+    }
+
+    /// One resource `id` of a collection of [`PARENT`] (e.g. `memcacheInstances`).
+    pub async fn resource(&self, collection: &str, id: &str) -> anyhow::Result<Value> {
         let (status, inst) = self
             .call(
                 reqwest::Method::GET,
-                &format!("{PARENT}/instances/{id}"),
+                &format!("{PARENT}/{collection}/{id}"),
                 None,
             )
             .await?;
@@ -174,10 +190,15 @@ impl AdminClient {
 
     /// Deletes instance `id` and waits for the operation.
     pub async fn delete(&self, id: &str) -> anyhow::Result<()> {
+        self.delete_in("instances", id).await
+    }
+
+    /// Deletes resource `id` of a collection of [`PARENT`] and waits for it.
+    pub async fn delete_in(&self, collection: &str, id: &str) -> anyhow::Result<()> {
         let (status, op) = self
             .call(
                 reqwest::Method::DELETE,
-                &format!("{PARENT}/instances/{id}"),
+                &format!("{PARENT}/{collection}/{id}"),
                 None,
             )
             .await?;

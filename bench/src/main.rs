@@ -13,6 +13,7 @@ mod create_latency;
 mod db;
 mod failover;
 mod get_latency;
+mod memcached_throughput;
 mod report;
 mod server;
 mod stack;
@@ -41,6 +42,9 @@ enum Bench {
     /// 1 000 simulated agents against 1 and 2 API replicas: heartbeats, config
     /// wake-ups, CPU per heartbeat, silent hosts.
     Agents,
+    /// Memcached-protocol ops/s and latency straight to a memcached started with a
+    /// node's flags, from a small load generator (no target).
+    MemcachedThroughput,
 }
 
 /// Measures the performance targets of the Cacheplane control plane.
@@ -115,7 +119,7 @@ struct Args {
     #[arg(long)]
     latency_csv: Option<PathBuf>,
 
-    /// create-latency: creates per tier (BASIC, STANDARD_HA).
+    /// create-latency: creates per tier (BASIC, STANDARD_HA, a 3-node Memcached instance).
     #[arg(long, default_value_t = 12)]
     creates: u32,
 
@@ -195,6 +199,38 @@ struct Args {
     /// `--sim-api-arg=--max-agent-requests=8192` (repeatable).
     #[arg(long, allow_hyphen_values = true)]
     sim_api_arg: Vec<String>,
+
+    /// memcached-throughput: the `memcached` binary.
+    #[arg(long, default_value = "memcached")]
+    mc_memcached: PathBuf,
+
+    /// memcached-throughput: load generator connections.
+    #[arg(long, default_value_t = 50)]
+    mc_connections: usize,
+
+    /// memcached-throughput: measured seconds per configuration.
+    #[arg(long, default_value_t = 10.0)]
+    mc_secs: f64,
+
+    /// memcached-throughput: bytes per value.
+    #[arg(long, default_value_t = 100)]
+    mc_value_size: usize,
+
+    /// memcached-throughput: keys set before measuring.
+    #[arg(long, default_value_t = 10_000)]
+    mc_keys: u32,
+
+    /// memcached-throughput: share of sets (the rest are gets).
+    #[arg(long, default_value_t = 0.1)]
+    mc_set_ratio: f64,
+
+    /// memcached-throughput: the node's memory in MB (-m).
+    #[arg(long, default_value_t = 1024)]
+    mc_memory_mb: u32,
+
+    /// memcached-throughput: the node's worker threads (-t).
+    #[arg(long, default_value_t = 2)]
+    mc_threads: u32,
 }
 
 impl Args {
@@ -291,6 +327,19 @@ async fn run_bench(bench: Bench, args: &Args) -> anyhow::Result<report::Section>
                 interval: secs(args.sim_interval_secs.max(0.01)),
                 api_args: args.sim_api_arg.clone(),
                 keep_db: args.keep_db,
+            })
+            .await
+        }
+        Bench::MemcachedThroughput => {
+            memcached_throughput::run(&memcached_throughput::Config {
+                memcached: args.mc_memcached.clone(),
+                connections: args.mc_connections,
+                secs: args.mc_secs,
+                value_size: args.mc_value_size,
+                keys: args.mc_keys,
+                set_ratio: args.mc_set_ratio,
+                memory_mb: args.mc_memory_mb,
+                threads: args.mc_threads,
             })
             .await
         }

@@ -97,6 +97,10 @@ enum Command {
     /// Connectors: how client processes outside a network reach its instances.
     #[command(subcommand)]
     Connectors(cmd::connectors::Command),
+    /// Memcached instances: `cachectl memcache instances create|describe|list|update|
+    /// delete|update-parameters|apply-parameters|env`.
+    #[command(subcommand)]
+    Memcache(cmd::memcache::MemcacheCommand),
     /// Cache hosts (admin).
     #[command(subcommand)]
     Hosts(cmd::admin::HostsCommand),
@@ -204,6 +208,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Tiers(c) => cmd::catalog::tiers(&ctx, c).await,
         Command::Networks(c) => cmd::networks::run(&ctx, c).await,
         Command::Connectors(c) => cmd::connectors::run(&ctx, c).await,
+        Command::Memcache(c) => cmd::memcache::run(&ctx, c).await,
         Command::Hosts(c) => cmd::admin::hosts(&ctx, c).await,
         Command::Tokens(c) => cmd::admin::tokens(&ctx, c).await,
         Command::Config(_) | Command::Completion { .. } => Ok(()),

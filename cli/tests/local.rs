@@ -167,6 +167,7 @@ fn cmdline(pid: i64) -> String {
 
 #[test]
 fn local_up_twice_then_down() {
+    cacheplane_testkit::process::require_memcached();
     let stack = LocalStack::new();
 
     let first = stack.up();
@@ -263,6 +264,35 @@ fn local_up_twice_then_down() {
     assert_eq!(engines.len(), 1, "{status}");
     assert!(cmdline(engines[0]).starts_with("redis-server"), "{status}");
 
+    // A Memcached instance, so that `down` has a memcached to stop too.
+    let mc = stack.json(&[
+        "memcache",
+        "instances",
+        "create",
+        "local-mc",
+        "--node-count",
+        "1",
+    ]);
+    assert_eq!(mc["state"], "READY", "{mc}");
+    let mc_addr = mc["memcacheNodes"][0]["host"]
+        .as_str()
+        .expect("node host")
+        .to_string();
+    let memcached = memcached_at(&mc_addr).expect("the node's memcached runs");
+    let status = stack.json(&["local", "status"]);
+    let listed: Vec<i64> = status["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["memcacheds"].as_array().cloned().unwrap_or_default())
+        .map(|e| e.as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [memcached],
+        "local status lists the memcached: {status}"
+    );
+
     // Again: everything is reused.
     let second = stack.up();
     assert_eq!(second["apiReady"], true, "{second}");
@@ -281,6 +311,7 @@ fn local_up_twice_then_down() {
     for pid in all {
         assert!(gone(pid), "pid {pid} still runs: {}", cmdline(pid));
     }
+    assert!(gone(memcached), "memcached {memcached} still runs");
     assert!(!data.join("api.pid").exists());
     assert!(!Path::new(&data.join("pg/data/postmaster.pid")).exists());
     let status = stack.json(&["local", "status"]);
@@ -350,4 +381,18 @@ fn local_up_with_two_api_replicas_survives_losing_one_and_down_stops_both() {
         assert!(gone(pid), "pid {pid} still runs: {}", cmdline(pid));
     }
     assert!(!stack.data_dir().join("api-2.pid").exists());
+}
+
+/// The pid of the `memcached` listening on `address` (its `-l`), from /proc.
+fn memcached_at(address: &str) -> Option<i64> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i64 = e.file_name().to_str()?.parse().ok()?;
+        let raw = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+        let is_memcached = args.first()?.ends_with(b"memcached");
+        let listens = args
+            .windows(2)
+            .any(|w| w[0] == b"-l" && w[1] == address.as_bytes());
+        (is_memcached && listens).then_some(pid)
+    })
 }

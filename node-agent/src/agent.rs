@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cacheplane_types::{
-    HeartbeatRequest, HostConfig, NodeReport, RefusedConfig, RegisterHostRequest,
+    HeartbeatRequest, HostConfig, MemcacheNodeReport, NodeReport, RefusedConfig,
+    RegisterHostRequest,
 };
 use tokio::sync::{watch, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -23,9 +24,12 @@ use tokio_util::sync::CancellationToken;
 use crate::api::ApiClient;
 use crate::backoff::{retry, Backoff};
 use crate::config::Config;
+use crate::memcache::discovery::DiscoveryEndpoints;
+use crate::memcache::supervise::McSupervisor;
+use crate::memcache::version as mc_version;
 use crate::meminfo;
 use crate::metrics::{self, Metrics, Snapshot};
-use crate::net::{Net, Realiser};
+use crate::net::{Net, Placement, Realiser};
 use crate::proxy::{Limits, ReadEndpoints};
 use crate::redis::version;
 use crate::safety;
@@ -82,6 +86,15 @@ impl Shared {
 struct Status {
     applied_generation: i64,
     reports: Vec<NodeReport>,
+    memcache: Vec<MemcacheNodeReport>,
+}
+
+/// What the reconciler runs: the Redis nodes, the memcached nodes and the Memcached
+/// discovery endpoints.
+struct Engines {
+    redis: Supervisor,
+    memcached: McSupervisor,
+    discovery: DiscoveryEndpoints,
 }
 
 /// Runs the agent until `cancel` fires. Fails at start on a configuration the agent
@@ -96,6 +109,7 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         .create(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let engine = version::engine_of(&cfg.redis_server).await?;
+    let memcached = mc_version::probe(&cfg.memcached).await;
     let memory_bytes = match cfg.memory_bytes {
         Some(m) if m > 0 => m,
         Some(_) => anyhow::bail!("--memory-bytes must be more than 0"),
@@ -115,7 +129,8 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         }
     };
     tracing::info!(
-        host = %host_id, zone = %cfg.zone, engine = %engine, memory_bytes,
+        host = %host_id, zone = %cfg.zone, engine = %engine,
+        memcached = memcached.as_ref().map(|m| m.version.as_str()), memory_bytes,
         saved_generation = saved.as_ref().map(|c| c.generation),
         "node agent starting"
     );
@@ -134,14 +149,28 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let realiser = Realiser::new(net.clone(), &cfg.data_dir);
     let mut supervisor = Supervisor::new(cfg.data_dir.clone(), cfg.redis_server.clone()).await;
     supervisor.set_pass_interval(cfg.heartbeat_interval);
-    supervisor.set_net(net);
+    supervisor.set_net(net.clone());
+    let mut mc_supervisor = McSupervisor::new(
+        cfg.data_dir.clone(),
+        memcached.as_ref().map(|_| cfg.memcached.clone()),
+        supervisor.exits(),
+    );
+    mc_supervisor.set_net(net.clone());
+    let discovery = DiscoveryEndpoints::new(
+        net,
+        memcached
+            .as_ref()
+            .map_or(mc_version::DEFAULT_VERSION, |m| m.version.as_str()),
+    );
+    let mut engines = vec![engine];
+    engines.extend(memcached.map(|m| m.engine));
     let shared = Arc::new(Shared {
         api: ApiClient::new(&cfg.api_urls(), &host_id, cfg.token.expose())?,
         registration: RegisterHostRequest {
             zone: cfg.zone.clone(),
             address: cfg.address.clone(),
             memory_bytes,
-            engines: vec![engine],
+            engines,
         },
         registered: AtomicBool::new(false),
         nudge: Notify::new(),
@@ -179,9 +208,14 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> anyhow::Result<()> {
         })
         .with_threads(cfg.read_endpoint_threads)
         .with_kernel(cfg.kernel_read_endpoints());
+    let engines = Engines {
+        redis: supervisor,
+        memcached: mc_supervisor,
+        discovery,
+    };
     let reconciler = reconcile_loop(
         &shared,
-        supervisor,
+        engines,
         realiser,
         endpoints,
         cfg.heartbeat_interval,
@@ -333,7 +367,7 @@ async fn register(shared: &Shared, cancel: &CancellationToken) -> anyhow::Result
 /// is known (from disk or the API): an unknown desired state never stops an engine.
 async fn reconcile_loop(
     shared: &Shared,
-    mut supervisor: Supervisor,
+    engines: Engines,
     mut realiser: Realiser,
     mut endpoints: ReadEndpoints,
     interval: Duration,
@@ -345,6 +379,11 @@ async fn reconcile_loop(
     let mut applied_generation: i64 = 0;
     let mut quick_until: Option<Instant> = None;
     let mut config_open = true;
+    let Engines {
+        redis: mut supervisor,
+        memcached: mut mc_supervisor,
+        mut discovery,
+    } = engines;
     let exits = supervisor.exits();
     loop {
         let quick = quick_until
@@ -363,24 +402,36 @@ async fn reconcile_loop(
         };
         // Namespaces and addresses first (a start or a promotion needs them), and what
         // the pass stopped or gave up removed after it.
-        sync_net(&mut realiser, &supervisor, &config).await;
+        sync_net(&mut realiser, &supervisor, &mc_supervisor, &config).await;
         let pass = supervisor.reconcile(&config.nodes).await;
-        sync_net(&mut realiser, &supervisor, &config).await;
+        let mc_pass = mc_supervisor.reconcile(&config.memcache_nodes).await;
+        discovery.update(&config.discovery_endpoints);
+        sync_net(&mut realiser, &supervisor, &mc_supervisor, &config).await;
         endpoints.update(&config.nodes);
-        if pass.applied {
+        if pass.applied && mc_pass.applied {
             applied_generation = config.generation;
         }
-        if pass.acted {
+        if pass.acted || mc_pass.acted {
             quick_until = Some(Instant::now() + QUICK_FOR);
         }
-        shared.metrics.publish(Snapshot::of(
-            config.nodes.iter().chain(supervisor.applied_specs()),
-            &pass.reports,
-            endpoints.status(),
-        ));
+        shared.metrics.publish(
+            Snapshot::of(
+                config.nodes.iter().chain(supervisor.applied_specs()),
+                &pass.reports,
+                endpoints.status(),
+            )
+            .with_memcache(
+                config
+                    .memcache_nodes
+                    .iter()
+                    .chain(mc_supervisor.applied_specs()),
+                &mc_pass.reports,
+            ),
+        );
         let status = Status {
             applied_generation,
             reports: pass.reports,
+            memcache: mc_pass.reports,
         };
         let urgent = shared.status.send_if_modified(|old| {
             let changed = old.as_ref().is_none_or(|o| news(o, &status));
@@ -393,15 +444,30 @@ async fn reconcile_loop(
     }
 }
 
-/// Realises the network of every node the config wants or the supervisor still runs,
-/// and the config's connectors.
-async fn sync_net(realiser: &mut Realiser, supervisor: &Supervisor, config: &HostConfig) {
-    let specs: Vec<&cacheplane_types::NodeSpec> = config
+/// Realises the network of every node (Redis or memcached) the config wants or a
+/// supervisor still runs, of the config's discovery endpoints, and its connectors.
+async fn sync_net(
+    realiser: &mut Realiser,
+    supervisor: &Supervisor,
+    mc_supervisor: &McSupervisor,
+    config: &HostConfig,
+) {
+    let redis = config
         .nodes
         .iter()
         .chain(supervisor.applied_specs())
-        .collect();
-    realiser.sync(&specs, &config.connectors).await;
+        .map(Placement::of_node);
+    let memcached = config
+        .memcache_nodes
+        .iter()
+        .chain(mc_supervisor.applied_specs())
+        .map(Placement::of_memcache);
+    let discovery = config
+        .discovery_endpoints
+        .iter()
+        .map(Placement::of_discovery);
+    let places: Vec<Placement> = redis.chain(memcached).chain(discovery).collect();
+    realiser.sync(&places, &config.connectors).await;
 }
 
 /// Whether `new` tells the API something it must hear at once: another applied
@@ -422,6 +488,15 @@ fn news(old: &Status, new: &Status) -> bool {
             r.switchover.as_ref().map(|s| (s.id, s.state)),
         )
     }
+    fn mc_key(r: &MemcacheNodeReport) -> impl PartialEq + '_ {
+        (
+            r.node_id,
+            r.process_up,
+            r.pid,
+            &r.parameters,
+            r.error.as_deref(),
+        )
+    }
     old.applied_generation != new.applied_generation
         || old.reports.len() != new.reports.len()
         || old
@@ -429,6 +504,12 @@ fn news(old: &Status, new: &Status) -> bool {
             .iter()
             .zip(&new.reports)
             .any(|(a, b)| key(a) != key(b))
+        || old.memcache.len() != new.memcache.len()
+        || old
+            .memcache
+            .iter()
+            .zip(&new.memcache)
+            .any(|(a, b)| mc_key(a) != mc_key(b))
 }
 
 /// Sends the latest reports every `interval` and whenever the reconciler says they
@@ -462,7 +543,7 @@ async fn heartbeat_loop(
             free_memory_bytes: meminfo::read().ok().and_then(|m| m.available_bytes),
             nodes: status.reports,
             refused_config: shared.refused(),
-            memcache_nodes: Vec::new(),
+            memcache_nodes: status.memcache,
         };
         let sent = tokio::select! {
             _ = cancel.cancelled() => return,

@@ -119,6 +119,11 @@ pub struct Config {
     #[arg(long, env = "CACHEPLANE_REDIS_SERVER", default_value = "redis-server")]
     pub redis_server: PathBuf,
 
+    /// The `memcached` binary (a path, or a name looked up on PATH). When it is missing
+    /// the agent runs no Memcached nodes and does not offer the engine.
+    #[arg(long, env = "CACHEPLANE_MEMCACHED", default_value = "memcached")]
+    pub memcached: PathBuf,
+
     /// Memory offered to caches, in bytes (default: MemTotal of /proc/meminfo).
     #[arg(long, env = "CACHEPLANE_MEMORY_BYTES")]
     pub memory_bytes: Option<i64>,
@@ -176,6 +181,7 @@ impl std::fmt::Debug for Config {
             .field("read_endpoint_threads", &self.read_endpoint_threads)
             .field("host_interface", &self.host_interface)
             .field("redis_server", &self.redis_server)
+            .field("memcached", &self.memcached)
             .field("memory_bytes", &self.memory_bytes)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("primary_lease", &self.primary_lease)

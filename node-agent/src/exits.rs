@@ -69,3 +69,42 @@ impl Drop for ExitWatch {
         self.task.abort();
     }
 }
+
+/// How often [`PidWatch`] looks at its process.
+const PID_WATCH_EVERY: Duration = Duration::from_millis(100);
+
+/// A watch on an engine process by its pid alone, for engines the agent keeps no
+/// connection to (memcached closes idle connections when told to): `/proc` is looked at
+/// every 100 ms, and `exited` notified when the process is gone. Dropping it stops the
+/// watch.
+#[derive(Debug)]
+pub struct PidWatch {
+    pid: u32,
+    task: AbortHandle,
+}
+
+impl PidWatch {
+    /// Watches process `pid`.
+    pub fn spawn(pid: u32, exited: Arc<Notify>) -> Self {
+        let task = tokio::spawn(async move {
+            while crate::pids::is_running(pid) {
+                tokio::time::sleep(PID_WATCH_EVERY).await;
+            }
+            tracing::warn!(pid, "engine exited");
+            exited.notify_one();
+        })
+        .abort_handle();
+        PidWatch { pid, task }
+    }
+
+    /// Whether it still watches process `pid`.
+    pub fn watches(&self, pid: u32) -> bool {
+        self.pid == pid && !self.task.is_finished()
+    }
+}
+
+impl Drop for PidWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

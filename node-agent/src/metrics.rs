@@ -12,7 +12,7 @@ pub mod serve;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cacheplane_types::{NodeReport, NodeSpec};
+use cacheplane_types::{MemcacheNodeReport, MemcacheNodeSpec, NodeReport, NodeSpec};
 use prometheus_client::registry::Registry;
 use uuid::Uuid;
 
@@ -40,11 +40,13 @@ impl Owner {
     pub fn of(instance: &str) -> Owner {
         let parts: Vec<&str> = instance.split('/').collect();
         match parts.as_slice() {
-            ["projects", project, "locations", location, "instances", id] => Owner {
-                project: project.to_string(),
-                location: location.to_string(),
-                instance_id: id.to_string(),
-            },
+            ["projects", project, "locations", location, "instances" | "memcacheInstances", id] => {
+                Owner {
+                    project: project.to_string(),
+                    location: location.to_string(),
+                    instance_id: id.to_string(),
+                }
+            }
             _ => Owner {
                 project: String::new(),
                 location: String::new(),
@@ -63,6 +65,15 @@ pub struct NodeSample {
     pub report: NodeReport,
 }
 
+/// One memcached node as last observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McSample {
+    /// Its instance.
+    pub owner: Owner,
+    /// What the last pass reported of it.
+    pub report: MemcacheNodeReport,
+}
+
 /// What the last reconcile pass saw, for the next scrapes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -70,6 +81,8 @@ pub struct Snapshot {
     pub nodes: Vec<NodeSample>,
     /// Every read endpoint the agent serves.
     pub endpoints: Vec<(Owner, EndpointStatus)>,
+    /// Every memcached node the agent runs or is stopping.
+    pub memcache: Vec<McSample>,
 }
 
 impl Snapshot {
@@ -109,7 +122,34 @@ impl Snapshot {
             .into_iter()
             .map(|e| (Owner::of(&e.instance), e))
             .collect();
-        Snapshot { nodes, endpoints }
+        Snapshot {
+            nodes,
+            endpoints,
+            memcache: Vec::new(),
+        }
+    }
+
+    /// This snapshot with the memcached nodes' `reports`, labelled with the instance of
+    /// their node in `specs` (desired, and those still being stopped).
+    pub fn with_memcache<'a>(
+        mut self,
+        specs: impl IntoIterator<Item = &'a MemcacheNodeSpec>,
+        reports: &[MemcacheNodeReport],
+    ) -> Snapshot {
+        let instance_of: HashMap<Uuid, &str> = specs
+            .into_iter()
+            .map(|s| (s.node_id, s.instance.as_str()))
+            .collect();
+        self.memcache = reports
+            .iter()
+            .filter_map(|r| {
+                Some(McSample {
+                    owner: Owner::of(instance_of.get(&r.node_id)?),
+                    report: r.clone(),
+                })
+            })
+            .collect();
+        self
     }
 }
 

@@ -3,7 +3,8 @@
 //! database restored from an old backup, an agent pointed at the wrong API, a bug) than
 //! an intent: stopping an engine empties a cache for good. Such a config is refused,
 //! logged and reported, and the agent keeps running what it runs, unless it was started
-//! with `--accept-config-drops`. See docs/architecture.md#node-agent.
+//! with `--accept-config-drops`. Redis and memcached nodes count alike. See
+//! docs/architecture.md#node-agent.
 
 use std::collections::BTreeSet;
 
@@ -38,19 +39,23 @@ pub fn judge(held: Option<&HostConfig>, next: &HostConfig, accept_drops: bool) -
             held.generation, next.generation
         ));
     }
-    let kept: BTreeSet<Uuid> = next.nodes.iter().map(|n| n.node_id).collect();
-    let running = held.nodes.len();
-    let dropped = held
-        .nodes
-        .iter()
-        .filter(|n| !kept.contains(&n.node_id))
-        .count();
+    let kept = node_ids(next);
+    let held_ids = node_ids(held);
+    let running = held_ids.len();
+    let dropped = held_ids.difference(&kept).count();
     if running >= GUARD_FROM_NODES && (dropped == running || dropped * 2 > running) {
         return Verdict::Refuse(format!(
             "it would stop {dropped} of the {running} nodes this host runs"
         ));
     }
     Verdict::Apply
+}
+
+/// Every node of `config`, Redis and memcached alike: stopping either empties a cache.
+fn node_ids(config: &HostConfig) -> BTreeSet<Uuid> {
+    let redis = config.nodes.iter().map(|n| n.node_id);
+    let memcached = config.memcache_nodes.iter().map(|n| n.node_id);
+    redis.chain(memcached).collect()
 }
 
 #[cfg(test)]
@@ -148,6 +153,32 @@ mod tests {
             judge(Some(&three), &config(6, &[3]), false),
             Verdict::Refuse(_)
         ));
+    }
+
+    fn memcached(n: u128) -> cacheplane_types::MemcacheNodeSpec {
+        cacheplane_types::MemcacheNodeSpec {
+            node_id: Uuid::from_u128(1000 + n),
+            instance: "projects/p/locations/local/memcacheInstances/m".into(),
+            memcache_version: "MEMCACHE_1_6".into(),
+            address: format!("127.65.0.{n}"),
+            port: 11211,
+            memory_mb: 1024,
+            threads: 1,
+            max_connections: 1024,
+            parameters: BTreeMap::new(),
+            network: None,
+        }
+    }
+
+    #[test]
+    fn memcached_nodes_count_like_redis_nodes() {
+        let mut held = config(5, &[1]);
+        held.memcache_nodes = (1..=3).map(memcached).collect();
+        let mut next = config(6, &[1]);
+        let why = refused(judge(Some(&held), &next, false));
+        assert!(why.contains("3 of the 4"), "{why}");
+        next.memcache_nodes = vec![memcached(1), memcached(2)];
+        assert_eq!(judge(Some(&held), &next, false), Verdict::Apply);
     }
 
     #[test]

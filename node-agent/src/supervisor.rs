@@ -32,12 +32,12 @@ use crate::relink::{self, Relink};
 use crate::switchover::Handovers;
 
 /// Restart backoff of one node: 1 s, doubling, at most 30 s.
-fn restart_backoff() -> Backoff {
+pub(crate) fn restart_backoff() -> Backoff {
     Backoff::new(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 /// An engine up this long has its restart backoff forgotten.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 /// How long one observation of all engines may take: an engine that has not answered
 /// by then is unresponsive for this pass, whatever the others do.

@@ -1,7 +1,8 @@
 //! The netns network mode with real namespaces, bridges, nftables and `redis-server`s:
 //! agents (the library, against a fake API) put each network's engines in a namespace
 //! of their own joined to the network's bridge, realise connectors, keep networks with
-//! overlapping pools apart, and move the primary endpoint with a promotion. Needs root,
+//! overlapping pools apart, and move the primary endpoint with a promotion; memcached
+//! nodes and Memcached discovery endpoints get their addresses the same way. Needs root,
 //! `ip`, `nft` and `redis-cli`: fails under CI when it cannot run, skips elsewhere.
 //! Every namespace, bridge and veth carries the test's prefix and is deleted when the
 //! test ends, pass or fail.
@@ -503,7 +504,11 @@ async fn the_primary_endpoint_moves_to_the_promoted_replica_on_another_agent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_mode_puts_node_addresses_on_the_interface_and_removes_them() {
+    use cacheplane_node_agent::memcache::client::McClient;
+    use cacheplane_types::{DiscoveryEndpointSpec, DiscoveryNode, MemcacheNodeSpec};
+
     let bin = require_redis!();
+    let memcached = cacheplane_testkit::process::require_memcached();
     if !can_run() {
         return;
     }
@@ -527,12 +532,39 @@ async fn host_mode_puts_node_addresses_on_the_interface_and_removes_them() {
     let mut s = common::spec(19, NodeRole::Primary, None);
     s.address = "10.210.0.19".into();
     s.endpoint_address = Some("10.210.0.17".into());
+    // A memcached node and a Memcached discovery endpoint get their addresses the same way.
+    let mc = MemcacheNodeSpec {
+        node_id: uuid::Uuid::new_v4(),
+        instance: "projects/p/locations/r/memcacheInstances/m".into(),
+        memcache_version: "MEMCACHE_1_6".into(),
+        address: "10.210.0.20".into(),
+        port: 11211,
+        memory_mb: 64,
+        threads: 1,
+        max_connections: 64,
+        parameters: Default::default(),
+        network: None,
+    };
+    let ep = DiscoveryEndpointSpec {
+        instance: mc.instance.clone(),
+        address: "10.210.0.21".into(),
+        port: 11211,
+        config_version: 1,
+        nodes: vec![DiscoveryNode {
+            host: "10.210.0.20".into(),
+            ip: "10.210.0.20".into(),
+            port: 11211,
+        }],
+        network: None,
+    };
     let host = "netns-host";
     let cancel = CancellationToken::new();
     let (api_tx, api_rx) = std::sync::mpsc::channel();
     let agent = {
         let (ns, cancel, data_path) = (ns.clone(), cancel.clone(), data.path().to_path_buf());
-        let first = config(host, 1, vec![s.clone()], Vec::new());
+        let mut first = config(host, 1, vec![s.clone()], Vec::new());
+        first.memcache_nodes = vec![mc.clone()];
+        first.discovery_endpoints = vec![ep.clone()];
         // A thread in the namespace: the runtime's threads, the fake API's listener and
         // the engines the agent starts all live there.
         std::thread::spawn(move || -> anyhow::Result<()> {
@@ -548,6 +580,7 @@ async fn host_mode_puts_node_addresses_on_the_interface_and_removes_them() {
                 cfg.network_mode = NetworkMode::Host;
                 cfg.host_interface = Some("host0".into());
                 cfg.accept_config_drops = true;
+                cfg.memcached = memcached;
                 let _ = api_tx.send(api);
                 agent::run(cfg, cancel).await
             })
@@ -566,7 +599,9 @@ async fn host_mode_puts_node_addresses_on_the_interface_and_removes_them() {
     tokio::time::timeout(TEST_LIMIT, async {
         wait_until(30, "the addresses are on host0", || {
             let a = addrs();
-            let done = a.contains("10.210.0.19/32") && a.contains("10.210.0.17/32");
+            let done = ["19", "17", "20", "21"]
+                .iter()
+                .all(|n| a.contains(&format!("10.210.0.{n}/32")));
             async move { done }
         })
         .await;
@@ -576,10 +611,24 @@ async fn host_mode_puts_node_addresses_on_the_interface_and_removes_them() {
             async move { answers(&here, "10.210.0.17", AUTH).await }
         })
         .await;
+        for addr in ["10.210.0.20", "10.210.0.21"] {
+            wait_until(30, "memcached and the discovery endpoint answer", || {
+                let here = here.clone();
+                async move {
+                    match McClient::connect(&here, addr, 11211).await {
+                        Ok(mut c) => c.version().await.is_ok(),
+                        Err(_) => false,
+                    }
+                }
+            })
+            .await;
+        }
         api.set_config(config(host, 2, Vec::new(), Vec::new()));
         wait_until(30, "the addresses are removed", || {
             let a = addrs();
-            let done = !a.contains("10.210.0.19/") && !a.contains("10.210.0.17/");
+            let done = ["19", "17", "20", "21"]
+                .iter()
+                .all(|n| !a.contains(&format!("10.210.0.{n}/")));
             async move { done }
         })
         .await;
@@ -591,6 +640,127 @@ async fn host_mode_puts_node_addresses_on_the_interface_and_removes_them() {
     let ended = tokio::task::spawn_blocking(move || agent.join()).await;
     assert!(matches!(ended, Ok(Ok(Ok(())))), "the agent ends cleanly");
     drop(api);
+    drop(data);
+    drop(guard);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_nodes_and_discovery_endpoints_live_in_their_networks_namespace() {
+    use cacheplane_node_agent::memcache::client::McClient;
+    use cacheplane_types::{DiscoveryEndpointSpec, DiscoveryNode, MemcacheNodeSpec};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let _ = require_redis!();
+    let memcached = cacheplane_testkit::process::require_memcached();
+    if !can_run() {
+        return;
+    }
+    let guard = NetGuard::new(4);
+    let data = DataDir::new("netns-memcached");
+    tokio::time::timeout(TEST_LIMIT, async {
+        let a = network("a");
+        let mc = MemcacheNodeSpec {
+            node_id: uuid::Uuid::new_v4(),
+            instance: "projects/a/locations/r/memcacheInstances/m".into(),
+            memcache_version: "MEMCACHE_1_6".into(),
+            address: "10.200.0.50".into(),
+            port: 11211,
+            memory_mb: 64,
+            threads: 1,
+            max_connections: 128,
+            parameters: Default::default(),
+            network: Some(a.clone()),
+        };
+        let ep = DiscoveryEndpointSpec {
+            instance: mc.instance.clone(),
+            address: "10.200.0.49".into(),
+            port: 11211,
+            config_version: 1,
+            nodes: vec![DiscoveryNode {
+                host: "10.200.0.50".into(),
+                ip: "10.200.0.50".into(),
+                port: 11211,
+            }],
+            network: Some(a.clone()),
+        };
+        let conn_ns = format!("{}-conn-m", guard.prefix);
+        let host = "netns-mc";
+        let mut cfg = config(host, 1, Vec::new(), vec![connector(&a, &conn_ns)]);
+        cfg.memcache_nodes = vec![mc.clone()];
+        cfg.discovery_endpoints = vec![ep.clone()];
+        let api = FakeApi::start(cfg).await;
+        let cancel = CancellationToken::new();
+        let bin = cacheplane_testkit::process::require_redis_server();
+        let mut agent_cfg = agent_config(&api.url, host, &data, &bin, "200ms");
+        agent_cfg.network_mode = NetworkMode::Netns;
+        agent_cfg.netns_prefix = guard.prefix.clone();
+        agent_cfg.memcached = memcached;
+        let _agent = tokio::spawn(agent::run(agent_cfg, cancel.child_token()));
+
+        // From the network's connector: the node stores and serves, the discovery
+        // endpoint lists it.
+        let from_conn = Dialer::in_netns(conn_ns.clone());
+        wait_until(30, "the memcached node answers from the connector", || {
+            let d = from_conn.clone();
+            async move { McClient::connect(&d, "10.200.0.50", 11211).await.is_ok() }
+        })
+        .await;
+        let mut c = McClient::connect(&from_conn, "10.200.0.50", 11211)
+            .await
+            .expect("connects from the connector");
+        c.set("k", b"in-the-network", 0).await.expect("set");
+        assert_eq!(
+            c.get("k").await.expect("get").as_deref(),
+            Some(&b"in-the-network"[..])
+        );
+        wait_until(10, "the discovery endpoint listens", || {
+            let d = from_conn.clone();
+            async move { d.tcp("10.200.0.49", 11211).await.is_ok() }
+        })
+        .await;
+        let mut s = from_conn
+            .tcp("10.200.0.49", 11211)
+            .await
+            .expect("the discovery endpoint opens from the connector");
+        s.write_all(b"config get cluster\r\nquit\r\n")
+            .await
+            .expect("writes");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.expect("reads");
+        // "1\n" (2) + "10.200.0.50|10.200.0.50|11211" (29) + "\n" (1) = 32.
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "CONFIG cluster 0 32\r\n1\n10.200.0.50|10.200.0.50|11211\n\r\nEND\r\n"
+        );
+        // The root namespace reaches neither (asked for an answer, not a bare connect:
+        // a sandbox's default gateway may accept any TCP connection itself).
+        for addr in ["10.200.0.50", "10.200.0.49"] {
+            let answered = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut c = McClient::connect(&Dialer::here(), addr, 11211).await.ok()?;
+                c.version().await.ok()
+            })
+            .await
+            .is_ok_and(|v| v.is_some());
+            assert!(!answered, "{addr} must not answer from the root namespace");
+        }
+
+        // Both leave: memcached stops, the namespace goes.
+        api.set_config(config(host, 2, Vec::new(), Vec::new()));
+        let ns = netns_path(&Names::new(&guard.prefix, host).node_ns(&a.name));
+        wait_until(20, "the network's namespace is gone", || {
+            let gone = !ns.exists();
+            async move { gone }
+        })
+        .await;
+        wait_until(10, "memcached is gone", || {
+            let gone = cacheplane_testkit::process::memcached_pids(data.path()).is_empty();
+            async move { gone }
+        })
+        .await;
+        cancel.cancel();
+    })
+    .await
+    .expect("the test finishes in time");
     drop(data);
     drop(guard);
 }

@@ -16,7 +16,8 @@
 //! hand over (`switchover` in its spec) is reported handed over at once (a replica of
 //! the target, `switchover.state` DONE), as a real agent reports it once its engine's
 //! `FAILOVER TO` is done, unless the test made the agent refuse (`refuse_handovers`:
-//! ABORTED with the reason, still primary).
+//! ABORTED with the reason, still primary). Memcached nodes are reported running with
+//! the parameters of their spec, unless told to fail (`fail_node`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,9 @@ use crate::wait::{not_yet, wait_until};
 
 /// The engine every fake host runs.
 pub const ENGINE: &str = "REDIS_7_0";
+
+/// The Memcached engine every fake host also offers.
+pub const MEMCACHE_ENGINE: &str = "MEMCACHE_1_6";
 
 /// How long `Fleet::converge` keeps syncing before it gives up.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,7 +104,7 @@ impl FakeAgent {
             "zone": self.zone,
             "address": "127.0.0.1",
             "memoryBytes": memory_bytes,
-            "engines": [ENGINE],
+            "engines": [ENGINE, MEMCACHE_ENGINE],
         });
         let path = format!("/v1/hosts/{}", self.host);
         let (status, host) = self.call(Method::PUT, &path, Some(body)).await;
@@ -218,7 +222,22 @@ impl FakeAgent {
                 r
             })
             .collect();
-        json!({ "appliedGeneration": self.applied, "nodes": nodes })
+        let memcache: Vec<Value> = self
+            .config
+            .memcache_nodes
+            .iter()
+            .map(|n| match self.errors.get(&n.node_id) {
+                Some(reason) => json!({ "nodeId": n.node_id, "processUp": false, "error": reason }),
+                None => json!({
+                    "nodeId": n.node_id,
+                    "processUp": true,
+                    "pid": 1,
+                    "engineVersion": "1.6.18",
+                    "parameters": n.parameters,
+                }),
+            })
+            .collect();
+        json!({ "appliedGeneration": self.applied, "nodes": nodes, "memcacheNodes": memcache })
     }
 
     /// `POST /v1/hosts/{host}/heartbeat` with `report()`; returns the answer

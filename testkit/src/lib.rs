@@ -8,6 +8,8 @@
 //! - [`wait`]: the one polling helper, [`wait_until`], which tells "not yet" from a
 //!   permanent failure and returns the value it waited for.
 //! - [`json`]: field access that fails naming the missing field and showing the document.
+//! - [`memcache`]: a Memcached text-protocol client: discovery (`config get cluster`)
+//!   and a ketama-style consistent hash ring over the nodes.
 //! - [`api`]: the API server, as a child process or in-process on the router ([`Api`]),
 //!   and a cloneable handle for requests ([`Caller`]).
 //! - [`agent`]: a real `cacheplane-node-agent` process and the engines it starts.
@@ -33,6 +35,7 @@ pub mod chaos;
 pub mod db;
 pub mod fake_agent;
 pub mod json;
+pub mod memcache;
 pub mod net;
 pub mod netns;
 pub mod pg;

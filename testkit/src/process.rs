@@ -43,6 +43,54 @@ pub fn require_redis_server() -> PathBuf {
         })
 }
 
+/// `memcached` on PATH. Panics when it is not installed: a test that needs it must fail,
+/// never pass without running (`scripts/test.sh` installs it).
+pub fn require_memcached() -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("memcached"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "memcached is not installed (not on PATH): this test runs real engines. \
+                 Install it (`apt-get install memcached`), or run `bash scripts/test.sh`, \
+                 which installs it"
+            )
+        })
+}
+
+/// Whether `pid` is a live `memcached`.
+pub fn is_memcached(pid: u32) -> bool {
+    alive(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            c.split(|b| *b == 0)
+                .next()
+                .is_some_and(|prog| prog.ends_with(b"memcached"))
+        })
+}
+
+/// `(node id, pid)` for every `memcache/<id>/memcached.pid` under an agent's `data_dir`
+/// that names a live memcached.
+pub fn memcached_pids(data_dir: &Path) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(data_dir.join("memcache")) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let pid = std::fs::read_to_string(e.path().join("memcached.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|pid| is_memcached(*pid));
+        if let Some(pid) = pid {
+            out.push((e.file_name().to_string_lossy().into_owned(), pid));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The last `max_bytes` of `path`.
 pub fn log_tail(path: &Path, max_bytes: u64) -> String {
     log_tail_from(path, 0, max_bytes)
@@ -135,13 +183,14 @@ pub fn kill_engines(data_dir: &Path) {
             engines.push(pid);
         }
     }
+    engines.extend(memcached_pids(data_dir).into_iter().map(|(_, pid)| pid));
     for pid in &engines {
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while engines.iter().any(|p| is_redis(*p)) && Instant::now() < deadline {
+    while engines.iter().any(|p| is_redis(*p) || is_memcached(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
 }

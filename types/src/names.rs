@@ -51,6 +51,7 @@ parse_by_name!(crate::NodeRole, "node role");
 parse_by_name!(crate::TokenKind, "token kind");
 parse_by_name!(crate::OperationVerb, "operation verb");
 parse_by_name!(crate::ConnectorState, "connector state");
+parse_by_name!(crate::MemcacheInstanceState, "memcache instance state");
 
 #[cfg(test)]
 mod tests {

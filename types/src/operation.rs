@@ -70,7 +70,8 @@ pub struct Operation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationMetadata {
-    /// `type.googleapis.com/google.cloud.redis.v1.OperationMetadata`, by which Google's
+    /// `type.googleapis.com/google.cloud.redis.v1.OperationMetadata` (for Memcached
+    /// instances `…/google.cloud.memcache.v1.OperationMetadata`), by which Google's
     /// clients unpack it.
     #[serde(rename = "@type", default = "metadata_type_url")]
     pub type_url: String,
@@ -107,8 +108,14 @@ impl OperationMetadata {
         progress: i32,
         status_detail: String,
     ) -> OperationMetadata {
+        // Memorystore for Memcached's metadata has the same fields under its own name.
+        let type_url = if target.contains("/memcacheInstances/") {
+            type_url::MEMCACHE_OPERATION_METADATA.to_string()
+        } else {
+            metadata_type_url()
+        };
         OperationMetadata {
-            type_url: metadata_type_url(),
+            type_url,
             verb: verb.as_str().to_string(),
             target,
             create_time,

@@ -6,7 +6,7 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::{type_url, Connector, Instance};
+use crate::{type_url, Connector, Instance, MemcacheInstance};
 
 /// What a successful operation left.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,9 @@ pub enum OperationResponse {
     Instance(Box<Instance>),
     /// A connector (create of connectors), `@type` `type.googleapis.com/cacheplane.v1.Connector`.
     Connector(Connector),
+    /// A Memcached instance (create, update of Memcached instances), `@type`
+    /// `type.googleapis.com/google.cloud.memcache.v1.Instance`.
+    MemcacheInstance(Box<MemcacheInstance>),
     /// Nothing (delete), `@type` `type.googleapis.com/google.protobuf.Empty`.
     Empty,
 }
@@ -25,7 +28,9 @@ impl OperationResponse {
     pub fn instance(&self) -> Option<&Instance> {
         match self {
             OperationResponse::Instance(i) => Some(i),
-            OperationResponse::Connector(_) | OperationResponse::Empty => None,
+            OperationResponse::Connector(_)
+            | OperationResponse::MemcacheInstance(_)
+            | OperationResponse::Empty => None,
         }
     }
 
@@ -34,6 +39,7 @@ impl OperationResponse {
         match self {
             OperationResponse::Instance(_) => type_url::INSTANCE,
             OperationResponse::Connector(_) => type_url::CONNECTOR,
+            OperationResponse::MemcacheInstance(_) => type_url::MEMCACHE_INSTANCE,
             OperationResponse::Empty => type_url::EMPTY,
         }
     }
@@ -44,6 +50,7 @@ impl Serialize for OperationResponse {
         let fields = match self {
             OperationResponse::Instance(i) => serde_json::to_value(i),
             OperationResponse::Connector(c) => serde_json::to_value(c),
+            OperationResponse::MemcacheInstance(m) => serde_json::to_value(m),
             OperationResponse::Empty => Ok(Value::Object(Map::new())),
         };
         let mut packed = match fields.map_err(S::Error::custom)? {
@@ -72,6 +79,9 @@ impl<'de> Deserialize<'de> for OperationResponse {
         match type_url.as_deref() {
             Some(type_url::INSTANCE) => instance(fields).map_err(D::Error::custom),
             Some(type_url::CONNECTOR) => connector(fields).map_err(D::Error::custom),
+            Some(type_url::MEMCACHE_INSTANCE) => serde_json::from_value(fields)
+                .map(|m| OperationResponse::MemcacheInstance(Box::new(m)))
+                .map_err(D::Error::custom),
             Some(type_url::EMPTY) => Ok(OperationResponse::Empty),
             Some(other) => Err(D::Error::custom(format!("unknown @type '{other}'"))),
             None => instance(fields.clone())
@@ -113,6 +123,11 @@ impl utoipa::PartialSchema for OperationResponse {
                 type_url::CONNECTOR,
                 "A connector (create of connectors).",
             ))
+            .item(packed(
+                "MemcacheInstance",
+                type_url::MEMCACHE_INSTANCE,
+                "A Memcached instance (create, update of Memcached instances).",
+            ))
             .item(tag(type_url::EMPTY).description(Some("Nothing (delete).")))
             .description(Some(
                 "What a successful operation left, with the `@type` by which Google's clients \
@@ -135,6 +150,8 @@ impl utoipa::ToSchema for OperationResponse {
         <Instance as ToSchema>::schemas(schemas);
         schemas.push((Connector::name().into(), Connector::schema()));
         <Connector as ToSchema>::schemas(schemas);
+        schemas.push((MemcacheInstance::name().into(), MemcacheInstance::schema()));
+        <MemcacheInstance as ToSchema>::schemas(schemas);
     }
 }
 

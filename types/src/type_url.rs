@@ -4,8 +4,13 @@
 
 /// An operation's `metadata`.
 pub const OPERATION_METADATA: &str = "type.googleapis.com/google.cloud.redis.v1.OperationMetadata";
+/// An operation's `metadata` when it acts on a Memcached instance.
+pub const MEMCACHE_OPERATION_METADATA: &str =
+    "type.googleapis.com/google.cloud.memcache.v1.OperationMetadata";
 /// The `response` of an operation on an instance.
 pub const INSTANCE: &str = "type.googleapis.com/google.cloud.redis.v1.Instance";
+/// The `response` of an operation on a Memcached instance.
+pub const MEMCACHE_INSTANCE: &str = "type.googleapis.com/google.cloud.memcache.v1.Instance";
 /// The `response` of an operation that leaves nothing (delete).
 pub const EMPTY: &str = "type.googleapis.com/google.protobuf.Empty";
 /// The `response` of an operation on a connector (a Cacheplane resource: Google's clients

@@ -212,6 +212,12 @@ pub async fn advance(state: &AppState, op_id: Uuid) -> ApiResult<()> {
         state.metrics.operations_finished(finished);
         return Ok(());
     }
+    if op.memcache_instance_id.is_some() || op.target.contains("/memcacheInstances/") {
+        let finished = super::memcache::advance(state, &mut tx, &op).await?;
+        tx.commit().await?;
+        state.metrics.operations_finished(finished);
+        return Ok(());
+    }
     let inst = match op.instance_id {
         // Skip an instance another transaction holds (a delete, a patch): waiting for it
         // while holding the operation row would deadlock with a delete, which locks the

@@ -15,6 +15,7 @@ pub mod connectors;
 pub mod driver;
 pub mod grace;
 pub mod health;
+pub mod memcache;
 pub mod retention;
 
 use std::fmt::Display;
@@ -64,6 +65,9 @@ pub async fn sweep(state: &AppState) {
             state.grace.lost();
             tracing::warn!(error = %e, "listing instances to check failed; will retry")
         }
+    }
+    if let Err(e) = memcache::sweep(state).await {
+        tracing::warn!(error = %e, "the Memcached sweep failed; will retry");
     }
     retention::sweep(state).await;
 }

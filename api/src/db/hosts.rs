@@ -42,7 +42,7 @@ pub struct HostRow {
 const HOST_SELECT: &str = r#"
     select h.id, h.zone_id, h.address, h.memory_bytes, h.engines, h.generation, h.applied_generation,
         h.last_heartbeat_at, h.created_at,
-        coalesce((select sum(memory_bytes) from node n where n.host_id = h.id), 0)::bigint as allocated
+        host_allocated_bytes(h.id) as allocated
     from host h"#;
 
 /// One host.
@@ -240,7 +240,7 @@ pub async fn candidates(
 ) -> ApiResult<Vec<Candidate>> {
     Ok(sqlx::query_as(
         r#"select h.id, h.zone_id, h.engines,
-               h.memory_bytes - coalesce((select sum(memory_bytes) from node n where n.host_id = h.id), 0)::bigint as free_bytes,
+               h.memory_bytes - host_allocated_bytes(h.id) as free_bytes,
                coalesce(h.last_heartbeat_at > now() - make_interval(secs => $2), false) as up
            from host h where h.id = any($1) order by h.id"#,
     )
@@ -268,7 +268,7 @@ pub async fn lock_free_memory(
 ) -> ApiResult<Vec<FreeMemory>> {
     Ok(sqlx::query_as(
         r#"select h.id, h.zone_id,
-               h.memory_bytes - coalesce((select sum(memory_bytes) from node n where n.host_id = h.id), 0)::bigint as free_bytes
+               h.memory_bytes - host_allocated_bytes(h.id) as free_bytes
            from host h where h.id = any($1) order by h.id for update"#,
     )
     .bind(hosts)

@@ -14,7 +14,7 @@ use crate::error::{constraint_of, ApiError, ApiResult};
 
 mod list;
 
-pub use list::{list, Filter, Term};
+pub use list::{list, push_terms, Filter, Term};
 
 /// An instance row with its network's name and its ranges.
 #[derive(Debug, Clone, sqlx::FromRow)]

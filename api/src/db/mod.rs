@@ -26,6 +26,7 @@ pub mod connectors;
 pub mod heartbeats;
 pub mod hosts;
 pub mod instances;
+pub mod memcache;
 pub mod networks;
 pub mod nodes;
 pub mod operations;

@@ -158,8 +158,8 @@ pub async fn get_by_id(db: impl PgExecutor<'_>, id: Uuid) -> ApiResult<NetworkRo
     .await?)
 }
 
-/// The full names of the instances and connectors in a network, instances first, each
-/// by name.
+/// The full names of the instances, connectors and Memcached instances in a network, in
+/// that order, each by name.
 pub async fn users(conn: &mut PgConnection, network: Uuid) -> ApiResult<Vec<String>> {
     Ok(sqlx::query_scalar(
         r#"select full_name from (
@@ -169,7 +169,11 @@ pub async fn users(conn: &mut PgConnection, network: Uuid) -> ApiResult<Vec<Stri
                union all
                select 1, region_id, name,
                       'projects/' || project_id || '/locations/' || region_id || '/connectors/' || name
-               from connector where network_id = $1) u
+               from connector where network_id = $1
+               union all
+               select 2, region_id, name,
+                      'projects/' || project_id || '/locations/' || region_id || '/memcacheInstances/' || name
+               from memcache_instance where network_id = $1) u
            order by kind, region_id, name"#,
     )
     .bind(network)

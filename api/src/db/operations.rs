@@ -2,7 +2,9 @@
 //! write announces the change (at commit, through `crate::notify`) so that waiters on
 //! any API replica wake up.
 
-use cacheplane_types::{Connector, Instance, OperationResponse, OperationVerb, Status};
+use cacheplane_types::{
+    Connector, Instance, MemcacheInstance, OperationResponse, OperationVerb, Status,
+};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
@@ -29,6 +31,8 @@ pub struct OperationRow {
     pub instance_id: Option<Uuid>,
     /// The connector, while it exists (operations on connectors).
     pub connector_id: Option<Uuid>,
+    /// The Memcached instance, while it exists (operations on Memcached instances).
+    pub memcache_instance_id: Option<Uuid>,
     /// Finished.
     pub done: bool,
     /// Why it failed.
@@ -70,7 +74,25 @@ pub struct NewOperation<'a> {
 
 /// Inserts a running operation. FAILED_PRECONDITION if the instance already runs one.
 pub async fn insert(conn: &mut PgConnection, op: NewOperation<'_>) -> ApiResult<OperationRow> {
-    insert_on(conn, op, None).await
+    insert_on(conn, op, Owner::Instance).await
+}
+
+/// What an operation acts on besides an instance (whose id is in [`NewOperation`]).
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Instance,
+    Connector(Uuid),
+    Memcache(Uuid),
+}
+
+/// Inserts a running operation on a Memcached instance. FAILED_PRECONDITION if it
+/// already runs one.
+pub async fn insert_for_memcache(
+    conn: &mut PgConnection,
+    op: NewOperation<'_>,
+    memcache: Uuid,
+) -> ApiResult<OperationRow> {
+    insert_on(conn, op, Owner::Memcache(memcache)).await
 }
 
 /// Inserts a running operation on a connector. FAILED_PRECONDITION if it already runs
@@ -80,17 +102,22 @@ pub async fn insert_for_connector(
     op: NewOperation<'_>,
     connector: Uuid,
 ) -> ApiResult<OperationRow> {
-    insert_on(conn, op, Some(connector)).await
+    insert_on(conn, op, Owner::Connector(connector)).await
 }
 
 async fn insert_on(
     conn: &mut PgConnection,
     op: NewOperation<'_>,
-    connector: Option<Uuid>,
+    owner: Owner,
 ) -> ApiResult<OperationRow> {
+    let (connector, memcache) = match owner {
+        Owner::Instance => (None, None),
+        Owner::Connector(c) => (Some(c), None),
+        Owner::Memcache(m) => (None, Some(m)),
+    };
     let row = sqlx::query_as(
-        r#"insert into operation (id, project_id, region_id, verb, target, instance_id, status_detail, params, connector_id)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *"#,
+        r#"insert into operation (id, project_id, region_id, verb, target, instance_id, status_detail, params, connector_id, memcache_instance_id)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning *"#,
     )
     .bind(op.id)
     .bind(op.project)
@@ -101,10 +128,15 @@ async fn insert_on(
     .bind(op.detail)
     .bind(Json(&op.params))
     .bind(connector)
+    .bind(memcache)
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| match constraint_of(&e) {
-        Some("operation_one_active_idx" | "operation_one_active_connector_idx") => ApiError::FailedPrecondition(format!(
+        Some(
+            "operation_one_active_idx"
+            | "operation_one_active_connector_idx"
+            | "operation_one_active_memcache_idx",
+        ) => ApiError::FailedPrecondition(format!(
             "{} has an operation in progress; wait for it to finish",
             op.target
         )),
@@ -123,8 +155,8 @@ pub struct Finished {
     pub project: String,
     /// What it did.
     pub verb: OperationVerb,
-    /// Whether it acted on a connector (else on an instance).
-    pub connector: bool,
+    /// What it acted on: `instance`, `connector` or `memcacheInstance`.
+    pub resource: &'static str,
     /// Its error's status (`UNAVAILABLE`, ...), `None` when it succeeded.
     pub error: Option<String>,
     /// From its start to its end.
@@ -136,7 +168,7 @@ struct FinishedRow {
     project_id: String,
     #[sqlx(try_from = "String")]
     verb: OperationVerb,
-    connector: bool,
+    resource: String,
     error_status: Option<String>,
     seconds: f64,
 }
@@ -172,6 +204,21 @@ pub async fn finish_connector(
     }
 }
 
+/// Marks a running operation on a Memcached instance done with its result.
+pub async fn finish_memcache(
+    conn: &mut PgConnection,
+    id: Uuid,
+    result: Result<Option<&MemcacheInstance>, &Status>,
+) -> ApiResult<Option<Finished>> {
+    match result {
+        Ok(m) => {
+            let response = m.map(|m| OperationResponse::MemcacheInstance(Box::new(m.clone())));
+            finish_with(conn, id, response.as_ref(), None).await
+        }
+        Err(s) => finish_with(conn, id, None, Some(s)).await,
+    }
+}
+
 async fn finish_with(
     conn: &mut PgConnection,
     id: Uuid,
@@ -184,7 +231,10 @@ async fn finish_with(
                status_detail = case when $3::jsonb is null then 'done' else 'failed' end
            where id = $1 and not done
            returning project_id, verb,
-               (connector_id is not null or target like '%/connectors/%') as connector,
+               case when connector_id is not null or target like '%/connectors/%' then 'connector'
+                    when memcache_instance_id is not null or target like '%/memcacheInstances/%'
+                        then 'memcacheInstance'
+                    else 'instance' end as resource,
                error->>'status' as error_status,
                extract(epoch from ended_at - created_at)::float8 as seconds"#,
     )
@@ -197,7 +247,11 @@ async fn finish_with(
     Ok(row.map(|r| Finished {
         project: r.project_id,
         verb: r.verb,
-        connector: r.connector,
+        resource: match r.resource.as_str() {
+            "connector" => "connector",
+            "memcacheInstance" => "memcacheInstance",
+            _ => "instance",
+        },
         error: r.error_status,
         duration: std::time::Duration::try_from_secs_f64(r.seconds).unwrap_or_default(),
     }))
@@ -275,11 +329,13 @@ pub async fn list_page(
     .await?)
 }
 
-/// Unfinished operations on instances and connectors, oldest first (at most `limit`).
+/// Unfinished operations on instances, connectors and Memcached instances, oldest first
+/// (at most `limit`).
 pub async fn list_unfinished(db: impl PgExecutor<'_>, limit: i64) -> ApiResult<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
         r#"select id from operation where not done
-           and (instance_id is not null or connector_id is not null)
+           and (instance_id is not null or connector_id is not null
+                or memcache_instance_id is not null)
            order by created_at limit $1"#,
     )
     .bind(limit)
@@ -312,6 +368,19 @@ pub async fn lock_running_of(
             .fetch_optional(&mut *conn)
             .await?,
     )
+}
+
+/// The running operation of a Memcached instance, locked for the rest of the transaction.
+pub async fn lock_running_of_memcache(
+    conn: &mut PgConnection,
+    memcache: Uuid,
+) -> ApiResult<Option<OperationRow>> {
+    Ok(sqlx::query_as(
+        "select * from operation where memcache_instance_id = $1 and not done for update",
+    )
+    .bind(memcache)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// The running operation of a connector, locked for the rest of the transaction.

@@ -16,7 +16,7 @@ pub async fn lock_project(conn: &mut PgConnection, project: &str) -> ApiResult<(
     Ok(())
 }
 
-/// A project's instances and their memory over every node, in GB.
+/// A project's instances (Redis and Memcached) and their memory over every node, in GB.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct InstanceUsage {
     /// Instances, those being deleted included.
@@ -31,11 +31,16 @@ pub async fn instance_usage(
     project: &str,
     except: Option<Uuid>,
 ) -> ApiResult<InstanceUsage> {
+    // Memcached instances count too: their memory is nodeCount × memorySizeMb, in GB
+    // rounded up.
     Ok(sqlx::query_as(
-        r#"select count(*) as instances,
-                  coalesce(sum(memory_size_gb::bigint * (1 + replica_count)), 0)::bigint as memory_gb
-           from instance
-           where project_id = $1 and id is distinct from $2"#,
+        r#"select count(*) as instances, coalesce(sum(gb), 0)::bigint as memory_gb from (
+               select memory_size_gb::bigint * (1 + replica_count) as gb
+               from instance where project_id = $1 and id is distinct from $2
+               union all
+               select (node_count::bigint * memory_size_mb + 1023) / 1024
+               from memcache_instance where project_id = $1 and id is distinct from $2
+           ) u"#,
     )
     .bind(project)
     .bind(except)

@@ -38,7 +38,11 @@ pub const WAIT: &str = "^$|^[0-9]{1,9}(\\.[0-9]{1,9})?(ms|s|m|h)?$";
 pub const PAGE_TOKEN: &str = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$";
 
 /// Operations whose `region` may be `-`.
-const ALL_REGIONS_OPERATIONS: &[&str] = &["list_instances", "list_operations"];
+const ALL_REGIONS_OPERATIONS: &[&str] = &[
+    "list_instances",
+    "list_operations",
+    "list_memcache_instances",
+];
 
 fn string(pattern: &str) -> ObjectBuilder {
     ObjectBuilder::new()
@@ -65,6 +69,9 @@ fn shared_schema(location: &ParameterIn, name: &str, operation: &str) -> Option<
         (ParameterIn::Query, "pageToken") => string(PAGE_TOKEN),
         (ParameterIn::Query, "filter") => string(&crate::instances::filter::pattern())
             .max_length(Some(crate::instances::filter::MAX_CHARS)),
+        (ParameterIn::Query, "updateMask") if operation == "patch_memcache_instance" => string(
+            &crate::instances::patch::fields_pattern(crate::memcache::patch::UPDATABLE),
+        ),
         (ParameterIn::Query, "updateMask") => string(&crate::instances::patch::mask_pattern()),
         _ => return None,
     })

@@ -25,6 +25,16 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
         ],
     ),
     (
+        "create_memcache_instance",
+        "instanceId",
+        "instance",
+        &[
+            "get_memcache_instance",
+            "patch_memcache_instance",
+            "delete_memcache_instance",
+        ],
+    ),
+    (
         "create_connector",
         "connectorId",
         "connector",

@@ -12,6 +12,7 @@ mod health;
 mod hosts;
 mod instances;
 mod links;
+mod memcache;
 pub mod metrics;
 mod networks;
 mod operations;
@@ -121,6 +122,7 @@ fn router() -> OpenApiRouter<AppState> {
         .merge(networks::router())
         .merge(instances::router())
         .merge(connectors::router())
+        .merge(memcache::router())
         .merge(operations::router())
         .merge(hosts::router())
         .merge(tokens::router())

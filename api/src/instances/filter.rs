@@ -1,6 +1,7 @@
-//! The `filter` of list instances: terms joined by `AND` (or spaces), each one of
-//! `state=READY`, `tier=STANDARD_HA`, `labels.KEY=VALUE`, or `labels.KEY:*` (has the
-//! label). `:` may stand for `=` as in gcloud filters.
+//! The `filter` of list instances (and of list Memcached instances): terms joined by
+//! `AND` (or spaces), each one of `state=READY`, `tier=STANDARD_HA` (Redis only),
+//! `labels.KEY=VALUE`, or `labels.KEY:*` (has the label). `:` may stand for `=` as in
+//! gcloud filters.
 
 use cacheplane_types::{InstanceState, Tier};
 
@@ -32,8 +33,31 @@ fn bad(msg: String) -> ApiError {
     ApiError::field("filter", msg)
 }
 
-/// Parses a filter; an empty one matches everything.
+/// What a list's filter may name besides labels.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject {
+    /// The resource's states by wire name (`None`: not one).
+    pub state: fn(&str) -> Option<&'static str>,
+    /// What a state is called in errors, e.g. `an instance state such as READY`.
+    pub state_example: &'static str,
+    /// Whether `tier=` may be used (Redis instances).
+    pub tier: bool,
+}
+
+/// Redis instances: `state`, `tier`, `labels.KEY`.
+pub const INSTANCES: Subject = Subject {
+    state: |s| InstanceState::parse(s).map(InstanceState::as_str),
+    state_example: "an instance state such as READY",
+    tier: true,
+};
+
+/// Parses a filter of the instance list; an empty one matches everything.
 pub fn parse(raw: Option<&str>) -> ApiResult<Filter> {
+    parse_for(raw, INSTANCES)
+}
+
+/// Parses a filter of a list of `subject`; an empty one matches everything.
+pub fn parse_for(raw: Option<&str>, subject: Subject) -> ApiResult<Filter> {
     let mut terms = Vec::new();
     let Some(raw) = raw else {
         return Ok(Filter::default());
@@ -51,27 +75,30 @@ pub fn parse(raw: Option<&str>) -> ApiResult<Filter> {
             )));
         };
         let (key, value) = (&word[..i], word[i + 1..].trim_matches('"'));
-        let term =
-            match key {
-                "state" => Term::State(InstanceState::parse(value).ok_or_else(|| {
-                    bad(format!("'{value}' is not an instance state such as READY"))
-                })?),
-                "tier" => Term::Tier(
-                    Tier::parse(value)
-                        .ok_or_else(|| bad(format!("'{value}' is not BASIC or STANDARD_HA")))?,
-                ),
-                _ => match key.strip_prefix("labels.") {
-                    Some(k) if !k.is_empty() => Term::Label {
-                        key: k.to_string(),
-                        value: (value != "*").then(|| value.to_string()),
-                    },
-                    _ => {
-                        return Err(bad(format!(
-                            "cannot filter on '{key}'; use state, tier or labels.KEY"
-                        )))
-                    }
+        let term = match key {
+            "state" => Term::State(
+                (subject.state)(value)
+                    .ok_or_else(|| bad(format!("'{value}' is not {}", subject.state_example)))?,
+            ),
+            "tier" if subject.tier => Term::Tier(
+                Tier::parse(value)
+                    .ok_or_else(|| bad(format!("'{value}' is not BASIC or STANDARD_HA")))?,
+            ),
+            _ => match key.strip_prefix("labels.") {
+                Some(k) if !k.is_empty() => Term::Label {
+                    key: k.to_string(),
+                    value: (value != "*").then(|| value.to_string()),
                 },
-            };
+                _ => {
+                    let keys = if subject.tier {
+                        "state, tier or labels.KEY"
+                    } else {
+                        "state or labels.KEY"
+                    };
+                    return Err(bad(format!("cannot filter on '{key}'; use {keys}")));
+                }
+            },
+        };
         terms.push(term);
     }
     Ok(Filter { terms })
@@ -87,7 +114,7 @@ mod tests {
         assert_eq!(
             f.terms,
             vec![
-                Term::State(InstanceState::Ready),
+                Term::State("READY"),
                 Term::Label {
                     key: "env".into(),
                     value: Some("prod".into())

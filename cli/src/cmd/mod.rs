@@ -9,6 +9,7 @@ pub mod instances;
 pub mod list;
 #[cfg(unix)]
 pub mod local;
+pub mod memcache;
 pub mod networks;
 pub mod operations;
 

@@ -6,11 +6,11 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use cacheplane_types::{NodeReport, NodeRole};
+use cacheplane_types::{MemcacheNodeReport, NodeReport, NodeRole};
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
-use super::{NodeSample, Owner, Snapshot};
+use super::{McSample, NodeSample, Owner, Snapshot};
 use crate::proxy::EndpointStatus;
 
 /// The labels of one series, in order.
@@ -23,89 +23,126 @@ enum Kind {
     Counter,
 }
 
-/// A per-node metric read straight off its report.
-struct NodeMetric {
+/// A per-node metric read straight off its report (`R`: a Redis or memcached node's).
+struct Metric<R> {
     name: &'static str,
     help: &'static str,
     kind: Kind,
-    value: fn(&NodeReport) -> Option<i64>,
+    value: fn(&R) -> Option<i64>,
 }
+
+/// A metric of a Redis node.
+type NodeMetric = Metric<NodeReport>;
+
+/// The metrics of a memcached node.
+const MEMCACHE_METRICS: &[Metric<MemcacheNodeReport>] = &[
+    Metric {
+        name: "cacheplane_memcache_node_up",
+        help: "1 when the memcached node runs and answered the agent's last version/stats, else 0",
+        kind: Kind::Gauge,
+        value: |r| Some(i64::from(r.process_up)),
+    },
+    Metric {
+        name: "cacheplane_memcache_node_memory_used_bytes",
+        help: "Bytes the memcached node's items use (stats bytes)",
+        kind: Kind::Gauge,
+        value: |r| r.used_memory_bytes,
+    },
+    Metric {
+        name: "cacheplane_memcache_node_connected_clients",
+        help: "Client connections to the memcached node, the agent's own left out",
+        kind: Kind::Gauge,
+        value: |r| r.connected_clients,
+    },
+    Metric {
+        name: "cacheplane_memcache_node_items",
+        help: "Items the memcached node holds (stats curr_items)",
+        kind: Kind::Gauge,
+        value: |r| r.items,
+    },
+    Metric {
+        name: "cacheplane_memcache_node_restarts",
+        help: "Times the agent restarted the memcached node after it died, since the agent started",
+        kind: Kind::Counter,
+        value: |r| r.restarts,
+    },
+];
 
 /// The per-node metrics other than the role (which has a label of its own).
 const NODE_METRICS: &[NodeMetric] = &[
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_up",
         help: "1 when the node's engine runs and answered the agent's last INFO, else 0",
         kind: Kind::Gauge,
         value: |r| Some(i64::from(r.process_up && r.unresponsive_seconds.is_none())),
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_unresponsive_seconds",
         help: "For an engine that runs but does not answer: seconds since it last answered",
         kind: Kind::Gauge,
         value: |r| r.unresponsive_seconds,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_memory_used_bytes",
         help: "Memory used by the engine (INFO used_memory)",
         kind: Kind::Gauge,
         value: |r| r.used_memory_bytes,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_memory_max_bytes",
         help: "The engine's maxmemory (0: no limit)",
         kind: Kind::Gauge,
         value: |r| r.maxmemory_bytes,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_connected_clients",
         help: "Client connections to the engine, the agent's own included",
         kind: Kind::Gauge,
         value: |r| r.connected_clients,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_commands_processed",
         help: "Commands the engine processed since it started",
         kind: Kind::Counter,
         value: |r| r.commands_processed,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_keyspace_hits",
         help: "Key lookups that found their key, since the engine started",
         kind: Kind::Counter,
         value: |r| r.keyspace_hits,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_keyspace_misses",
         help: "Key lookups that found no key, since the engine started",
         kind: Kind::Counter,
         value: |r| r.keyspace_misses,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_evicted_keys",
         help: "Keys evicted to stay within maxmemory, since the engine started",
         kind: Kind::Counter,
         value: |r| r.evicted_keys,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_replication_offset_bytes",
         help: "The node's replication offset: a primary's own, or what a replica processed",
         kind: Kind::Gauge,
         value: |r| r.replication_offset,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_replication_lag_bytes",
         help: "For a linked replica: bytes behind its primary (0 for a primary)",
         kind: Kind::Gauge,
         value: |r| r.lag_bytes,
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_replica_link_up",
         help: "For a replica: 1 when its link to the primary is up, else 0",
         kind: Kind::Gauge,
         value: |r| r.master_link_up.map(i64::from),
     },
-    NodeMetric {
+    Metric {
         name: "cacheplane_node_restarts",
         help: "Times the agent restarted the node's engine after it died, since the agent started",
         kind: Kind::Counter,
@@ -130,6 +167,7 @@ impl prometheus_client::collector::Collector for Collector {
         // Encoding is a few string writes: the lock is held for microseconds.
         let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         encode_nodes(&mut encoder, &latest.nodes)?;
+        encode_memcache(&mut encoder, &latest.memcache)?;
         encode_endpoints(&mut encoder, &latest.endpoints)
     }
 }
@@ -176,6 +214,21 @@ fn encode_nodes(encoder: &mut DescriptorEncoder, nodes: &[NodeSample]) -> fmt::R
         Kind::Gauge,
         roles,
     )
+}
+
+fn encode_memcache(encoder: &mut DescriptorEncoder, nodes: &[McSample]) -> fmt::Result {
+    for m in MEMCACHE_METRICS {
+        let samples = nodes
+            .iter()
+            .filter_map(|n| {
+                let mut l = owner_labels(&n.owner);
+                l.push(("node", n.report.node_id.to_string()));
+                Some((l, (m.value)(&n.report)?))
+            })
+            .collect();
+        family(encoder, m.name, m.help, m.kind, samples)?;
+    }
+    Ok(())
 }
 
 fn encode_endpoints(

@@ -260,3 +260,59 @@ fn owners_come_from_the_instance_name() {
     );
     assert_eq!(Owner::of("odd").instance_id, "odd");
 }
+
+#[test]
+fn memcached_nodes_render_with_their_instance() {
+    let id = Uuid::new_v4();
+    let spec = cacheplane_types::MemcacheNodeSpec {
+        node_id: id,
+        instance: "projects/acme/locations/local/memcacheInstances/mc-1".into(),
+        memcache_version: "MEMCACHE_1_6".into(),
+        address: "127.0.0.20".into(),
+        port: 11211,
+        memory_mb: 1024,
+        threads: 1,
+        max_connections: 1024,
+        parameters: Default::default(),
+        network: None,
+    };
+    let report = cacheplane_types::MemcacheNodeReport {
+        node_id: id,
+        process_up: true,
+        used_memory_bytes: Some(4096),
+        connected_clients: Some(2),
+        items: Some(9),
+        restarts: Some(1),
+        ..Default::default()
+    };
+    let m = Metrics::new();
+    m.publish(Snapshot::default().with_memcache([&spec], &[report]));
+    let scrape = parse(&m.render());
+    let labels = [
+        ("instance_id", "mc-1"),
+        ("project", "acme"),
+        ("node", &*id.to_string()),
+    ];
+    assert_eq!(one(&scrape, "cacheplane_memcache_node_up", &labels), 1.0);
+    assert_eq!(
+        one(
+            &scrape,
+            "cacheplane_memcache_node_memory_used_bytes",
+            &labels
+        ),
+        4096.0
+    );
+    assert_eq!(
+        one(
+            &scrape,
+            "cacheplane_memcache_node_connected_clients",
+            &labels
+        ),
+        2.0
+    );
+    assert_eq!(one(&scrape, "cacheplane_memcache_node_items", &labels), 9.0);
+    assert_eq!(
+        one(&scrape, "cacheplane_memcache_node_restarts_total", &labels),
+        1.0
+    );
+}

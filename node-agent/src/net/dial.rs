@@ -97,6 +97,13 @@ pub async fn output_in(
     .await
 }
 
+/// Runs `cmd` to completion in namespace `ns` (here for `None`) with the standard input,
+/// output and error it was given (a daemon's log file: pipes would be held open by the
+/// daemon it forks, and never end).
+pub async fn status_in(ns: Option<&str>, mut cmd: Command) -> io::Result<std::process::ExitStatus> {
+    run_in_async(ns, move || cmd.status()).await
+}
+
 /// Starts `cmd` in namespace `ns` and lets it run on its own thread (reaped when it
 /// ends); for announcements nobody waits for.
 pub fn spawn_detached_in(ns: Option<&str>, mut cmd: Command) {

@@ -8,9 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cacheplane_types::NodeSpec;
-
-use super::{addresses_of, dial, ip};
+use super::{dial, ip, Placement};
 use crate::store::write_atomic;
 
 /// The host mode's bookkeeping.
@@ -30,8 +28,8 @@ impl HostState {
 
     /// Adds the addresses of `nodes` missing on the interface, removes those the agent
     /// added that no node holds any more; true when all went well.
-    pub async fn sync(&mut self, nodes: &[&NodeSpec]) -> bool {
-        let want: BTreeSet<Ipv4Addr> = nodes.iter().flat_map(|s| addresses_of(s)).collect();
+    pub async fn sync(&mut self, nodes: &[Placement]) -> bool {
+        let want: BTreeSet<Ipv4Addr> = nodes.iter().flat_map(Placement::addresses).collect();
         let mut added: BTreeSet<Ipv4Addr> = std::fs::read(&self.file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())

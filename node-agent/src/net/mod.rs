@@ -24,7 +24,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cacheplane_types::{ConnectorSpec, NodeRole, NodeSpec};
+use cacheplane_types::{
+    ConnectorSpec, DiscoveryEndpointSpec, MemcacheNodeSpec, NetworkSpec, NodeRole, NodeSpec,
+};
 use tokio::time::Instant;
 
 use crate::config::NetworkMode;
@@ -82,10 +84,23 @@ impl Net {
     /// The namespace `spec`'s engine runs in: its network's, in netns mode; `None` (the
     /// agent's own) otherwise, or when the spec names no network.
     pub fn netns_of(&self, spec: &NodeSpec) -> Option<String> {
-        match (self.inner.mode, &spec.network) {
+        self.netns_for(spec.network.as_ref())
+    }
+
+    /// The namespace of whatever lives in `network` (a memcached node, a discovery
+    /// endpoint): the network's, in netns mode; `None` (the agent's own) otherwise.
+    pub fn netns_for(&self, network: Option<&NetworkSpec>) -> Option<String> {
+        match (self.inner.mode, network) {
             (NetworkMode::Netns, Some(n)) => Some(self.inner.names.node_ns(&n.name)),
             _ => None,
         }
+    }
+
+    /// Dials and listens in the namespace of `network` ([`Net::netns_for`]).
+    pub fn dialer_for(&self, network: Option<&NetworkSpec>) -> Dialer {
+        self.netns_for(network)
+            .map(Dialer::in_netns)
+            .unwrap_or_default()
     }
 
     /// How the agent dials the engines `spec`'s node talks to (its primary, the replicas
@@ -170,22 +185,81 @@ pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
 /// The addresses a node holds while it runs `spec`: its own, and for a primary its
 /// primary endpoint and read endpoint.
 pub fn addresses_of(spec: &NodeSpec) -> BTreeSet<Ipv4Addr> {
-    let mut out = BTreeSet::new();
-    let mut add = |a: &str| {
-        if let Ok(ip) = a.parse() {
-            out.insert(ip);
+    Placement::of_node(spec).addresses()
+}
+
+/// What one engine or listener of the host config needs from the network: where it
+/// lives and which addresses it holds there, whatever the engine (a Redis node, a
+/// memcached node, a Memcached discovery endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// What it is, for logs (a node id, an instance name).
+    pub what: String,
+    /// Its network (netns and host modes).
+    pub network: Option<NetworkSpec>,
+    /// Its own address, which it keeps while it lives (in netns mode with the pool's
+    /// prefix length, so that it is the source of what the namespace dials).
+    pub own: Option<Ipv4Addr>,
+    /// Addresses that may move to another host (endpoints): held as `/32`s.
+    pub movable: BTreeSet<Ipv4Addr>,
+}
+
+impl Placement {
+    /// A Redis node: its own address; a primary also its primary endpoint and read
+    /// endpoint.
+    pub fn of_node(spec: &NodeSpec) -> Self {
+        let mut movable = BTreeSet::new();
+        if spec.role == NodeRole::Primary {
+            let endpoints = [
+                spec.endpoint_address.as_deref(),
+                spec.read_endpoint.as_ref().map(|r| r.address.as_str()),
+            ];
+            movable.extend(
+                endpoints
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.parse::<Ipv4Addr>().ok()),
+            );
         }
-    };
-    add(&spec.address);
-    if spec.role == NodeRole::Primary {
-        if let Some(ep) = &spec.endpoint_address {
-            add(ep);
+        let own = spec.address.parse().ok();
+        if let Some(own) = own {
+            movable.remove(&own);
         }
-        if let Some(re) = &spec.read_endpoint {
-            add(&re.address);
+        Placement {
+            what: spec.node_id.to_string(),
+            network: spec.network.clone(),
+            own,
+            movable,
         }
     }
-    out
+
+    /// A memcached node: its own address.
+    pub fn of_memcache(spec: &MemcacheNodeSpec) -> Self {
+        Placement {
+            what: spec.node_id.to_string(),
+            network: spec.network.clone(),
+            own: spec.address.parse().ok(),
+            movable: BTreeSet::new(),
+        }
+    }
+
+    /// A Memcached discovery endpoint: its address, which moves with the endpoint.
+    pub fn of_discovery(spec: &DiscoveryEndpointSpec) -> Self {
+        Placement {
+            what: spec.instance.clone(),
+            network: spec.network.clone(),
+            own: None,
+            movable: spec.address.parse().into_iter().collect(),
+        }
+    }
+
+    /// Every address it holds.
+    pub fn addresses(&self) -> BTreeSet<Ipv4Addr> {
+        self.own
+            .into_iter()
+            .chain(self.movable.iter().copied())
+            .collect()
+    }
 }
 
 /// Makes the kernel match the host config (nothing in loopback mode).
@@ -219,10 +293,11 @@ impl Realiser {
         &self.net
     }
 
-    /// Realises `nodes` (every spec a node runs or will run: desired and still applied)
-    /// and `connectors`; removes what is no longer wanted. Cheap when nothing changed
-    /// since the last call. Failures are logged and retried on the next call.
-    pub async fn sync(&mut self, nodes: &[&NodeSpec], connectors: &[ConnectorSpec]) {
+    /// Realises `nodes` (every engine or listener that runs or will run: desired and
+    /// still applied) and `connectors`; removes what is no longer wanted. Cheap when
+    /// nothing changed since the last call. Failures are logged and retried on the next
+    /// call.
+    pub async fn sync(&mut self, nodes: &[Placement], connectors: &[ConnectorSpec]) {
         if self.net.mode() == NetworkMode::Loopback {
             return;
         }
@@ -244,14 +319,15 @@ impl Realiser {
 }
 
 /// What [`Realiser::sync`] depends on, to skip a call that would change nothing.
-fn fingerprint(nodes: &[&NodeSpec], connectors: &[ConnectorSpec]) -> String {
+fn fingerprint(nodes: &[Placement], connectors: &[ConnectorSpec]) -> String {
     let mut parts: Vec<String> = nodes
         .iter()
-        .map(|s| {
+        .map(|p| {
             format!(
-                "{:?}|{:?}",
-                s.network.as_ref().map(|n| (&n.name, &n.ip_range)),
-                addresses_of(s)
+                "{:?}|{:?}|{:?}",
+                p.network.as_ref().map(|n| (&n.name, &n.ip_range)),
+                p.own,
+                p.movable
             )
         })
         .collect();

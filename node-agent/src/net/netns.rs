@@ -15,9 +15,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cacheplane_types::{ConnectorSpec, NodeSpec};
+use cacheplane_types::ConnectorSpec;
 
-use super::{addresses_of, dial, ip, nft, parse_cidr, Names, NS_IFACE};
+use super::{dial, ip, nft, parse_cidr, Names, Placement, NS_IFACE};
 
 use crate::store::write_atomic;
 
@@ -52,7 +52,7 @@ impl NetnsState {
     }
 
     /// Realises `nodes` and `connectors`, removes the rest; true when all went well.
-    pub async fn sync(&mut self, nodes: &[&NodeSpec], connectors: &[ConnectorSpec]) -> bool {
+    pub async fn sync(&mut self, nodes: &[Placement], connectors: &[ConnectorSpec]) -> bool {
         let (want, mut ok) = self.wanted(nodes, connectors);
         let mut made = self.load_connectors();
         let before = made.clone();
@@ -105,14 +105,14 @@ impl NetnsState {
     /// placed (logged).
     fn wanted(
         &self,
-        nodes: &[&NodeSpec],
+        nodes: &[Placement],
         connectors: &[ConnectorSpec],
     ) -> (BTreeMap<String, NsWant>, bool) {
         let mut want: BTreeMap<String, NsWant> = BTreeMap::new();
         let mut ok = true;
         for spec in nodes {
             let Some(n) = &spec.network else {
-                tracing::warn!(node = %spec.node_id, "netns mode: the node's spec names no network");
+                tracing::warn!(node = %spec.what, "netns mode: the node's spec names no network");
                 ok = false;
                 continue;
             };
@@ -338,24 +338,25 @@ pub fn valid_netns_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Node `spec`'s addresses in its namespace with their prefix lengths: its own address
-/// with the pool's (`len`: the whole pool on-link, and the route's preferred source),
-/// its endpoints as `/32`. An endpoint with the pool's length would become the
+/// The addresses of `place` in its namespace with their prefix lengths: its own
+/// address with the pool's (`len`: the whole pool on-link, and the route's preferred
+/// source), its endpoints as `/32`. An endpoint with the pool's length would become the
 /// namespace's primary address when added first, hence the source of every connection
 /// the engine and the agent open (a replica's link to a new primary); once the endpoint
 /// moves to another namespace, those connections would hang until their timeouts.
-fn node_addresses(spec: &NodeSpec, len: u8) -> BTreeMap<Ipv4Addr, u8> {
-    let own = spec.address.parse::<Ipv4Addr>().ok();
-    addresses_of(spec)
-        .into_iter()
-        .map(|a| (a, if Some(a) == own { len } else { 32 }))
+fn node_addresses(place: &Placement, len: u8) -> BTreeMap<Ipv4Addr, u8> {
+    place
+        .movable
+        .iter()
+        .map(|a| (*a, 32))
+        .chain(place.own.map(|a| (a, len)))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cacheplane_types::{NodeRole, ReadEndpointSpec};
+    use cacheplane_types::{DiscoveryEndpointSpec, NodeRole, NodeSpec, ReadEndpointSpec};
 
     #[test]
     fn endpoints_are_host_addresses_and_the_node_has_the_pool() {
@@ -377,7 +378,7 @@ mod tests {
             port: 6379,
             replicas: vec![],
         });
-        let got = node_addresses(&spec, 16);
+        let got = node_addresses(&Placement::of_node(&spec), 16);
         let want = BTreeMap::from([
             ("10.128.0.17".parse().unwrap(), 32),
             ("10.128.0.18".parse().unwrap(), 32),
@@ -385,8 +386,39 @@ mod tests {
         ]);
         assert_eq!(got, want);
         spec.role = NodeRole::Replica;
-        let replica = node_addresses(&spec, 16);
+        let replica = node_addresses(&Placement::of_node(&spec), 16);
         assert_eq!(replica.len(), 1, "{replica:?}");
+    }
+
+    #[test]
+    fn a_discovery_endpoint_is_a_host_address_and_a_memcached_node_has_the_pool() {
+        let ep = DiscoveryEndpointSpec {
+            instance: "projects/p/locations/r/memcacheInstances/m".into(),
+            address: "10.128.0.33".into(),
+            port: 11211,
+            config_version: 1,
+            nodes: vec![],
+            network: None,
+        };
+        assert_eq!(
+            node_addresses(&Placement::of_discovery(&ep), 16),
+            BTreeMap::from([("10.128.0.33".parse().unwrap(), 32)])
+        );
+        let node: cacheplane_types::MemcacheNodeSpec = serde_json::from_value(serde_json::json!({
+            "nodeId": "00000000-0000-0000-0000-000000000002",
+            "instance": "projects/p/locations/r/memcacheInstances/m",
+            "memcacheVersion": "MEMCACHE_1_6",
+            "address": "10.128.0.34",
+            "port": 11211,
+            "memoryMb": 1024,
+            "threads": 1,
+            "maxConnections": 100,
+        }))
+        .expect("a memcached node spec");
+        assert_eq!(
+            node_addresses(&Placement::of_memcache(&node), 16),
+            BTreeMap::from([("10.128.0.34".parse().unwrap(), 16)])
+        );
     }
 
     #[test]

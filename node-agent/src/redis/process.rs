@@ -3,7 +3,6 @@
 //! the engine's own log.
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::process::Stdio;
@@ -11,17 +10,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cacheplane_types::NodeSpec;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use tokio::time::Instant;
 
 use super::{acl, conf, local, NodeDir};
+use crate::logtail::{log_since, truncate};
+use crate::pids::{self, terminate, wait_exit};
+pub use crate::pids::{cmdline, is_running, start_time};
 use crate::store::write_atomic;
 
 /// Longest wait for a started engine to answer PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for an engine to exit after each way of asking it to.
-const STOP_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait for an engine to exit after SHUTDOWN NOSAVE.
+const STOP_WAIT: Duration = pids::TERM_WAIT;
 /// How often bounded waits look again.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -47,44 +47,12 @@ pub fn load_spec(dir: &NodeDir) -> Option<NodeSpec> {
 
 /// The pid in the node's pid file.
 pub fn read_pid(dir: &NodeDir) -> Option<u32> {
-    fs::read_to_string(dir.pidfile()).ok()?.trim().parse().ok()
-}
-
-/// Whether process `pid` exists and is not a zombie.
-pub fn is_running(pid: u32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state follows the command name, which is in parentheses and may contain any
-    // character: look after the last ')'.
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().next());
-    !matches!(state, Some("Z") | Some("X") | None)
-}
-
-/// When process `pid` started: field 22 of `/proc/PID/stat`, in clock ticks since boot.
-/// With the pid, it names one process for the life of the machine: a pid reused by
-/// another process has another start time.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (field 2, in parentheses, any characters): field 3
-    // (state) is the first, so field 22 is the 20th.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    pids::read_pid_file(&dir.pidfile())
 }
 
 /// Records that the engine of the node in `dir` is process `pid` (with its start time).
 fn record_engine(dir: &NodeDir, pid: u32) -> anyhow::Result<()> {
-    let start = start_time(pid).context("the engine's start time is unreadable")?;
-    write_atomic(&dir.engine(), format!("{pid} {start}\n").as_bytes(), 0o600)
-}
-
-/// The pid and start time recorded by [`record_engine`].
-fn recorded_engine(dir: &NodeDir) -> Option<(u32, u64)> {
-    let text = fs::read_to_string(dir.engine()).ok()?;
-    let mut parts = text.split_whitespace();
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    pids::record(&dir.engine(), pid)
 }
 
 /// The pid of the running engine of the node in `dir`, if it runs: the process the agent
@@ -94,8 +62,8 @@ fn recorded_engine(dir: &NodeDir) -> Option<(u32, u64)> {
 /// its pid file and process title (`spec`'s address and port, or any `redis-server`
 /// without a spec), and recorded from then on.
 pub fn engine_pid(dir: &NodeDir, spec: Option<&NodeSpec>) -> Option<u32> {
-    if let Some((pid, start)) = recorded_engine(dir) {
-        return (is_running(pid) && start_time(pid) == Some(start)).then_some(pid);
+    if let Some(rec) = pids::recorded(&dir.engine()) {
+        return pids::still_runs(rec).then_some(rec.0);
     }
     let pid = read_pid(dir)?;
     let ours = match spec {
@@ -109,13 +77,6 @@ pub fn engine_pid(dir: &NodeDir, spec: Option<&NodeSpec>) -> Option<u32> {
         tracing::warn!(pid, error = %format!("{e:#}"), "cannot record the engine's start time");
     }
     Some(pid)
-}
-
-/// The command line of `pid`, arguments joined by spaces.
-pub fn cmdline(pid: u32) -> Option<String> {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let s = String::from_utf8_lossy(&raw).replace('\0', " ");
-    Some(s.trim().to_string())
 }
 
 /// Whether `pid` is a running `redis-server` (its process title starts with the
@@ -263,51 +224,6 @@ pub async fn stop(dir: &NodeDir, spec: Option<&NodeSpec>) -> anyhow::Result<()> 
     }
 }
 
-/// SIGTERM, then SIGKILL, waiting (bounded) after each.
-async fn terminate(pid: u32) -> anyhow::Result<()> {
-    let target = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
-    for (sig, wait) in [
-        (Signal::SIGTERM, STOP_WAIT),
-        (Signal::SIGKILL, Duration::from_secs(2)),
-    ] {
-        if !is_running(pid) {
-            return Ok(());
-        }
-        let _ = kill(target, sig);
-        if wait_exit(pid, wait).await {
-            return Ok(());
-        }
-    }
-    anyhow::bail!("engine pid {pid} is still running after SIGKILL")
-}
-
-/// Waits up to `limit` for `pid` to exit; true once it has.
-async fn wait_exit(pid: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while is_running(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    true
-}
-
-/// The log written since byte `from` (at most the last 64 KB of it).
-fn log_since(log: &Path, from: u64) -> Option<String> {
-    let mut f = fs::File::open(log).ok()?;
-    let len = f.metadata().ok()?.len();
-    let from = if len < from {
-        0
-    } else {
-        from.max(len.saturating_sub(64 * 1024))
-    };
-    f.seek(SeekFrom::Start(from)).ok()?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
-}
-
 /// The pid of the engine that last wrote the log since `from` (lines start `PID:ROLE`).
 fn log_pid(log: &Path, from: u64) -> Option<u32> {
     let text = log_since(log, from)?;
@@ -365,17 +281,6 @@ fn summarize_fatal(output: &str) -> Option<String> {
         .filter(|l| !l.is_empty())
         .collect();
     (!lines.is_empty()).then(|| truncate(&lines.join(" "), 400))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub struct Beat {
 struct Inner {
     config: Option<HostConfig>,
     beats: Vec<Beat>,
+    registrations: Vec<RegisterHostRequest>,
 }
 
 /// The fake API; stops serving when dropped.
@@ -41,6 +42,7 @@ impl FakeApi {
         let inner = Arc::new(Mutex::new(Inner {
             config: Some(config),
             beats: Vec::new(),
+            registrations: Vec::new(),
         }));
         let app = Router::new()
             .route("/v1/hosts/{host}", put(register))
@@ -62,6 +64,11 @@ impl FakeApi {
         self.inner.lock().expect("lock").beats.clone()
     }
 
+    /// The registrations so far.
+    pub fn registrations(&self) -> Vec<RegisterHostRequest> {
+        self.inner.lock().expect("lock").registrations.clone()
+    }
+
     /// Replaces the config it serves.
     pub fn set_config(&self, config: HostConfig) {
         self.inner.lock().expect("lock").config = Some(config);
@@ -81,12 +88,11 @@ async fn register(
     axum::extract::Path(host): axum::extract::Path<String>,
     Json(req): Json<RegisterHostRequest>,
 ) -> Json<Host> {
-    let generation = inner
-        .lock()
-        .expect("lock")
-        .config
-        .as_ref()
-        .map_or(0, |c| c.generation);
+    let generation = {
+        let mut i = inner.lock().expect("lock");
+        i.registrations.push(req.clone());
+        i.config.as_ref().map_or(0, |c| c.generation)
+    };
     Json(Host {
         name: format!("hosts/{host}"),
         zone: req.zone,

@@ -1,6 +1,6 @@
 //! The filtered, paged instance list: the one query assembled with `QueryBuilder`.
 
-use cacheplane_types::{InstanceState, Tier};
+use cacheplane_types::Tier;
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 
 use super::{InstanceRow, INSTANCE_SELECT};
@@ -16,8 +16,8 @@ pub struct Filter {
 /// One condition of a [`Filter`].
 #[derive(Debug, PartialEq)]
 pub enum Term {
-    /// The instance is in this state.
-    State(InstanceState),
+    /// The instance is in this state (its wire name).
+    State(&'static str),
     /// The instance has this tier.
     Tier(Tier),
     /// The instance has the label (with this value, if given).
@@ -52,29 +52,37 @@ pub async fn list(
             .push_bind(n)
             .push(")");
     }
+    push_terms(&mut q, "i", filter);
+    q.push(" order by i.region_id, i.name limit ")
+        .push_bind(limit);
+    Ok(q.build_query_as().fetch_all(db).await?)
+}
+
+/// Appends ` and …` for each term of `filter` to a query over a table aliased `alias`
+/// with `state`, `labels` (jsonb) and, for tier terms, `tier_id` columns.
+pub fn push_terms(q: &mut QueryBuilder<'_, Postgres>, alias: &str, filter: &Filter) {
     for term in &filter.terms {
         match term {
             Term::State(s) => {
-                q.push(" and i.state = ").push_bind(s.as_str());
+                q.push(format!(" and {alias}.state = ")).push_bind(*s);
             }
             Term::Label { key, value: None } => {
-                q.push(" and i.labels ? ").push_bind(key.clone());
+                q.push(format!(" and {alias}.labels ? "))
+                    .push_bind(key.clone());
             }
             Term::Label {
                 key,
                 value: Some(v),
             } => {
-                q.push(" and i.labels ->> ")
+                q.push(format!(" and {alias}.labels ->> "))
                     .push_bind(key.clone())
                     .push(" = ")
                     .push_bind(v.clone());
             }
             Term::Tier(t) => {
-                q.push(" and i.tier_id = ").push_bind(t.as_str());
+                q.push(format!(" and {alias}.tier_id = "))
+                    .push_bind(t.as_str());
             }
         }
     }
-    q.push(" order by i.region_id, i.name limit ")
-        .push_bind(limit);
-    Ok(q.build_query_as().fetch_all(db).await?)
 }

@@ -49,13 +49,6 @@ fn named<'a>(fields: &[&'a str], path: &str) -> Option<&'a str> {
 /// [`parse_mask`] accepts. Fields by either name, separated by commas (spaces around
 /// them allowed); `readReplicasMode` only with `secondaryIpRange`, which needs it.
 pub fn pattern() -> String {
-    let alternatives = |fields: &[&str]| {
-        let names: Vec<String> = fields
-            .iter()
-            .flat_map(|f| [f.to_string(), snake_case(f)])
-            .collect();
-        format!("({})", names.join("|"))
-    };
     let plain: Vec<&str> = UPDATABLE
         .iter()
         .copied()
@@ -73,8 +66,15 @@ pub fn pattern() -> String {
 /// The fields changed alone: `readReplicasMode`, with `secondaryIpRange` at most.
 const ON_THEIR_OWN: [&str; 2] = ["readReplicasMode", "secondaryIpRange"];
 
-/// Parses `updateMask` into its fields (camelCase, or the proto's snake_case names).
-pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
+/// Parses an `updateMask` into its fields (camelCase, or the proto's snake_case names),
+/// each one of `updatable`; a field of `create_only_fields` is refused as set at create
+/// only. Fields are separated by commas, with spaces around them allowed
+/// ([`fields_pattern`]).
+pub fn parse_fields(
+    raw: Option<&str>,
+    updatable: &[&str],
+    create_only_fields: &[&str],
+) -> ApiResult<Vec<String>> {
     let raw = raw
         .map(|s| s.trim_matches(' '))
         .filter(|s| !s.is_empty())
@@ -83,21 +83,21 @@ pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
                 "updateMask",
                 format!(
                     "is required: a comma-separated list of {}",
-                    UPDATABLE.join(", ")
+                    updatable.join(", ")
                 ),
             )
         })?;
     let mut fields: Vec<String> = Vec::new();
     for path in raw.split(',').map(|p| p.trim_matches(' ')) {
-        if let Some(field) = named(CREATE_ONLY, path) {
+        if let Some(field) = named(create_only_fields, path) {
             return Err(create_only(field));
         }
-        let Some(f) = named(UPDATABLE, path) else {
+        let Some(f) = named(updatable, path) else {
             return Err(ApiError::field(
                 "updateMask",
                 format!(
                     "'{path}' cannot be updated; updatable: {}",
-                    UPDATABLE.join(", ")
+                    updatable.join(", ")
                 ),
             ));
         };
@@ -105,6 +105,28 @@ pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
             fields.push(f.to_string());
         }
     }
+    Ok(fields)
+}
+
+/// A mask of any of `fields` as a regular expression, for the document: what
+/// [`parse_fields`] accepts of them.
+pub fn fields_pattern(fields: &[&str]) -> String {
+    let names = alternatives(fields);
+    format!("^ *{names}( *, *{names})* *$")
+}
+
+/// `(a|a_snake|b|…)`: the fields by either name.
+fn alternatives(fields: &[&str]) -> String {
+    let names: Vec<String> = fields
+        .iter()
+        .flat_map(|f| [f.to_string(), snake_case(f)])
+        .collect();
+    format!("({})", names.join("|"))
+}
+
+/// Parses an instance patch's `updateMask` into its fields.
+pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
+    let fields = parse_fields(raw, UPDATABLE, CREATE_ONLY)?;
     let rr = fields.iter().any(|f| f == "readReplicasMode");
     if rr
         && fields

@@ -7,7 +7,8 @@ use super::layout::Layout;
 use super::{postgres, process, say};
 use crate::error::Result;
 
-/// Stops the agents, the redis-servers they started, every API replica and PostgreSQL.
+/// Stops the agents, the redis-servers and memcacheds they started, every API replica and
+/// PostgreSQL.
 pub async fn down(layout: &Layout) -> Result<()> {
     let hosts = layout.hosts();
     // Agents first, so that none restarts an engine; engines outlive their agent.
@@ -20,6 +21,9 @@ pub async fn down(layout: &Layout) -> Result<()> {
     for host in &hosts {
         for pid in process::engine_pids(&layout.agent_dir(host)) {
             process::stop(&format!("redis-server of {host}"), pid).await;
+        }
+        for pid in process::memcached_pids(&layout.agent_dir(host)) {
+            process::stop(&format!("memcached of {host}"), pid).await;
         }
     }
     for r in layout.api_replicas() {

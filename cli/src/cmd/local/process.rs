@@ -128,26 +128,37 @@ pub async fn stop(what: &str, pid: i32) {
 /// (`nodes/ID/redis.pid`), keeping only live processes whose title names
 /// `redis-server` (engines outlive their agent by design).
 pub fn engine_pids(agent_dir: &Path) -> Vec<i32> {
-    let Ok(entries) = fs::read_dir(agent_dir.join("nodes")) else {
+    pids_in(&agent_dir.join("nodes"), "redis.pid", "redis-server")
+}
+
+/// The `memcached`s an agent started for Memcached nodes (`memcache/ID/memcached.pid`),
+/// keeping only live `memcached` processes.
+pub fn memcached_pids(agent_dir: &Path) -> Vec<i32> {
+    pids_in(&agent_dir.join("memcache"), "memcached.pid", "memcached")
+}
+
+/// The live processes named in `dir/*/pid_file` whose program is `program`.
+fn pids_in(dir: &Path, pid_file: &str, program: &str) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut pids: Vec<i32> = entries
         .flatten()
-        .filter_map(|e| read_pid(&e.path().join("redis.pid")))
-        .filter(|pid| running(*pid) && is_redis(*pid))
+        .filter_map(|e| read_pid(&e.path().join(pid_file)))
+        .filter(|pid| running(*pid) && runs(*pid, program))
         .collect();
     pids.sort_unstable();
     pids.dedup();
     pids
 }
 
-/// Whether `pid`'s title starts with the redis-server program ("redis-server
-/// 127.64.0.3:6379").
-fn is_redis(pid: i32) -> bool {
+/// Whether `pid`'s title starts with `program` ("redis-server 127.64.0.3:6379",
+/// "/usr/bin/memcached").
+fn runs(pid: i32, program: &str) -> bool {
     argv(pid)
         .first()
         .and_then(|a| a.split_whitespace().next())
-        .is_some_and(|prog| prog.ends_with("redis-server"))
+        .is_some_and(|prog| prog.ends_with(program))
 }
 
 /// An executable named `name`: next to the running `cachectl`, else on PATH.
@@ -189,7 +200,8 @@ mod tests {
     fn this_process_runs_and_is_not_redis() {
         let me = std::process::id() as i32;
         assert!(running(me));
-        assert!(!is_redis(me));
+        assert!(!runs(me, "redis-server"));
+        assert!(!runs(me, "memcached"));
         assert!(!argv(me).is_empty());
         assert!(!running(i32::MAX - 1));
     }

@@ -41,13 +41,17 @@ struct Part {
     pid: Option<i32>,
     /// Where it listens (the agents: their zone).
     address: String,
-    /// What it says about itself: the API ready, a host UP, its redis-servers.
+    /// What it says about itself: the API ready, a host UP, its redis-servers and
+    /// memcacheds.
     health: String,
     /// Its log file.
     log: String,
     /// The pids of an agent's redis-servers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     engines: Vec<i32>,
+    /// The pids of an agent's memcacheds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    memcacheds: Vec<i32>,
 }
 
 fn state_of(pid: Option<i32>) -> &'static str {
@@ -81,6 +85,7 @@ impl Status {
             },
             log: layout.pg.join("postgres.log").display().to_string(),
             engines: Vec::new(),
+            memcacheds: Vec::new(),
         });
 
         // One part per API replica: those of the last `up`, and any other left running.
@@ -116,6 +121,7 @@ impl Status {
                 },
                 log: layout.replica_file(r, "log").display().to_string(),
                 engines: Vec::new(),
+                memcacheds: Vec::new(),
             });
         }
         // Ready: every replica of the last `up` answers.
@@ -156,6 +162,12 @@ impl Status {
                     n => format!("{n} redis-servers"),
                 });
             }
+            let memcacheds = process::memcached_pids(&layout.agent_dir(&host));
+            match memcacheds.len() {
+                0 => {}
+                1 => health.push("1 memcached".to_string()),
+                n => health.push(format!("{n} memcacheds")),
+            }
             let zone = host.strip_suffix("-1").unwrap_or(&host).to_string();
             parts.push(Part {
                 name: format!("agent {host}"),
@@ -167,6 +179,7 @@ impl Status {
                 health: health.join(", "),
                 log: layout.agent_file(&host, "log").display().to_string(),
                 engines,
+                memcacheds,
             });
         }
 
