@@ -395,6 +395,10 @@ include-operation-id = ["list_operations"]
 parameters = { "path.region" = { dictionary = "any-region", probability = 0.8 }, "query.pageToken" = { dictionary = "operation-page", probability = 1.0 } }
 
 [[operations]]
+include-operation-id = ["list_memcache_instances"]
+parameters = { "path.region" = { dictionary = "any-region", probability = 0.8 }, "query.pageToken" = { dictionary = "instance-page", probability = 1.0 } }
+
+[[operations]]
 include-operation-id = ["list_connectors"]
 parameters = { "query.pageToken" = { dictionary = "connector-page", probability = 1.0 } }
 
@@ -402,10 +406,11 @@ parameters = { "query.pageToken" = { dictionary = "connector-page", probability 
 # with 400 (docs/architecture.md#the-document-as-a-contract): a create's
 # redisConfigs.maxmemory-gb is bounded by its memorySizeGb; a patch's body must hold the
 # fields its updateMask names, and its replicas and read replicas follow the stored
-# instance's tier. For these two a 400 is an expected answer to a schema-valid request;
-# every other check still runs on them.
+# instance's tier; a Memcached instance's zones must be its region's, and a parameter
+# such as max-item-size is bounded by the node's memory. For these a 400 is an expected
+# answer to a schema-valid request; every other check still runs on them.
 [[operations]]
-include-operation-id = ["create_instance", "patch_instance"]
+include-operation-id = ["create_instance", "patch_instance", "create_memcache_instance", "patch_memcache_instance", "update_parameters", "apply_parameters"]
 checks = { positive_data_acceptance = { expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"] } }
 EOF
 }

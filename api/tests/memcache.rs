@@ -107,11 +107,6 @@ async fn bad_input_is_refused_naming_the_field() {
             json!({"memcacheVersion": "MEMCACHE_1_5"}),
             "memcacheVersion",
         ),
-        (
-            "network",
-            json!({"authorizedNetwork": "nope"}),
-            "authorizedNetwork",
-        ),
         ("labels", json!({"labels": {"Bad": "x"}}), "labels.Bad"),
     ];
     for (case, over, field) in cases {
@@ -119,6 +114,17 @@ async fn bad_input_is_refused_naming_the_field() {
         let got = api.post(&format!("{MEMCACHE}?instanceId=m1"), body).await;
         expect_invalid(case, &got, field);
     }
+    // A network the project does not have: NOT_FOUND naming the field.
+    let body = merge(three_nodes(), json!({"authorizedNetwork": "nope"}));
+    let got = api.post(&format!("{MEMCACHE}?instanceId=m1"), body).await;
+    expect_error("network", &got, 404, "NOT_FOUND", None);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("authorizedNetwork: ")),
+        "{}",
+        got.1
+    );
     let got = api
         .post(&format!("{MEMCACHE}?instanceId=Bad_Id"), three_nodes())
         .await;
@@ -625,7 +631,7 @@ async fn a_network_with_a_memcached_instance_cannot_be_deleted() {
         "{inst}"
     );
     let got = api.delete("/v1/projects/proj-m/networks/backend").await;
-    expect_error("network in use", &got, 400, "FAILED_PRECONDITION", None);
+    expect_error("network in use", &got, 409, "FAILED_PRECONDITION", None);
     let message = got.1["error"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("memcacheInstances/on-backend"),
@@ -651,7 +657,13 @@ async fn list_filters_pages_and_request_ids_replay() {
         "one operation for one requestId"
     );
     let other = api.post(&path, one("dev")).await;
-    expect_invalid("another request, same requestId", &other, "requestId");
+    expect_error(
+        "another request, same requestId",
+        &other,
+        409,
+        "ALREADY_EXISTS",
+        None,
+    );
     fleet.converge(&api, &first).await;
     create(&api, "beta", one("dev")).await;
 

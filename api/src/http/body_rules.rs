@@ -122,6 +122,30 @@ impl Modify for BodyRules {
                 ));
             }
         });
+        with("CreateMemcacheInstanceRequest", &|o| {
+            memcache_fields(o);
+            for field in ["nodeCount", "nodeConfig"] {
+                if !o.required.iter().any(|r| r == field) {
+                    o.required.push(field.into());
+                }
+            }
+            set(o, "authorizedNetwork", |p| p.max_length = Some(200));
+        });
+        with("PatchMemcacheInstanceRequest", &|o| {
+            memcache_fields(o);
+            set(o, "etag", |p| p.pattern = Some(NO_NUL.into()));
+        });
+        with("MemcacheNodeConfig", &|o| {
+            use crate::memcache::validate::{MAX_CPU_COUNT, MAX_MEMORY_MB, MIN_MEMORY_MB};
+            set(o, "cpuCount", |p| {
+                p.minimum = Some(1.into());
+                p.maximum = Some(MAX_CPU_COUNT.into());
+            });
+            set(o, "memorySizeMb", |p| {
+                p.minimum = Some(MIN_MEMORY_MB.into());
+                p.maximum = Some(MAX_MEMORY_MB.into());
+            });
+        });
         with("CreateNetworkRequest", &|o| {
             set(o, "ipRange", |p| p.pattern = Some(aligned_cidr(8, 28)));
             description(o);
@@ -322,15 +346,21 @@ fn description(o: &mut Object) {
     });
 }
 
-/// The fields create and patch share: display name, labels, engine settings, replicas.
-fn instance_fields(o: &mut Object) {
+/// The fields a Memcached instance's create and patch share: display name, labels, and
+/// the node count (one /28 holds the nodes).
+fn memcache_fields(o: &mut Object) {
+    named_and_labelled(o);
+    set(o, "nodeCount", |p| {
+        p.minimum = Some(1.into());
+        p.maximum = Some(crate::memcache::MAX_NODES.into());
+    });
+}
+
+/// `displayName` and `labels`, as every resource with them takes them.
+fn named_and_labelled(o: &mut Object) {
     set(o, "displayName", |p| {
         p.max_length = Some(80);
         p.pattern = Some(NO_CONTROL.into());
-    });
-    set(o, "replicaCount", |p| {
-        p.minimum = Some(0.into());
-        p.maximum = Some(MAX_REPLICAS.into());
     });
     set(o, "labels", |p| {
         p.max_properties = Some(MAX_LABELS);
@@ -338,6 +368,15 @@ fn instance_fields(o: &mut Object) {
         p.additional_properties = Some(Box::new(AdditionalProperties::RefOr(RefOr::T(string(
             LABEL_VALUE,
         )))));
+    });
+}
+
+/// The fields create and patch share: display name, labels, engine settings, replicas.
+fn instance_fields(o: &mut Object) {
+    named_and_labelled(o);
+    set(o, "replicaCount", |p| {
+        p.minimum = Some(0.into());
+        p.maximum = Some(MAX_REPLICAS.into());
     });
     set(o, "redisConfigs", |p| {
         let mut configs = ObjectBuilder::new().schema_type(p.schema_type.clone());

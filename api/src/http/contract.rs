@@ -178,6 +178,16 @@ pub fn allow(path: &str, route: Option<&MatchedPath>) -> Option<String> {
     Some(names.join(","))
 }
 
+/// The answer to POST on a resource whose route also serves its Google custom methods
+/// (`…/{id}:verb`) when the path names no verb: 405 with the resource's own `Allow`.
+pub fn post_without_verb(uri: &axum::http::Uri, route: &MatchedPath) -> Response {
+    let error = ApiError::MethodNotAllowed(format!("POST is not allowed on {}", uri.path()));
+    match allow(uri.path(), Some(route)) {
+        Some(allow) => ([(axum::http::header::ALLOW, allow)], error).into_response(),
+        None => error.into_response(),
+    }
+}
+
 /// Middleware (a route layer, so the matched route is known): refuses a query parameter
 /// the document does not list for the route, naming it, and any method but POST on a
 /// custom method's path (405). Routes the document does not describe pass.

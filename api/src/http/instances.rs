@@ -1,8 +1,9 @@
 //! `/v1/projects/{project}/locations/{region}/instances…`.
 
 use axum::body::Bytes;
+use axum::extract::MatchedPath;
 use axum::extract::State;
-use axum::http::{header, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use cacheplane_types::{
@@ -17,6 +18,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::http::contract;
 use crate::http::extract::{parse_body, Json, Json as Body, Path, Query};
 use crate::http::PageQuery;
 use crate::instances::{self, InstanceRef};
@@ -227,12 +229,11 @@ async fn custom_method(
     Path((project, region, segment)): Path<(String, String, String)>,
     Query(q): Query<RequestIdQuery>,
     uri: Uri,
+    route: MatchedPath,
     body: Bytes,
 ) -> Result<Json<Operation>, Response> {
     let Some((name, verb)) = segment.split_once(':') else {
-        // The instance itself: GET, PATCH and DELETE only.
-        let error = ApiError::MethodNotAllowed(format!("POST is not allowed on {}", uri.path()));
-        return Err(([(header::ALLOW, "GET,HEAD,DELETE,PATCH")], error).into_response());
+        return Err(contract::post_without_verb(&uri, &route));
     };
     let name = name.to_string();
     match verb {

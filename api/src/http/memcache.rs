@@ -2,8 +2,9 @@
 //! as Memorystore for Memcached v1 (`google.cloud.memcache.v1`) names them.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{MatchedPath, State};
 use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use cacheplane_types::{
     ApplyMemcacheParametersRequest, CreateMemcacheInstanceRequest, ErrorBody,
@@ -18,6 +19,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::http::contract;
 use crate::http::extract::{parse_body, Json, Json as Body, Path, Query};
 use crate::http::PageQuery;
 use crate::memcache::{self, MemcacheRef};
@@ -242,23 +244,28 @@ async fn custom_method(
     Path((project, region, segment)): Path<(String, String, String)>,
     Query(q): Query<RequestIdQuery>,
     uri: Uri,
+    route: MatchedPath,
     body: Bytes,
-) -> ApiResult<Json<Operation>> {
+) -> Result<Json<Operation>, Response> {
     let Some((name, verb)) = segment.split_once(':') else {
-        return Err(ApiError::MethodNotAllowed(format!(
-            "POST is not allowed on {}",
-            uri.path()
-        )));
+        return Err(contract::post_without_verb(&uri, &route));
     };
     let t = target(project, region, name.to_string());
-    match verb {
-        "updateParameters" => update_parameters(p, s, t, q, parse_body(&body)?).await,
-        "applyParameters" => apply_parameters(p, s, t, q, parse_body(&body)?).await,
+    let answer = match verb {
+        "updateParameters" => match parse_body(&body) {
+            Ok(req) => update_parameters(p, s, t, q, req).await,
+            Err(e) => Err(e),
+        },
+        "applyParameters" => match parse_body(&body) {
+            Ok(req) => apply_parameters(p, s, t, q, req).await,
+            Err(e) => Err(e),
+        },
         "upgrade" | "rescheduleMaintenance" => Err(ApiError::MethodNotAllowed(format!(
             "`:{verb}` is not offered by this API"
         ))),
         _ => Err(ApiError::NotFound(format!(
             "no such method: `:{verb}` (Memcached instances have `:updateParameters` and `:applyParameters`)"
         ))),
-    }
+    };
+    answer.map_err(IntoResponse::into_response)
 }
