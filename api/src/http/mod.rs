@@ -5,8 +5,10 @@
 pub mod alt;
 mod catalog;
 mod connectors;
+pub mod console;
 pub mod extract;
 mod health;
+mod history;
 mod hosts;
 mod instances;
 pub mod metrics;
@@ -117,6 +119,7 @@ fn router() -> OpenApiRouter<AppState> {
         .merge(catalog::router())
         .merge(networks::router())
         .merge(instances::router())
+        .merge(history::router())
         .merge(connectors::router())
         .merge(operations::router())
         .merge(hosts::router())
@@ -132,7 +135,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The application: every route and `GET /metrics`, the error shape for unknown routes,
+/// The application: every route, `GET /metrics` and the console, the error shape for unknown routes,
 /// `$alt` (enums as names or numbers, see [`alt`]), the protection layer (concurrency caps, cached authentication, rate limits), the
 /// request metrics (outside it, so that its refusals count too), request tracing.
 pub fn app(state: AppState) -> Router {
@@ -141,6 +144,7 @@ pub fn app(state: AppState) -> Router {
     let track = axum::middleware::from_fn_with_state(state.clone(), metrics::track);
     routes
         .route(metrics::PATH, axum::routing::get(metrics::scrape))
+        .merge(console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(alt::layer))
