@@ -60,6 +60,10 @@ install_prerequisites() {
 }
 
 build() {
+    # The API embeds console/dist (committed); rebuild it first when its sources changed.
+    if bash "$ROOT/scripts/console.sh" stale; then
+        bash "$ROOT/scripts/console.sh" build || die "building the console failed"
+    fi
     say "cargo build --release -p cacheplane-api -p cacheplane-node-agent -p cachectl"
     (cd "$ROOT" && cargo build --release -p cacheplane-api -p cacheplane-node-agent -p cachectl) ||
         die "cargo build failed"

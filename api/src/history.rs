@@ -120,9 +120,10 @@ pub async fn read(
     window: Duration,
 ) -> ApiResult<InstanceMetricsHistory> {
     principal.check_project(&target.project)?;
-    let inst = crate::db::instances::get(&state.pool, &target.project, &target.region, &target.name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("instance '{}' not found", target.name)))?;
+    let inst =
+        crate::db::instances::get(&state.pool, &target.project, &target.region, &target.name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("instance '{}' not found", target.name)))?;
     let since = Utc::now()
         - chrono::Duration::from_std(window).map_err(|e| ApiError::Internal(e.into()))?;
     let rows = samples::of_instance(&state.pool, inst.id, since).await?;
@@ -204,7 +205,14 @@ mod tests {
     use super::*;
     use uuid::Uuid;
 
-    fn row(node: Uuid, secs: i64, role: NodeRole, commands: i64, hits: i64, misses: i64) -> SampleRow {
+    fn row(
+        node: Uuid,
+        secs: i64,
+        role: NodeRole,
+        commands: i64,
+        hits: i64,
+        misses: i64,
+    ) -> SampleRow {
         SampleRow {
             node_id: node,
             at: DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("a time"),
@@ -237,16 +245,25 @@ mod tests {
         assert_eq!(s[0].points[1].commands_per_second, Some(0.0));
         assert_eq!(s[0].points[1].hit_ratio, None, "no lookup, no ratio");
         let a_points = &s[1].points;
-        assert_eq!(a_points[0].commands_per_second, None, "the first sample has no rate");
+        assert_eq!(
+            a_points[0].commands_per_second, None,
+            "the first sample has no rate"
+        );
         assert_eq!(a_points[1].commands_per_second, Some(20.0));
         assert_eq!(a_points[1].hit_ratio, Some(0.75));
-        assert_eq!(a_points[2].commands_per_second, None, "no rate across a restart");
+        assert_eq!(
+            a_points[2].commands_per_second, None,
+            "no rate across a restart"
+        );
     }
 
     #[test]
     fn windows_are_checked_and_name_the_parameter() {
         assert_eq!(parse_window(None).ok(), Some(MAX_WINDOW));
-        assert_eq!(parse_window(Some("5m")).ok(), Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_window(Some("5m")).ok(),
+            Some(Duration::from_secs(300))
+        );
         for bad in ["2h", "10s", "soon"] {
             let err = parse_window(Some(bad)).expect_err(bad);
             assert!(format!("{err:?}").contains("window"), "{bad}: {err:?}");

@@ -57,7 +57,7 @@ const CHARTS: ChartSpec[] = [
   { id: "memory", title: "Memory used (dashed: maxmemory)", value: (p) => p.usedMemoryBytes, limit: (p) => p.maxmemoryBytes, format: (v) => bytes(v) },
   { id: "commands", title: "Commands per second", value: (p) => p.commandsPerSecond, format: (v) => v.toFixed(1) },
   { id: "hits", title: "Keyspace hit ratio", value: (p) => (p.hitRatio === undefined ? undefined : p.hitRatio * 100), format: (v) => `${v.toFixed(0)} %` },
-  { id: "clients", title: "Connected clients", value: (p) => p.connectedClients, format: (v) => v.toFixed(0) },
+  { id: "clients", title: "Connected clients", value: (p) => p.connectedClients, format: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)) },
   {
     id: "lag",
     title: "Replication lag per replica",
@@ -109,7 +109,7 @@ export class Charts {
     this.el = h(
       "section",
       { class: "card", "aria-labelledby": "monitoring-h" },
-      h("h2", { id: "monitoring-h" }, "Monitoring (last hour)"),
+      h("h2", { id: "monitoring-h" }, "Monitoring"),
       this.note,
       this.grid,
       h("h3", null, "Failovers"),
@@ -139,6 +139,11 @@ export class Charts {
     this.el.dataset.samples = String(samples);
     this.el.dataset.failovers = String(hist.failovers.length);
     const markerTimes = hist.failovers.map((f) => Date.parse(f.time) / 1000);
+    // The x axis spans the samples there are (a minute before the first), up to the
+    // whole window: a new instance's minutes are not a sliver of an empty hour.
+    const now = Date.now() / 1000;
+    const first = Math.min(...hist.nodes.flatMap((s) => s.points.map((p) => Date.parse(p.time) / 1000)), now);
+    const from = Math.max(now - hist.windowSeconds, Math.min(first, ...markerTimes) - 60);
     replace(
       this.failovers,
       hist.failovers.length
@@ -164,7 +169,14 @@ export class Charts {
       const data: uPlot.AlignedData = [xs, ...nodes.map((s) => column(s, spec.value))];
       const series: uPlot.Series[] = [
         {},
-        ...nodes.map((s, i) => ({ label: label(s), stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, value: (_: uPlot, v: number | null) => (v === null ? "–" : spec.format(v)) })),
+        ...nodes.map((s, i) => ({
+          label: label(s),
+          stroke: COLORS[i % COLORS.length],
+          width: 2,
+          spanGaps: false,
+          points: { show: true, size: 4 },
+          value: (_: uPlot, v: number | null) => (v === null ? "–" : spec.format(v)),
+        })),
       ];
       if (spec.limit) {
         nodes.forEach((s, i) => {
@@ -178,8 +190,8 @@ export class Charts {
         width: 300,
         height: 180,
         series,
-        axes: [{}, { size: 70, values: (_u, vals) => vals.map((v) => spec.format(v)) }],
-        scales: { x: { time: true, range: () => [Date.now() / 1000 - hist.windowSeconds, Date.now() / 1000] } },
+        axes: [{}, { size: 84, values: (_u, vals) => vals.map((v) => spec.format(v)) }],
+        scales: { x: { time: true, range: () => [from, now] } },
         legend: { live: false },
         plugins: [markers(markerTimes)],
       };

@@ -1,8 +1,8 @@
 //! The nodes' recent figures (`node_sample`): written by the sampler from the reports
 //! already stored on `node`, read by the instance metrics method.
 
-use chrono::{DateTime, Utc};
 use cacheplane_types::NodeRole;
+use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 

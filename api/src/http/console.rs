@@ -41,7 +41,9 @@ pub fn routes() -> Router<AppState> {
 async fn index() -> Response {
     match DIST.get_file("index.html") {
         Some(f) => answer(f.contents(), "index.html", false),
-        None => ApiError::NotFound("the console was built without index.html".into()).into_response(),
+        None => {
+            ApiError::NotFound("the console was built without index.html".into()).into_response()
+        }
     }
 }
 
@@ -65,11 +67,23 @@ fn answer(body: &'static [u8], path: &str, hashed: bool) -> Response {
         "no-cache"
     };
     let headers: [(HeaderName, HeaderValue); 6] = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(content_type(path))),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(path)),
+        ),
         (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     ];
     (StatusCode::OK, headers, body).into_response()
@@ -97,15 +111,22 @@ mod tests {
 
     #[test]
     fn the_build_is_embedded_with_its_bundles() {
-        let index = DIST.get_file("index.html").expect("console/dist/index.html");
+        let index = DIST
+            .get_file("index.html")
+            .expect("console/dist/index.html");
         let html = std::str::from_utf8(index.contents()).expect("utf-8");
         assert!(html.contains("/console/assets/"), "{html}");
-        assert!(DIST.get_dir("assets").is_some_and(|d| d.files().count() >= 2));
+        assert!(DIST
+            .get_dir("assets")
+            .is_some_and(|d| d.files().count() >= 2));
     }
 
     #[test]
     fn content_types_follow_the_extension() {
-        assert_eq!(content_type("assets/index-abc.js"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type("assets/index-abc.js"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
         assert_eq!(content_type("assets/x.css"), "text/css; charset=utf-8");
         assert_eq!(content_type("blob"), "application/octet-stream");

@@ -24,6 +24,7 @@ export async function instancePage(main: HTMLElement, params: Record<string, str
   let chartTimer: number | undefined;
   const stops: (() => void)[] = [];
   let gone = false;
+  let deleting = false;
 
   const load = async () => {
     clearTimeout(timer);
@@ -35,8 +36,13 @@ export async function instancePage(main: HTMLElement, params: Record<string, str
     } catch (e) {
       const err = e as ApiError;
       if (err.httpStatus === 404) {
-        replace(main, h("h1", null, id), h("p", null, "This instance does not exist (any more). ", h("a", { href: href("/") }, "Back to the instances")));
         gone = true;
+        if (deleting) {
+          announce(`${id} was deleted`);
+          navigate("/");
+          return;
+        }
+        replace(main, h("h1", null, id), h("p", null, "This instance does not exist (any more). ", h("a", { href: href("/") }, "Back to the instances")));
         return;
       }
       status.textContent = `${err.status}: ${err.message}`;
@@ -83,6 +89,7 @@ export async function instancePage(main: HTMLElement, params: Record<string, str
         { class: "card", "aria-labelledby": "connect-h" },
         h("h2", { id: "connect-h" }, "Connect"),
         h("dl", null, endpoint("Primary endpoint", i.host, i.port, "endpoint"), endpoint("Read endpoint", i.readEndpoint, i.readEndpointPort, "read-endpoint")),
+        i.authEnabled ? h("p", { class: "hint" }, "redis-cli --askpass asks for the AUTH string; applications use host, port and the AUTH string.") : null,
         i.authEnabled ? authString(path) : h("p", null, "AUTH is disabled."),
       ),
       h(
@@ -232,8 +239,9 @@ export async function instancePage(main: HTMLElement, params: Record<string, str
       "Delete",
       async () => {
         const op = await call<Operation>("DELETE", path, { query: { requestId: requestId() } });
+        deleting = true;
         startOperation(op, (o) => {
-          if (!o.error) navigate("/");
+          if (!o.error && !gone) navigate("/");
         });
         return true;
       },
