@@ -95,6 +95,8 @@ cmd_start() {
     cat <<EOF
 
 Cacheplane is up, and cachectl is set up for it (\`cachectl config list\`).
+  Web console: http://127.0.0.1:${CACHECTL_LOCAL_API_PORT:-8080}/console/ (sign in with the admin token:
+    cat ${CACHECTL_LOCAL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/cacheplane}/admin-token)
   export PATH="$TARGET_DIR/release:\$PATH"   # to type \`cachectl\`
   cachectl instances list --project demo-project
   cachectl --help

@@ -1,7 +1,7 @@
 //! The web console in a real browser: Debian's Chromium, driven by playwright-core
 //! (console/tests/browser.mjs), against a real API process, PostgreSQL and three node
 //! agents running redis-server. The script signs in with a project token, sees a field
-//! error for a bad size, creates an HA instance through the form and watches it become
+//! error for a bad size, pages through the list, creates an HA instance through the form and watches it become
 //! READY, scales it, fails it over and sees the marker on the charts, and deletes it;
 //! its screenshots of every page land in target/console-screenshots/.
 //!
@@ -84,16 +84,10 @@ async fn the_console_runs_an_instance_through_its_life_in_a_browser() {
         .await;
     assert_eq!(status, 200, "{t}");
     let token = str_field(&t, "token").to_string();
-    // The project's default network comes with its first resource.
-    let (status, body) = api
-        .req(
-            reqwest::Method::GET,
-            &format!("/v1/projects/{PROJECT}/networks"),
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    // A second instance, so that the list has two pages of one.
+    let parent = format!("/v1/projects/{PROJECT}/locations/local");
+    let basic = json!({"tier": "BASIC", "memorySizeGb": 1, "labels": {"env": "dev"}});
+    cacheplane_testkit::api::create_ready(&api, &parent, "basic-cache", basic).await;
 
     let shots = screenshots_dir();
     let script = repo().join("console/tests/browser.mjs");
@@ -127,7 +121,6 @@ async fn the_console_runs_an_instance_through_its_life_in_a_browser() {
     );
 
     // What the browser did, as the API saw it: one failover, and the instance gone.
-    let parent = format!("/v1/projects/{PROJECT}/locations/local");
     let (status, body) = api.get(&format!("{parent}/instances/web-cache")).await;
     assert_eq!(status, 404, "{body}");
     let (_, ops) = api.get(&format!("{parent}/operations")).await;

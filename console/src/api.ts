@@ -140,6 +140,7 @@ export interface Instance {
   readReplicasMode: string;
   locationId: string;
   alternativeLocationId?: string;
+  currentLocationId?: string;
   redisVersion: string;
   redisConfigs: Record<string, string>;
   authorizedNetwork: string;

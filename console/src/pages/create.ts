@@ -75,7 +75,7 @@ export async function createPage(main: HTMLElement): Promise<() => void> {
   const submit = h("button", { type: "submit", class: "primary" }, "Create");
   const form = h(
     "form",
-    { class: "card", novalidate: true, "aria-describedby": "create-intro" },
+    { class: "card create", novalidate: true, "aria-describedby": "create-intro" },
     h("p", { id: "create-intro" }, "A Redis instance: one primary (BASIC), or a primary with replicas in other zones and automatic failover (STANDARD_HA)."),
     h(
       "fieldset",
@@ -96,7 +96,7 @@ export async function createPage(main: HTMLElement): Promise<() => void> {
       field("Alternative zone", altZone, "The first replica's zone; must differ from the primary's."),
     ),
     h("fieldset", null, h("legend", null, "Network"), field("Network", network, "Applications reach the instance from this network (or a connector of it).")),
-    h("fieldset", null, h("legend", null, "Redis configuration"), ...configControls.map((c) => c.el)),
+    h("fieldset", { class: "columns" }, h("legend", null, "Redis configuration"), ...configControls.map((c) => c.el)),
     h("fieldset", null, h("legend", null, "Labels"), field("Labels", labels, "One key=value per line: lowercase letters, digits, '-' or '_'.")),
     status,
     h("div", { class: "actions" }, submit, h("a", { href: href("/"), class: "button" }, "Cancel")),

@@ -35,6 +35,7 @@ export function instancesPage(main: HTMLElement): () => void {
   const pager = h("div", { class: "pager" });
   const status = h("p", { class: "form-error", role: "alert" });
   const tokens: string[] = [""]; // page tokens of the pages seen, for "Previous"
+  const pageSize = /^\d{1,3}$/.test(params.get("pageSize") ?? "") ? (params.get("pageSize") as string) : "20";
   let page = 0;
   let timer: number | undefined;
 
@@ -47,7 +48,7 @@ export function instancesPage(main: HTMLElement): () => void {
     }
     try {
       const r = await call<ListResponse>("GET", `${loc()}/instances`, {
-        query: { pageSize: "20", pageToken: tokens[page], filter },
+        query: { pageSize, pageToken: tokens[page], filter },
       });
       status.textContent = "";
       replace(body, table(r.instances ?? []));
@@ -79,6 +80,7 @@ export function instancesPage(main: HTMLElement): () => void {
     const q = new URLSearchParams();
     if (state.value) q.set("state", state.value);
     if (labels.value.trim()) q.set("labels", labels.value.trim());
+    if (pageSize !== "20") q.set("pageSize", pageSize);
     history.replaceState(null, "", `${location.pathname}${q.size ? `?${q}` : ""}`);
     void load();
   });
@@ -104,7 +106,7 @@ function table(list: Instance[]): HTMLElement {
     h(
       "thead",
       null,
-      h("tr", null, ...["Name", "State", "Tier", "Size", "Replicas", "Zone", "Endpoint", "Labels"].map((c) => h("th", { scope: "col" }, c))),
+      h("tr", null, ...["Name", "State", "Tier", "Size", "Replicas", "Primary zone", "Endpoint", "Labels"].map((c) => h("th", { scope: "col" }, c))),
     ),
     h(
       "tbody",
@@ -119,7 +121,7 @@ function table(list: Instance[]): HTMLElement {
           h("td", { "data-label": "Tier" }, i.tier),
           h("td", { "data-label": "Size" }, `${i.memorySizeGb} GB`),
           h("td", { "data-label": "Replicas" }, String(i.replicaCount)),
-          h("td", { "data-label": "Zone" }, i.locationId),
+          h("td", { "data-label": "Primary zone" }, i.currentLocationId || i.locationId),
           h("td", { "data-label": "Endpoint" }, i.host ? `${i.host}:${i.port}` : "–"),
           h("td", { "data-label": "Labels" }, ...Object.entries(i.labels ?? {}).map(([k, v]) => h("span", { class: "label" }, `${k}=${v}`))),
         );
