@@ -51,10 +51,19 @@ interface ChartSpec {
   nodes?: (s: Series) => boolean;
   /** An extra dashed series per node (maxmemory). */
   limit?: (p: Point) => number | undefined;
+  /** A logarithmic y axis (memory: megabytes used against gigabytes of maxmemory). */
+  log?: boolean;
 }
 
 const CHARTS: ChartSpec[] = [
-  { id: "memory", title: "Memory used (dashed: maxmemory)", value: (p) => p.usedMemoryBytes, limit: (p) => p.maxmemoryBytes, format: (v) => bytes(v) },
+  {
+    id: "memory",
+    title: "Memory used (dashed: maxmemory; log scale)",
+    value: (p) => p.usedMemoryBytes,
+    limit: (p) => p.maxmemoryBytes,
+    format: (v) => bytes(v),
+    log: true,
+  },
   { id: "commands", title: "Commands per second", value: (p) => p.commandsPerSecond, format: (v) => v.toFixed(1) },
   { id: "hits", title: "Keyspace hit ratio", value: (p) => (p.hitRatio === undefined ? undefined : p.hitRatio * 100), format: (v) => `${v.toFixed(0)} %` },
   { id: "clients", title: "Connected clients", value: (p) => p.connectedClients, format: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)) },
@@ -138,6 +147,9 @@ export class Charts {
       : "No samples yet: the first arrive within 10 s of the nodes' first reports.";
     this.el.dataset.samples = String(samples);
     this.el.dataset.failovers = String(hist.failovers.length);
+    const times = hist.nodes.flatMap((s) => s.points.map((p) => Date.parse(p.time) / 1000));
+    this.el.dataset.lastSample = String(times.length ? Math.max(...times) : 0);
+    this.el.dataset.lastFailover = String(hist.failovers.length ? Date.parse(hist.failovers[hist.failovers.length - 1].time) / 1000 : 0);
     const markerTimes = hist.failovers.map((f) => Date.parse(f.time) / 1000);
     // The x axis spans the samples there are (a minute before the first), up to the
     // whole window: a new instance's minutes are not a sliver of an empty hour.
@@ -191,7 +203,7 @@ export class Charts {
         height: 180,
         series,
         axes: [{}, { size: 84, values: (_u, vals) => vals.map((v) => spec.format(v)) }],
-        scales: { x: { time: true, range: () => [from, now] } },
+        scales: { x: { time: true, range: () => [from, now] }, ...(spec.log ? { y: { distr: 3, log: 2 } } : {}) },
         legend: { live: false },
         plugins: [markers(markerTimes)],
       };

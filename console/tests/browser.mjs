@@ -13,7 +13,7 @@
 //   CHROMIUM             the browser (default /usr/bin/chromium)
 // Exits 0 when every step passed, 1 (naming the step) otherwise.
 
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -33,6 +33,7 @@ const NAME = "web-cache";
 // A BASIC instance the Rust test made through the API: the list has two pages of one.
 const OTHER = "basic-cache";
 let step = "start";
+let traffic; // the interval sending commands to the instance
 const seen = []; // every URL and console message, checked for the token at the end
 
 function log(msg) {
@@ -139,6 +140,15 @@ try {
   const cli = spawnSync("redis-cli", ["-h", host, "-p", port, "--no-auth-warning"], { input: commands, env: { ...process.env, REDISCLI_AUTH: auth }, encoding: "utf8" });
   assert(cli.status === 0 && cli.stdout.includes("OK"), `redis-cli through the endpoint: ${cli.stdout.slice(0, 200)} ${cli.stderr}`);
   await page.getByRole("button", { name: "Hide" }).click();
+  // Traffic for the charts until the delete: every second a batch of writes and reads
+  // (hits and misses) through the primary endpoint, in a new connection each time, so
+  // that it follows the endpoint through the failover.
+  traffic = setInterval(() => {
+    const batch = Array.from({ length: 60 }, (_, i) => (i % 4 ? `GET k${Math.floor(Math.random() * 400)}` : `SET k${Math.floor(Math.random() * 300)} v`)).join("\n") + "\n";
+    const p = spawn("redis-cli", ["-h", host, "-p", port, "--no-auth-warning"], { env: { ...process.env, REDISCLI_AUTH: auth }, stdio: ["pipe", "ignore", "ignore"] });
+    p.on("error", () => {});
+    p.stdin.end(batch);
+  }, 1000);
 
   step = "the charts fill";
   await page.waitForFunction(() => Number(document.querySelector("[data-samples]")?.getAttribute("data-samples") ?? 0) >= 6, null, { timeout: 60_000 });
@@ -166,8 +176,15 @@ try {
   const primaryAfter = await page.locator('.zone:has(li[data-role="PRIMARY"]) h3').textContent();
   assert(primaryBefore !== primaryAfter, `the primary stayed in ${primaryAfter}`);
   assert(Number(await page.locator("[data-failovers]").getAttribute("data-failovers")) >= 1, "no failover on the charts");
-  // One more chart refresh so that samples after the failover show around the marker.
-  await page.waitForTimeout(11_000);
+  // Samples after the failover, on both sides of the marker.
+  await page.waitForFunction(
+    () => {
+      const c = document.querySelector("[data-last-sample]");
+      return Number(c?.getAttribute("data-last-sample")) > Number(c?.getAttribute("data-last-failover")) + 10;
+    },
+    null,
+    { timeout: 60_000 },
+  );
   await shot(page, "07-failover-marker");
 
   step = "the instance page at 390 px";
@@ -225,6 +242,7 @@ try {
   assert(await page.evaluate(() => document.activeElement?.textContent === "Skip to content"), "the skip link is not first");
 
   step = "delete (typing the name)";
+  clearInterval(traffic);
   await page.goto(`${url.replace(/\/$/, "")}/instances/${NAME}`);
   await page.locator("h1 .badge", { hasText: "READY" }).waitFor();
   await page.getByRole("button", { name: "Delete" }).click();
@@ -249,6 +267,7 @@ try {
   await browser.close();
   process.exit(0);
 } catch (e) {
+  clearInterval(traffic);
   console.error(`[console-browser] FAILED at "${step}": ${e.message}`);
   try {
     await shot(page, "failure");
