@@ -22,3 +22,8 @@ create table node_sample (
     primary key (instance_id, at, node_id)
 );
 create index node_sample_at_idx on node_sample (at);
+
+-- The failover markers of an instance's charts: its operations by time (finished ones
+-- included, which the partial operation_one_active_idx leaves out).
+create index operation_instance_time_idx on operation (instance_id, created_at)
+    where instance_id is not null;

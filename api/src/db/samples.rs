@@ -12,15 +12,17 @@ use crate::error::ApiResult;
 pub const STEP_SECS: i64 = 10;
 
 /// Copies the current figures of every node whose host reported within the last
-/// `fresh` into the 10-second bucket of now, unless that bucket already holds the
-/// node (another replica, or an earlier pass, sampled it). Returns the rows written.
+/// `fresh` into the 10-second bucket of now, unless that bucket was already sampled
+/// (by another replica: then this is one index lookup). Returns the rows written.
 pub async fn sample(db: impl PgExecutor<'_>, fresh: std::time::Duration) -> ApiResult<u64> {
     Ok(sqlx::query(
         r#"insert into node_sample (instance_id, node_id, at, zone_id, role, up,
                used_memory_bytes, maxmemory_bytes, connected_clients, commands_processed,
                keyspace_hits, keyspace_misses, lag_bytes)
-           select n.instance_id, n.id,
-               to_timestamp(floor(extract(epoch from now()) / $2) * $2),
+           with bucket as (
+               select to_timestamp(floor(extract(epoch from now()) / $2) * $2) as at
+           )
+           select n.instance_id, n.id, bucket.at,
                n.zone_id, n.role,
                coalesce((n.observed ->> 'processUp')::boolean, false)
                    and n.observed ->> 'unresponsiveSeconds' is null,
@@ -31,9 +33,10 @@ pub async fn sample(db: impl PgExecutor<'_>, fresh: std::time::Duration) -> ApiR
                (n.observed ->> 'keyspaceHits')::bigint,
                (n.observed ->> 'keyspaceMisses')::bigint,
                (n.observed ->> 'lagBytes')::bigint
-           from node n
+           from node n, bucket
            where not n.removing and n.observed is not null
                and n.observed_at > now() - make_interval(secs => $1)
+               and not exists (select 1 from node_sample s where s.at = bucket.at)
            on conflict do nothing"#,
     )
     .bind(fresh.as_secs_f64())
