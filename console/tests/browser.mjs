@@ -233,6 +233,10 @@ try {
   await page.getByLabel("Address pool").fill("10.99.0.0/16");
   await page.getByRole("button", { name: "Create network" }).click();
   await page.locator('[data-error-for="networkId"], .form-error').filter({ hasText: /\S/ }).first().waitFor();
+  await page.getByLabel("Name").nth(1).fill("app");
+  await page.getByRole("button", { name: "Create connector" }).click();
+  await page.locator('.op[data-state="done"]', { hasText: "app" }).waitFor({ timeout: 60_000 });
+  await page.getByRole("rowheader", { name: "app" }).waitFor();
   await shot(page, "11-networks");
 
   step = "catalog";
