@@ -33,10 +33,12 @@ export function showErrors(form: HTMLElement, errors: Map<string, string>, rest?
   form.querySelectorAll("[aria-invalid]").forEach((c) => c.removeAttribute("aria-invalid"));
   let first: HTMLElement | null = null;
   for (const [name, msg] of errors) {
-    const control = form.querySelector<HTMLElement>(`[data-field="${CSS.escape(name)}"]`);
-    const slot = form.querySelector<HTMLElement>(`[data-error-for="${CSS.escape(name)}"]`);
+    // `labels.env` belongs to the labels field; `redisConfigs.timeout` has a field of its own.
+    const field = [name, name.split(".")[0]].find((f) => form.querySelector(`[data-field="${CSS.escape(f)}"]`)) ?? name;
+    const control = form.querySelector<HTMLElement>(`[data-field="${CSS.escape(field)}"]`);
+    const slot = form.querySelector<HTMLElement>(`[data-error-for="${CSS.escape(field)}"]`);
     if (control && slot) {
-      slot.textContent = msg;
+      slot.textContent = field === name ? msg : `${name}: ${msg}`;
       control.setAttribute("aria-invalid", "true");
       first ??= control;
     } else {

@@ -107,8 +107,14 @@ try {
   log(`size error: ${await sizeError.textContent()}`);
   await shot(page, "02-create-field-error");
 
-  step = "create an HA instance";
+  step = "create form: a bad label key is an error under the labels";
   await page.getByLabel("Memory size (GB)").fill("1");
+  await page.getByLabel("Labels", { exact: true }).fill("Team=web");
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+  await page.locator('[data-error-for="labels"]', { hasText: "labels.Team" }).waitFor();
+  assert((await sizeError.textContent()) === "", "the size error stayed");
+
+  step = "create an HA instance";
   await page.locator("#readReplicasMode").check();
   await page.getByLabel("Replicas", { exact: true }).fill("2");
   await page.getByLabel("maxmemory-policy").selectOption("allkeys-lru");
