@@ -4,6 +4,10 @@ import { defineConfig } from "vite";
 
 export default defineConfig({
   base: "/console/",
+  // `npx vite` (live reload while editing): the app's /v1 calls go to a running API.
+  server: {
+    proxy: { "/v1": process.env.CACHEPLANE_API_URL ?? "http://127.0.0.1:8080" },
+  },
   build: {
     outDir: "dist",
     emptyOutDir: true,
