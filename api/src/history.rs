@@ -51,13 +51,13 @@ pub struct NodeSeries {
 
 /// One node's figures at one sample. A figure its agent did not report, or a rate that
 /// needs a previous sample (or spans an engine restart), is absent.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricPoint {
     /// The sample's time (the start of its 10-second bucket).
     pub time: DateTime<Utc>,
     /// The node's role then, as the control plane recorded it.
-    pub role: Option<NodeRole>,
+    pub role: NodeRole,
     /// Whether its engine ran and answered.
     pub up: bool,
     /// Memory used, in bytes.
@@ -167,7 +167,7 @@ pub fn series(rows: &[SampleRow]) -> Vec<NodeSeries> {
         }
         prev = Some(row);
     }
-    out.sort_by_key(|s| s.points.last().and_then(|p| p.role) != Some(NodeRole::Primary));
+    out.sort_by_key(|s| s.points.last().map(|p| p.role) != Some(NodeRole::Primary));
     out
 }
 
@@ -189,7 +189,7 @@ fn point(before: Option<&SampleRow>, row: &SampleRow) -> MetricPoint {
     };
     MetricPoint {
         time: row.at,
-        role: Some(row.role),
+        role: row.role,
         up: row.up,
         used_memory_bytes: row.used_memory_bytes,
         maxmemory_bytes: row.maxmemory_bytes,
