@@ -250,9 +250,16 @@ try {
   await page.getByRole("cell", { name: "STANDARD_HA" }).or(page.getByRole("rowheader", { name: "STANDARD_HA" })).first().waitFor();
   await shot(page, "12-catalog");
 
-  step = "keyboard: the skip link and the navigation";
+  step = "keyboard: the skip link comes first, then the navigation";
+  await page.evaluate(() => document.activeElement?.blur?.());
   await page.keyboard.press("Tab");
   assert(await page.evaluate(() => document.activeElement?.textContent === "Skip to content"), "the skip link is not first");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  assert(await page.evaluate(() => document.activeElement?.textContent === "Instances"), "the navigation does not follow");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Instances" }).waitFor();
+  assert(await page.evaluate(() => document.activeElement?.tagName === "H1"), "focus did not move to the new page's heading");
 
   step = "delete (typing the name)";
   clearInterval(traffic);
