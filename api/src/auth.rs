@@ -30,7 +30,9 @@ pub enum Principal {
 impl Principal {
     /// Allows admins and the project's own tokens. Anyone else gets NOT_FOUND, so a
     /// token for project A cannot even learn that project B exists.
+    /// A project id of the wrong shape is INVALID_ARGUMENT on `project`, for anyone.
     pub fn check_project(&self, project: &str) -> ApiResult<()> {
+        crate::networks::validate_project_id(project)?;
         match self {
             Principal::Admin => Ok(()),
             Principal::Project(p) if p == project => Ok(()),
@@ -267,13 +269,17 @@ mod tests {
 
     #[test]
     fn project_isolation_answers_not_found() {
-        let p = Principal::Project("a".into());
-        assert!(p.check_project("a").is_ok());
-        assert!(matches!(p.check_project("b"), Err(ApiError::NotFound(_))));
+        let p = Principal::Project("ab".into());
+        assert!(p.check_project("ab").is_ok());
+        assert!(matches!(p.check_project("bc"), Err(ApiError::NotFound(_))));
+        assert!(matches!(
+            Principal::Admin.check_project("B!"),
+            Err(ApiError::InvalidArgument { .. })
+        ));
         assert!(matches!(
             p.check_admin(),
             Err(ApiError::PermissionDenied(_))
         ));
-        assert!(Principal::Admin.check_project("b").is_ok());
+        assert!(Principal::Admin.check_project("bc").is_ok());
     }
 }

@@ -70,6 +70,12 @@ impl ApiError {
         }
     }
 
+    /// A valid value that the stored state refuses (a range in use, or outside the
+    /// network's pool): FAILED_PRECONDITION (409) whose message starts with the field.
+    pub fn conflict(field: &str, description: impl std::fmt::Display) -> ApiError {
+        ApiError::FailedPrecondition(format!("{field}: {description}"))
+    }
+
     /// The HTTP status and canonical name of this error.
     pub fn code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -79,7 +85,13 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "ALREADY_EXISTS"),
             ApiError::Aborted(_) => (StatusCode::CONFLICT, "ABORTED"),
-            ApiError::FailedPrecondition(_) => (StatusCode::BAD_REQUEST, "FAILED_PRECONDITION"),
+            // 409: the request is valid, the resource's state refuses it. Google's REST
+            // mapping says 400, which Google's client libraries turn into their
+            // FailedPrecondition exception: their requests get 400.
+            ApiError::FailedPrecondition(_) if crate::http::alt::google_client() => {
+                (StatusCode::BAD_REQUEST, "FAILED_PRECONDITION")
+            }
+            ApiError::FailedPrecondition(_) => (StatusCode::CONFLICT, "FAILED_PRECONDITION"),
             ApiError::ResourceExhausted(_) => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
             ApiError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNIMPLEMENTED"),

@@ -95,21 +95,13 @@ pub struct FailoverMarker {
     pub failed: bool,
 }
 
-/// Parses the `window` parameter (`5m`, `1h`, `900s`; default 1 h), naming it when it is
-/// not a duration between [`MIN_WINDOW`] and [`MAX_WINDOW`].
+/// Reads the `window` parameter (`5m`, `1h`, `900s`, as `timeout` is written; absent or
+/// empty: an hour), naming it when it is not a duration. As the API lowers a `timeout`
+/// past its longest wait, a window past [`MAX_WINDOW`] is an hour and one under
+/// [`MIN_WINDOW`] a minute; `windowSeconds` in the answer says which.
 pub fn parse_window(window: Option<&str>) -> ApiResult<Duration> {
-    let Some(text) = window else {
-        return Ok(MAX_WINDOW);
-    };
-    let d = cacheplane_types::duration::parse_duration(text)
-        .map_err(|e| ApiError::field("window", e))?;
-    if !(MIN_WINDOW..=MAX_WINDOW).contains(&d) {
-        return Err(ApiError::field(
-            "window",
-            format!("'{text}' must be between 1m and 1h"),
-        ));
-    }
-    Ok(d)
+    let d = crate::http::contract::duration_param("window", window, MAX_WINDOW)?;
+    Ok(d.clamp(MIN_WINDOW, MAX_WINDOW))
 }
 
 /// The history of instance `target` over the last `window`.
@@ -260,11 +252,14 @@ mod tests {
     #[test]
     fn windows_are_checked_and_name_the_parameter() {
         assert_eq!(parse_window(None).ok(), Some(MAX_WINDOW));
+        assert_eq!(parse_window(Some("")).ok(), Some(MAX_WINDOW));
         assert_eq!(
             parse_window(Some("5m")).ok(),
             Some(Duration::from_secs(300))
         );
-        for bad in ["2h", "10s", "soon"] {
+        assert_eq!(parse_window(Some("2h")).ok(), Some(MAX_WINDOW), "lowered");
+        assert_eq!(parse_window(Some("10s")).ok(), Some(MIN_WINDOW), "raised");
+        for bad in ["soon", "-1m", "5 m", "1d"] {
             let err = parse_window(Some(bad)).expect_err(bad);
             assert!(format!("{err:?}").contains("window"), "{bad}: {err:?}");
         }

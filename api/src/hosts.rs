@@ -71,7 +71,12 @@ pub async fn register(state: &AppState, host: &str, req: &RegisterHostRequest) -
     if req.memory_bytes <= 0 {
         return Err(ApiError::field("memoryBytes", "must be more than 0"));
     }
-    if req.engines.len() > 16 || req.engines.iter().any(|e| e.is_empty() || e.len() > 32) {
+    if req.engines.len() > 16
+        || req
+            .engines
+            .iter()
+            .any(|e| e.is_empty() || e.chars().count() > 32)
+    {
         return Err(ApiError::field(
             "engines",
             "at most 16 names of 1-32 characters",
@@ -172,10 +177,9 @@ async fn refused_beat(tx: &mut PgConnection, host: &str, applied: i64) -> ApiErr
     match db::generation(&mut *tx, host).await {
         Err(e) => e,
         Ok(None) => ApiError::NotFound(format!("host '{host}' is not registered")),
-        Ok(Some(generation)) => ApiError::field(
-            "appliedGeneration",
-            format!("{applied} is newer than the host's config generation {generation}"),
-        ),
+        Ok(Some(generation)) => ApiError::FailedPrecondition(format!(
+            "appliedGeneration {applied} is newer than the host's config generation {generation}"
+        )),
     }
 }
 

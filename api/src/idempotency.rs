@@ -14,7 +14,7 @@ use crate::{catalog, networks};
 
 /// Parses an optional `requestId` (a UUID).
 pub fn parse_request_id(raw: Option<&str>) -> ApiResult<Option<Uuid>> {
-    match raw.filter(|s| !s.is_empty()) {
+    match raw {
         None => Ok(None),
         Some(s) => s
             .parse()
@@ -34,7 +34,7 @@ pub fn fingerprint(parts: &[&str]) -> String {
 }
 
 /// Claims `request_id` for operation `op`. Returns the earlier operation if the id was
-/// already used for the same request; INVALID_ARGUMENT if it was used for another.
+/// already used for the same request; ALREADY_EXISTS (409) if it was used for another.
 pub async fn claim(
     conn: &mut PgConnection,
     project: &str,
@@ -47,10 +47,9 @@ pub async fn claim(
     }
     let earlier = requests::get(conn, project, request_id).await?;
     if earlier.fingerprint != fingerprint {
-        return Err(ApiError::field(
-            "requestId",
-            "was already used for a different request; use a new requestId",
-        ));
+        return Err(ApiError::AlreadyExists(format!(
+            "requestId {request_id} was already used for a different request; use a new requestId"
+        )));
     }
     Ok(Some(earlier.operation_id))
 }

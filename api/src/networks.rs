@@ -44,14 +44,20 @@ fn check_id(field: &str, id: &str, min: usize) -> ApiResult<()> {
     ))
 }
 
-/// Parses a CIDR that must be IPv4 and aligned (no host bits set).
+/// Parses a CIDR that must be IPv4, written plainly (decimal octets and prefix without
+/// leading zeros or spaces, as openapi.yaml's pattern has it) and aligned (no host bits
+/// set).
 pub fn parse_cidr(field: &str, raw: &str) -> ApiResult<Ipv4Net> {
-    let net: Ipv4Net = raw.trim().parse().map_err(|_| {
-        ApiError::field(
-            field,
-            format!("'{raw}' is not an IPv4 CIDR such as 10.0.0.0/28"),
-        )
-    })?;
+    let net: Ipv4Net = raw
+        .parse()
+        .ok()
+        .filter(|n: &Ipv4Net| n.to_string() == raw)
+        .ok_or_else(|| {
+            ApiError::field(
+                field,
+                format!("'{raw}' is not an IPv4 CIDR such as 10.0.0.0/28"),
+            )
+        })?;
     if net.trunc() != net {
         return Err(ApiError::field(
             field,
@@ -189,7 +195,9 @@ pub async fn resolve(
 
 /// Resolves a reference to a network of the project given in `field` (`NAME`,
 /// `projects/{project}/networks/{name}`, or Memorystore's
-/// `projects/{project}/global/networks/{name}`; `default` when empty).
+/// `projects/{project}/global/networks/{name}`; `default` when empty). A reference of
+/// another shape is INVALID_ARGUMENT; one to a network that is not the project's (absent,
+/// or another project's) is NOT_FOUND, its message starting with the field.
 pub async fn resolve_as(
     conn: &mut PgConnection,
     field: &str,
@@ -203,6 +211,11 @@ pub async fn resolve_as(
         .or_else(|| raw.strip_prefix(&format!("projects/{project}/global/networks/")))
     {
         Some(n) => n,
+        None if other_projects_network(raw) => {
+            return Err(ApiError::NotFound(format!(
+                "{field}: {raw} is not a network of project '{project}'"
+            )))
+        }
         None if raw.contains('/') => {
             return Err(ApiError::field(
                 field,
@@ -212,9 +225,19 @@ pub async fn resolve_as(
         None => raw,
     };
     get(&mut *conn, project, name).await.map_err(|_| {
-        ApiError::field(
-            field,
-            format!("network '{name}' does not exist in project '{project}'"),
-        )
+        ApiError::NotFound(format!(
+            "{field}: network '{name}' does not exist in project '{project}'"
+        ))
     })
+}
+
+/// Whether `raw` is a network's full name (`projects/P/networks/N` or
+/// `projects/P/global/networks/N`), whatever its project.
+fn other_projects_network(raw: &str) -> bool {
+    let parts: Vec<&str> = raw.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["projects", p, "networks", n] | ["projects", p, "global", "networks", n]
+            if !p.is_empty() && !n.is_empty()
+    )
 }

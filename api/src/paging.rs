@@ -1,6 +1,8 @@
 //! Page sizes and opaque page tokens for list methods (keyset pagination).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::DecodePaddingMode;
 use base64::Engine;
 
 use crate::error::{ApiError, ApiResult};
@@ -10,9 +12,9 @@ pub const DEFAULT_PAGE_SIZE: i64 = 100;
 /// Larger page sizes are lowered to this.
 pub const MAX_PAGE_SIZE: i64 = 1000;
 
-/// Reads `pageSize`: absent or 0 means the default; above the maximum is lowered to it.
+/// Reads `pageSize`: absent or 0 means the default (empty is not a number); above the maximum is lowered to it.
 pub fn page_size(raw: Option<&str>) -> ApiResult<i64> {
-    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+    let Some(raw) = raw else {
         return Ok(DEFAULT_PAGE_SIZE);
     };
     let n: i64 = raw
@@ -30,12 +32,21 @@ pub fn encode_token(key: &str) -> String {
     URL_SAFE_NO_PAD.encode(key.as_bytes())
 }
 
+/// Reads any unpadded base64url text, whatever its last character's unused bits: the
+/// document's pattern for `pageToken`.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
+
 /// Decodes a `pageToken` back into the key it was made from.
 pub fn decode_token(raw: Option<&str>) -> ApiResult<Option<String>> {
     let Some(raw) = raw.filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    URL_SAFE_NO_PAD
+    LENIENT
         .decode(raw)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())

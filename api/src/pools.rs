@@ -117,11 +117,11 @@ pub async fn check(
     let clash = db::networks_overlapping(&mut *conn, pool).await?;
     match clash.iter().find(|n| n.project_id == project).or(clash.first()) {
         None => Ok(()),
-        Some(n) if n.project_id == project => Err(ApiError::field(
+        Some(n) if n.project_id == project => Err(ApiError::conflict(
             "ipRange",
             format!("{pool} overlaps the pool of network '{}' ({})", n.name, n.ip_range),
         )),
-        Some(n) => Err(ApiError::field(
+        Some(n) => Err(ApiError::conflict(
             "ipRange",
             format!(
                 "{pool} overlaps the pool {} of another project's network: in {} mode every network shares one address space",

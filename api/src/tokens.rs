@@ -28,8 +28,7 @@ pub async fn create(
     req: &CreateTokenRequest,
     supernet: Ipv4Net,
 ) -> ApiResult<Token> {
-    let project = req.project.as_deref().filter(|s| !s.is_empty());
-    let host = req.host.as_deref().filter(|s| !s.is_empty());
+    let (project, host) = (req.project.as_deref(), req.host.as_deref());
     let kind = match (project, host) {
         (Some(p), None) => {
             networks::ensure_project(conn, p, supernet).await?;

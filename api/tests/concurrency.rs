@@ -159,16 +159,13 @@ async fn concurrent_retries_with_one_request_id_make_one_instance() {
     assert_eq!(status, 200, "{op}");
     assert!(names.contains(&op_name(&op)), "{op}");
 
-    // The same requestId for another request is refused, naming the field.
+    // The same requestId for another request is refused (409: the id is taken), naming it.
     let other = concurrent_creates(&api, 1, |_| (path.clone(), standard_ha(2, 2))).await;
     let other_name = format!("{PARENT}/instances?instanceId=twice&requestId={request_id}");
     let other_target = api.post(&other_name, standard_ha(1, 2)).await;
     for (what, (status, body)) in [("another body", &other[0]), ("another name", &other_target)] {
-        assert_error(what, (*status, body), 400, "INVALID_ARGUMENT");
-        assert_eq!(
-            body["error"]["details"][0]["field"], "requestId",
-            "{what}: {body}"
-        );
+        let msg = assert_error(what, (*status, body), 409, "ALREADY_EXISTS");
+        assert!(msg.contains("requestId"), "{what}: {body}");
     }
     assert_eq!(list_all(&api, 100).await.0.len(), 1);
 }

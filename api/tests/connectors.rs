@@ -7,7 +7,7 @@ mod common;
 
 use cacheplane_testkit::json::{array_field, str_field};
 use cacheplane_testkit::{Api, Fleet, TestDb};
-use common::checks::{expect_error, expect_invalid, expect_ok};
+use common::checks::{expect_conflict, expect_error, expect_invalid, expect_ok};
 use common::client::{basic, create_ok, default_pool, op_name, wait_op, PARENT, PROJECT};
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
@@ -97,7 +97,7 @@ async fn loopback_connectors_are_ready_at_once_and_share_ranges_with_instances()
     );
     assert_eq!(op_name(&again), op_name(&op), "{again}");
     let got = create_connector(&api, "c9", body.clone(), Some(&rid)).await;
-    expect_invalid("requestId reused", &got, "requestId");
+    expect_error("requestId reused", &got, 409, "ALREADY_EXISTS", None);
     let got = create_connector(&api, "c1", body.clone(), None).await;
     expect_error("existing name", &got, 409, "ALREADY_EXISTS", None);
 
@@ -108,7 +108,7 @@ async fn loopback_connectors_are_ready_at_once_and_share_ranges_with_instances()
         json!({"tier": "BASIC", "memorySizeGb": 1, "reservedIpRange": r1.to_string()}),
     )
     .await;
-    expect_invalid("instance on the connector's range", &got, "reservedIpRange");
+    expect_conflict("instance on the connector's range", &got, "reservedIpRange");
     create_ok(&api, "cache", basic(1)).await;
     let cache = expect_ok(
         "cache",
@@ -122,7 +122,7 @@ async fn loopback_connectors_are_ready_at_once_and_share_ranges_with_instances()
         None,
     )
     .await;
-    expect_invalid("connector on the instance's range", &got, "ipCidrRange");
+    expect_conflict("connector on the instance's range", &got, "ipCidrRange");
     let auto = expect_ok(
         "c2 auto",
         &create_connector(&api, "c2", body.clone(), None).await,
@@ -152,7 +152,7 @@ async fn loopback_connectors_are_ready_at_once_and_share_ranges_with_instances()
     let got = api
         .delete(&format!("/v1/projects/{PROJECT}/networks/default"))
         .await;
-    expect_error("network in use", &got, 400, "FAILED_PRECONDITION", None);
+    expect_error("network in use", &got, 409, "FAILED_PRECONDITION", None);
     let msg = str_field(&got.1, "error.message");
     assert!(
         msg.contains(&target) && msg.contains("instances/cache"),
@@ -188,12 +188,7 @@ async fn connector_requests_are_validated() {
         ("Bad_Name", ok.clone(), "connectorId"),
         ("c-", ok.clone(), "connectorId"),
         ("c", json!({"network": ""}), "network"),
-        ("c", json!({"network": "ghost"}), "network"),
-        (
-            "c",
-            json!({"network": "projects/other/networks/default"}),
-            "network",
-        ),
+        ("c", json!({"network": "projects/other/nets/x"}), "network"),
         ("c", json!({}), "network"),
         ("c", json!({"network": "default", "x": 1}), "x"),
         (
@@ -211,12 +206,18 @@ async fn connector_requests_are_validated() {
             json!({"network": "default", "ipCidrRange": "10.99.0.1/28"}),
             "ipCidrRange",
         ),
-        (
-            "c",
-            json!({"network": "default", "ipCidrRange": "10.99.0.0/28"}),
-            "ipCidrRange",
-        ),
     ];
+    // A network that is not the project's: NOT_FOUND, naming the field.
+    for network in ["ghost", "projects/other/networks/default"] {
+        let got = create_connector(&api, "c", json!({ "network": network }), None).await;
+        expect_error(&format!("network {network}"), &got, 404, "NOT_FOUND", None);
+        let message = got.1["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("network: "), "{}", got.1);
+    }
+    // Outside the network's pool: valid in itself, refused by the stored pool.
+    let outside = json!({"network": "default", "ipCidrRange": "10.99.0.0/28"});
+    let got = create_connector(&api, "c", outside, None).await;
+    expect_conflict("outside the pool", &got, "ipCidrRange");
     for (name, body, field) in cases {
         let got = create_connector(&api, name, body.clone(), None).await;
         expect_invalid(&format!("connector {name:?} {body}"), &got, field);
@@ -354,7 +355,7 @@ async fn netns_connector_on_a_silent_host_is_deleted_with_its_range_held() {
     // Held until the host applies the config without it.
     let body = json!({"network": "default", "ipCidrRange": range});
     let got = create_connector(&api, "app2", body.clone(), None).await;
-    expect_invalid("range held", &got, "ipCidrRange");
+    expect_conflict("range held", &got, "ipCidrRange");
     fleet.agent(&host).sync().await;
     let got = create_connector(&api, "app2", body, None).await;
     expect_ok("range released", &got);
@@ -387,7 +388,7 @@ async fn pools_come_from_supernets_and_never_cover_hosts() {
     );
     // Loopback mode: one address space, across projects too.
     let got = create_net(&api, "other", "n1", "10.50.0.0/24").await;
-    expect_invalid("other project, loopback", &got, "ipRange");
+    expect_conflict("other project, loopback", &got, "ipRange");
 }
 
 #[tokio::test]

@@ -431,7 +431,7 @@ async fn a_repairing_instance_with_no_qualified_replica_can_be_forced_over() {
     let (status, body) = api
         .post(&path, json!({ "dataProtectionMode": "LIMITED_DATA_LOSS" }))
         .await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["status"], "FAILED_PRECONDITION", "{body}");
     let (status, op) = api
         .post(&path, json!({ "dataProtectionMode": "FORCE_DATA_LOSS" }))

@@ -1,7 +1,8 @@
 //! `GET …/instances/{instance}/metrics`: the nodes' figures every 10 s over a window,
 //! from the API's sampler, with the instance's failovers as markers; its window is
-//! checked (a bad one is a 400 naming `window`), and a project's token sees only its
-//! own instances; on the real stack the points carry the engines' own figures.
+//! checked (a malformed one is a 400 naming `window`; a longer one is an hour), and a
+//! project's token sees only its own instances; on the real stack the points carry the
+//! engines' own figures.
 
 mod common;
 
@@ -114,7 +115,7 @@ async fn a_bad_window_is_refused_naming_it() {
     let op = create_ok(&api, "small", basic(1)).await;
     fleet.converge(&api, &op).await;
 
-    for window in ["2h", "5s", "soon", "-1m"] {
+    for window in ["soon", "-1m", "5%20m", "1d"] {
         let (status, body) = api
             .get(&metrics_path("small", &format!("?window={window}")))
             .await;
@@ -127,6 +128,14 @@ async fn a_bad_window_is_refused_naming_it() {
             body["error"]["details"][0]["field"], "window",
             "{window}: {body}"
         );
+    }
+    // As a `timeout` past the longest wait, a window past an hour is an hour.
+    for (window, seconds) in [("2h", 3600), ("10s", 60), ("15m", 900)] {
+        let (status, body) = api
+            .get(&metrics_path("small", &format!("?window={window}")))
+            .await;
+        assert_eq!(status, 200, "{window}: {body}");
+        assert_eq!(body["windowSeconds"], seconds, "{window}: {body}");
     }
     let (status, body) = api.get(&metrics_path("small", "")).await;
     assert_eq!(status, 200, "{body}");

@@ -334,9 +334,12 @@ async fn delete_ready_instance_frees_its_range() {
     let mut body = basic(1);
     body["reservedIpRange"] = json!(range.to_string());
     let (status, early) = create(&api, "reuse", body.clone()).await;
-    assert_eq!(status, 400, "range reused while the old nodes run: {early}");
-    assert_eq!(
-        early["error"]["details"][0]["field"], "reservedIpRange",
+    assert_eq!(status, 409, "range reused while the old nodes run: {early}");
+    assert_eq!(early["error"]["status"], "FAILED_PRECONDITION", "{early}");
+    assert!(
+        early["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("reservedIpRange: ")),
         "{early}"
     );
 

@@ -388,7 +388,7 @@ async fn transit_encryption_mode_is_validated_and_set_at_create_only() {
             json!({}),
         )
         .await;
-    expect_error("rotate without TLS", &got, 400, "FAILED_PRECONDITION", None);
+    expect_error("rotate without TLS", &got, 409, "FAILED_PRECONDITION", None);
     let got = api
         .post(
             &format!("{INSTANCES}/nope/rotateServerCertificate"),

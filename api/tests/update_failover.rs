@@ -203,7 +203,7 @@ async fn failover_checks_lag_and_moves_the_primary() {
     assert_error(
         "failover of BASIC",
         (got.0, &got.1),
-        400,
+        409,
         "FAILED_PRECONDITION",
     );
 
@@ -224,7 +224,7 @@ async fn failover_checks_lag_and_moves_the_primary() {
         let msg = assert_error(
             "lagging failover",
             (got.0, &got.1),
-            400,
+            409,
             "FAILED_PRECONDITION",
         );
         assert!(msg.contains("lag"), "{msg}");

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use cacheplane_testkit::json::{name_id, str_field, string_field};
 use cacheplane_testkit::{Api, TestDb};
 use cacheplane_testkit::{Fleet, GIB};
-use common::checks::{expect_error, expect_invalid, expect_ok, merge, raw_req};
+use common::checks::{expect_conflict, expect_error, expect_invalid, expect_ok, merge, raw_req};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -165,16 +165,23 @@ async fn create_refuses_bad_fields_and_names_them() {
         ("nope", basic(json!({"nope": 1}))),
         (
             "authorizedNetwork",
-            basic(json!({"authorizedNetwork": "nope"})),
-        ),
-        (
-            "authorizedNetwork",
-            basic(json!({"authorizedNetwork": "projects/other/networks/default"})),
+            basic(json!({"authorizedNetwork": "projects/other/nets/default"})),
         ),
     ];
     for (field, body) in &cases {
         let got = post_create(&api, "c1", body.clone()).await;
         expect_invalid(&format!("create {body}"), &got, field);
+    }
+    // A network that is not the project's: NOT_FOUND, naming the field.
+    for network in ["nope", "projects/other/networks/default"] {
+        let body = basic(json!({ "authorizedNetwork": network }));
+        let got = post_create(&api, "c1", body).await;
+        expect_error(&format!("network {network}"), &got, 404, "NOT_FOUND", None);
+        assert!(
+            str_field(&got.1, "error.message").starts_with("authorizedNetwork: "),
+            "{}",
+            got.1
+        );
     }
     let policy = basic(json!({"redisConfigs": {"maxmemory-policy": "most-lru"}}));
     let got = post_create(&api, "c1", policy).await;
@@ -213,20 +220,25 @@ async fn create_checks_the_reserved_range_and_the_name() {
     let first = expect_ok("get", &api.get(&format!("{INSTANCES}/first")).await);
     let taken = string_field(&first, "reservedIpRange");
     let taken_base: Ipv4Addr = taken.split('/').next().unwrap().parse().unwrap();
+    // (what, range, refused by the stored state rather than wrong in itself)
     let cases = [
-        ("not a CIDR", "banana".to_string()),
-        ("prefix 33", "10.0.0.0/33".to_string()),
-        ("not aligned", format!("{}/28", ip_plus(base, 5))),
-        ("too small", format!("{}/29", ip_plus(base, 4096))),
-        ("outside the pool", "10.0.0.0/28".to_string()),
-        ("IPv6", "fd00::/120".to_string()),
-        ("overlaps first", taken.clone()),
-        ("contains first", format!("{taken_base}/27")),
+        ("not a CIDR", "banana".to_string(), false),
+        ("prefix 33", "10.0.0.0/33".to_string(), false),
+        ("not aligned", format!("{}/28", ip_plus(base, 5)), false),
+        ("too small", format!("{}/29", ip_plus(base, 4096)), false),
+        ("outside the pool", "10.0.0.0/28".to_string(), true),
+        ("IPv6", "fd00::/120".to_string(), false),
+        ("overlaps first", taken.clone(), true),
+        ("contains first", format!("{taken_base}/27"), true),
     ];
-    for (what, range) in cases {
+    for (what, range, stored) in cases {
         let got = post_create(&api, "second", basic(json!({"reservedIpRange": range}))).await;
         let what = format!("reservedIpRange {what} ({range}; pool {pool}, taken {taken})");
-        expect_invalid(&what, &got, "reservedIpRange");
+        if stored {
+            expect_conflict(&what, &got, "reservedIpRange");
+        } else {
+            expect_invalid(&what, &got, "reservedIpRange");
+        }
     }
     let got = post_create(&api, "first", basic(json!({}))).await;
     expect_error("duplicate name", &got, 409, "ALREADY_EXISTS", None);
@@ -285,7 +297,7 @@ async fn patch_refuses_bad_masks_and_states() {
         expect_error(
             &format!("{mask} while CREATING"),
             &got,
-            400,
+            409,
             "FAILED_PRECONDITION",
             None,
         );
@@ -501,24 +513,26 @@ async fn read_replicas_cannot_be_disabled_and_counts_are_checked() {
         .as_str()
         .and_then(|p| p.split('/').next()?.parse().ok())
         .unwrap();
+    // (range, refused by the stored state rather than wrong in itself)
     let ranges = [
-        "banana".to_string(),
-        format!("{}/27", ip_plus(base, 8192)),
-        format!("{}/28", ip_plus(base, 8195)),
-        "10.0.0.0/28".to_string(),
-        own.clone(),
+        ("banana".to_string(), false),
+        (format!("{}/27", ip_plus(base, 8192)), false),
+        (format!("{}/28", ip_plus(base, 8195)), false),
+        ("10.0.0.0/28".to_string(), true),
+        (own.clone(), true),
     ];
-    for range in ranges {
+    for (range, stored) in ranges {
         let mask = "readReplicasMode,secondaryIpRange";
         let body = json!({"readReplicasMode": RR, "secondaryIpRange": range});
         let got = api
             .patch(&format!("{INSTANCES}/ha?updateMask={mask}"), body)
             .await;
-        expect_invalid(
-            &format!("secondaryIpRange {range} (pool {pool}, own {own})"),
-            &got,
-            "secondaryIpRange",
-        );
+        let what = format!("secondaryIpRange {range} (pool {pool}, own {own})");
+        if stored {
+            expect_conflict(&what, &got, "secondaryIpRange");
+        } else {
+            expect_invalid(&what, &got, "secondaryIpRange");
+        }
     }
     let got = api
         .patch(

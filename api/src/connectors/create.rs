@@ -79,7 +79,7 @@ fn requested_range(raw: &str, network: &NetworkRow) -> ApiResult<Ipv4Net> {
     }
     let pool = network.pool();
     if !pool.contains(&r) {
-        return Err(ApiError::field(
+        return Err(ApiError::conflict(
             "ipCidrRange",
             format!("{r} is not inside network '{}' ({pool})", network.name),
         ));
@@ -166,7 +166,7 @@ async fn insert_and_place(
     ) {
         (Some(_), _) => {}
         (None, Some(r)) => {
-            return Err(ApiError::field(
+            return Err(ApiError::conflict(
                 "ipCidrRange",
                 format!(
                     "{r} is not free in network '{}': an instance or another connector holds (part of) it, or it waits for a silent host to release it",

@@ -61,6 +61,11 @@ pub fn enum_numbers(uri: &Uri) -> Result<bool, ApiError> {
     Ok(numbers)
 }
 
+/// Whether the request being answered comes from a Google client library.
+pub fn google_client() -> bool {
+    ENCODING.try_with(|e| e.google_fields_only).unwrap_or(false)
+}
+
 /// How to answer a request with this URI and headers.
 pub fn encoding(uri: &Uri, headers: &HeaderMap) -> Result<Encoding, ApiError> {
     let google = headers.contains_key(GOOGLE_CLIENT_HEADER);

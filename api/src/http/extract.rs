@@ -35,33 +35,68 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Parses JSON, naming the path of the first bad field in the error. Strings may not
 /// hold NUL characters (Postgres text cannot store them).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::field(
+            "body",
+            format!("is not valid JSON: {}", without_position(&e)),
+        )
+    })?;
+    if holds_nul(&value) {
         return Err(ApiError::field(
             "body",
             "strings may not contain NUL characters (\\u0000)",
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    integral_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        let msg = inner.to_string();
-        // Strip serde_json's " at line 1 column 5" position suffix.
-        let msg = match msg.find(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        };
+        let msg = without_position(e.inner());
         let field = if path == "." || path.is_empty() {
             backticked(&msg).unwrap_or_else(|| "body".to_string())
         } else {
             path
         };
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::field("body", format!("is not valid JSON: {msg}"))
-        } else {
-            ApiError::field(field, msg)
-        }
+        ApiError::field(field, msg)
     })
+}
+
+/// Whether a string or a key anywhere in `value` holds NUL.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
+/// serde_json's message without its " at line 1 column 5" suffix.
+fn without_position(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    }
+}
+
+/// Writes every whole number written with a fraction or exponent (`2.0`, `1e3`) as an
+/// integer, as JSON Schema counts it one: integer fields take it.
+fn integral_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Within i64 (2^63 is not), and whole.
+            const I64: std::ops::Range<f64> = -9.223_372_036_854_776e18..9.223_372_036_854_776e18;
+            if f.fract() == 0.0 && I64.contains(&f) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
 }
 
 /// The first name in backticks, e.g. the field of "missing field `tier`".
@@ -116,5 +151,17 @@ mod tests {
         assert_eq!(field_of(r#"{"#), "body");
         assert_eq!(field_of(r#"[]"#), "body");
         assert_eq!(field_of(r#"{"displayName": "a\u0000b"}"#), "body");
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_are_integers() {
+        let req: CreateInstanceRequest =
+            parse_json(br#"{"tier": "BASIC", "memorySizeGb": 2.0, "replicaCount": 0e0}"#)
+                .expect("2.0 is a whole number");
+        assert_eq!(req.memory_size_gb, 2);
+        assert_eq!(
+            field_of(r#"{"tier": "BASIC", "memorySizeGb": 2.5}"#),
+            "memorySizeGb"
+        );
     }
 }

@@ -24,7 +24,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 struct WindowQuery {
-    /// How far back: a duration from `1m` to `1h` (`5m`, `900s`, `1h`); default `1h`.
+    /// How far back (`5m`, `900s`, `1h`; default `1h`): at most an hour (a longer window
+    /// is an hour) and at least a minute.
     window: Option<String>,
 }
 

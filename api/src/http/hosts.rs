@@ -11,8 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Principal;
-use crate::config::parse_duration;
 use crate::error::{ApiError, ApiResult};
+use crate::http::contract;
 use crate::http::extract::{Json, Json as Body, Path, Query};
 use crate::state::AppState;
 use crate::{background, hosts};
@@ -119,15 +119,12 @@ async fn get_config(
 ) -> ApiResult<Json<HostConfig>> {
     p.check_host(&host)?;
     let s = s.for_agents();
-    let Some(known) = q.generation.as_deref().filter(|g| !g.is_empty()) else {
+    let timeout = contract::wait_timeout(q.timeout.as_deref(), std::time::Duration::from_secs(30))?;
+    let Some(known) = q.generation.as_deref() else {
         return Ok(Json(hosts::config(&s.pool, &host).await?));
     };
     let known: i64 = known
         .parse()
         .map_err(|_| ApiError::field("generation", "must be a whole number"))?;
-    let timeout = match q.timeout.as_deref() {
-        None | Some("") => std::time::Duration::from_secs(30),
-        Some(t) => parse_duration(t).map_err(|e| ApiError::field("timeout", e))?,
-    };
     Ok(Json(hosts::wait_config(&s, &host, known, timeout).await?))
 }

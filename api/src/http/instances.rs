@@ -2,7 +2,8 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::Uri;
+use axum::http::{header, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use cacheplane_types::{
     CreateInstanceRequest, ErrorBody, FailoverRequest, Instance, InstanceAuthString,
@@ -227,17 +228,16 @@ async fn custom_method(
     Query(q): Query<RequestIdQuery>,
     uri: Uri,
     body: Bytes,
-) -> ApiResult<Json<Operation>> {
+) -> Result<Json<Operation>, Response> {
     let Some((name, verb)) = segment.split_once(':') else {
-        return Err(ApiError::MethodNotAllowed(format!(
-            "POST is not allowed on {}",
-            uri.path()
-        )));
+        // The instance itself: GET, PATCH and DELETE only.
+        let error = ApiError::MethodNotAllowed(format!("POST is not allowed on {}", uri.path()));
+        return Err(([(header::ALLOW, "GET,HEAD,DELETE,PATCH")], error).into_response());
     };
     let name = name.to_string();
     match verb {
         "failover" => {
-            let req = parse_body(&body)?;
+            let req = parse_body(&body).map_err(IntoResponse::into_response)?;
             failover_instance(
                 p,
                 State(s),
@@ -246,13 +246,16 @@ async fn custom_method(
                 Body(req),
             )
             .await
+            .map_err(IntoResponse::into_response)
         }
         "upgrade" | "import" | "export" | "rescheduleMaintenance" => Err(
-            ApiError::MethodNotAllowed(format!("`:{verb}` is not offered by this API")),
+            ApiError::MethodNotAllowed(format!("`:{verb}` is not offered by this API"))
+                .into_response(),
         ),
         _ => Err(ApiError::NotFound(format!(
             "no such method: `:{verb}` (instances have `:failover`)"
-        ))),
+        ))
+        .into_response()),
     }
 }
 

@@ -3,14 +3,17 @@
 //! same annotations, so they cannot drift apart.
 
 pub mod alt;
+mod body_rules;
 mod catalog;
 mod connectors;
 pub mod console;
+pub mod contract;
 pub mod extract;
 mod health;
 mod history;
 mod hosts;
 mod instances;
+mod links;
 pub mod metrics;
 mod networks;
 mod operations;
@@ -132,6 +135,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     // After the routes are merged: the derive's modifiers run before there are paths.
     Protection.modify(&mut doc);
     alt::Documented.modify(&mut doc);
+    contract::ParameterRules.modify(&mut doc);
+    body_rules::BodyRules.modify(&mut doc);
+    links::CreateLinks.modify(&mut doc);
     doc
 }
 
@@ -143,6 +149,7 @@ pub fn app(state: AppState) -> Router {
     let protect = axum::middleware::from_fn_with_state(state.clone(), crate::limits::protect);
     let track = axum::middleware::from_fn_with_state(state.clone(), metrics::track);
     routes
+        .route_layer(axum::middleware::from_fn(contract::reject_unknown_query))
         .route(metrics::PATH, axum::routing::get(metrics::scrape))
         .merge(console::routes())
         .fallback(not_found)
@@ -169,8 +176,19 @@ async fn reject_nul(
     next.run(req).await
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+/// 405 with the error shape and `Allow` as the document has it: a Google custom method
+/// (`…/{instance}:verb`) shares its route with the resource, whose methods axum would
+/// list (`contract::allow`).
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: Uri,
+    route: Option<axum::extract::MatchedPath>,
+) -> axum::response::Response {
+    let error = ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()));
+    match contract::allow(uri.path(), route.as_ref()) {
+        Some(allow) => ([(axum::http::header::ALLOW, allow)], error).into_response(),
+        None => error.into_response(),
+    }
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -8,8 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Principal;
-use crate::config::parse_duration;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use crate::http::contract;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::PageQuery;
 use crate::notify::Change;
@@ -84,11 +84,8 @@ async fn wait_operation(
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<Json<Operation>> {
     p.check_project(&project)?;
-    let timeout = match q.timeout.as_deref() {
-        None | Some("") => std::time::Duration::from_secs(30),
-        Some(t) => parse_duration(t).map_err(|e| ApiError::field("timeout", e))?,
-    }
-    .min(s.config.max_wait);
+    let timeout = contract::wait_timeout(q.timeout.as_deref(), std::time::Duration::from_secs(30))?
+        .min(s.config.max_wait);
     let op = operations::get(&s.pool, &project, &region, &id).await?;
     let op_id = op.id;
     let pool = &s.pool;

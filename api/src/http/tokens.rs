@@ -48,8 +48,8 @@ async fn create_token(
 }
 
 /// Revokes a token.
-#[utoipa::path(delete, path = "/v1/tokens/{token}", tag = "admin",
-    params(("token" = String, Path, description = "Token id (the last part of its name)")),
+#[utoipa::path(delete, path = "/v1/tokens/{tokenId}", tag = "admin",
+    params(("tokenId" = String, Path, description = "Token id (the last part of its name `tokens/{tokenId}`)")),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 async fn revoke_token(
     p: Principal,

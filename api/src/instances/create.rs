@@ -147,7 +147,7 @@ fn reserved_range(raw: &str, network: &NetworkRow) -> ApiResult<Ipv4Net> {
         ));
     }
     if !pool.contains(&r) {
-        return Err(ApiError::field(
+        return Err(ApiError::conflict(
             "reservedIpRange",
             format!("{r} is not inside network '{}' ({pool})", network.name),
         ));
@@ -299,7 +299,7 @@ async fn reserve_range(tx: &mut PgConnection, instance: Uuid, spec: &Spec) -> Ap
     let got = alloc::reserve(tx, instance, network.id, Purpose::Primary, spec.reserved).await?;
     match (got, spec.reserved) {
         (Some(r), _) => Ok(r),
-        (None, Some(r)) => Err(ApiError::field(
+        (None, Some(r)) => Err(ApiError::conflict(
             "reservedIpRange",
             format!(
                 "{r} overlaps a range in use in network '{}' (an instance's or a connector's)",

@@ -8,6 +8,26 @@ use crate::error::{ApiError, ApiResult};
 
 pub use crate::db::instances::{Filter, Term};
 
+/// The longest filter, in characters.
+pub const MAX_CHARS: usize = 1000;
+
+/// The characters that separate terms (`str::split_ascii_whitespace`).
+const SPACE: &str = "[ \\t\\n\\f\\r]";
+
+/// The filter's grammar as a regular expression, for the document: exactly what
+/// [`parse`] accepts (within [`MAX_CHARS`]).
+pub fn pattern() -> String {
+    let word = "[^\\x00 \\t\\n\\f\\r]";
+    let states: Vec<&str> = InstanceState::ALL.iter().map(|s| s.as_str()).collect();
+    let tiers: Vec<&str> = Tier::ALL.iter().map(|t| t.as_str()).collect();
+    let term = format!(
+        "([Aa][Nn][Dd]|state[=:]\"*({})\"*|tier[=:]\"*({})\"*|labels\\.[^\\x00=: \\t\\n\\f\\r]+[=:]{word}*)",
+        states.join("|"),
+        tiers.join("|")
+    );
+    format!("^{SPACE}*({term}({SPACE}+{term})*)?{SPACE}*$")
+}
+
 fn bad(msg: String) -> ApiError {
     ApiError::field("filter", msg)
 }
@@ -18,10 +38,10 @@ pub fn parse(raw: Option<&str>) -> ApiResult<Filter> {
     let Some(raw) = raw else {
         return Ok(Filter::default());
     };
-    if raw.len() > 1000 {
-        return Err(bad("must be at most 1000 characters".into()));
+    if raw.chars().count() > MAX_CHARS {
+        return Err(bad(format!("must be at most {MAX_CHARS} characters")));
     }
-    for word in raw.split_whitespace() {
+    for word in raw.split_ascii_whitespace() {
         if word.eq_ignore_ascii_case("AND") {
             continue;
         }
@@ -79,6 +99,29 @@ mod tests {
             ]
         );
         assert_eq!(parse(Some("")).unwrap(), Filter::default());
+    }
+
+    /// The document's pattern accepts exactly what the parser accepts.
+    #[test]
+    fn pattern_matches_the_parser() {
+        let re = regex::Regex::new(&pattern()).expect("a valid pattern");
+        for filter in [
+            "state=READY",
+            " state=READY AND labels.env:prod\tlabels.team:* and tier=BASIC ",
+            "state=\"READY\"",
+            "labels.a=",
+            "AND",
+            "",
+            "state=SLEEPING",
+            "color=red",
+            "ready",
+            "labels.=x",
+            "state=READY\u{a0}tier=BASIC",
+            "labels.k=v\u{2003}x",
+        ] {
+            let parsed = parse(Some(filter)).is_ok();
+            assert_eq!(re.is_match(filter), parsed, "{filter:?}");
+        }
     }
 
     #[test]

@@ -33,6 +33,19 @@ pub fn expect_invalid(what: &str, got: &(u16, Value), field: &str) {
     expect_error(what, got, 400, "INVALID_ARGUMENT", Some(field));
 }
 
+/// Asserts a valid value the stored state refuses: 409 FAILED_PRECONDITION whose
+/// message starts with the field (a range in use, outside the network's pool, …).
+#[track_caller]
+pub fn expect_conflict(what: &str, got: &(u16, Value), field: &str) {
+    expect_error(what, got, 409, "FAILED_PRECONDITION", None);
+    let message = got.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("{field}: ")),
+        "{what}: the message names {field}: {}",
+        got.1
+    );
+}
+
 /// Asserts a 200 or 204 and returns the body.
 #[track_caller]
 pub fn expect_ok(what: &str, got: &(u16, Value)) -> Value {

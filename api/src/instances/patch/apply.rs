@@ -147,11 +147,17 @@ impl Patching<'_> {
             "auto" => None,
             raw => {
                 let r = networks::parse_cidr("secondaryIpRange", raw)?;
-                if r.prefix_len() != 28 || !network.pool().contains(&r) {
+                if r.prefix_len() != 28 {
                     return Err(ApiError::field(
                         "secondaryIpRange",
+                        "must be a /28 or 'auto'",
+                    ));
+                }
+                if !network.pool().contains(&r) {
+                    return Err(ApiError::conflict(
+                        "secondaryIpRange",
                         format!(
-                            "must be a /28 inside network '{}' ({})",
+                            "{r} is not inside network '{}' ({})",
                             network.name,
                             network.pool()
                         ),
@@ -164,7 +170,7 @@ impl Patching<'_> {
         match (got, exact) {
             (Some(_), _) => {}
             (None, Some(r)) => {
-                return Err(ApiError::field(
+                return Err(ApiError::conflict(
                     "secondaryIpRange",
                     format!("{r} overlaps the range of another instance"),
                 ))

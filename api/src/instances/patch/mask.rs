@@ -24,28 +24,59 @@ pub fn create_only(field: &str) -> ApiError {
     )
 }
 
-/// A field mask path as this API names fields: `memory_size_gb` (the proto's name, which
-/// Google's tools put in masks) is `memorySizeGb`.
-fn camel_case(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut upper = false;
-    for c in path.chars() {
-        match c {
-            '_' if !out.is_empty() => upper = true,
-            c if upper => {
-                out.extend(c.to_uppercase());
-                upper = false;
-            }
-            c => out.push(c),
+/// The proto's snake_case name of a field (`memorySizeGb` is `memory_size_gb`), which
+/// Google's tools put in masks.
+fn snake_case(field: &str) -> String {
+    let mut out = String::with_capacity(field.len() + 4);
+    for c in field.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
         }
+        out.push(c.to_ascii_lowercase());
     }
     out
 }
 
+/// The field `path` names in `fields`, by its camelCase or its snake_case name.
+fn named<'a>(fields: &[&'a str], path: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|f| **f == path || snake_case(f) == path)
+        .copied()
+}
+
+/// `updateMask`'s grammar as a regular expression, for the document: exactly what
+/// [`parse_mask`] accepts. Fields by either name, separated by commas (spaces around
+/// them allowed); `readReplicasMode` only with `secondaryIpRange`, which needs it.
+pub fn pattern() -> String {
+    let alternatives = |fields: &[&str]| {
+        let names: Vec<String> = fields
+            .iter()
+            .flat_map(|f| [f.to_string(), snake_case(f)])
+            .collect();
+        format!("({})", names.join("|"))
+    };
+    let plain: Vec<&str> = UPDATABLE
+        .iter()
+        .copied()
+        .filter(|f| !ON_THEIR_OWN.contains(f))
+        .collect();
+    let (rr, sir) = (
+        alternatives(&ON_THEIR_OWN[..1]),
+        alternatives(&ON_THEIR_OWN[1..]),
+    );
+    let plain = alternatives(&plain);
+    let own = format!("({rr}|{sir})");
+    format!("^ *({plain}( *, *{plain})*|({sir} *, *)*{rr}( *, *{own})*) *$")
+}
+
+/// The fields changed alone: `readReplicasMode`, with `secondaryIpRange` at most.
+const ON_THEIR_OWN: [&str; 2] = ["readReplicasMode", "secondaryIpRange"];
+
 /// Parses `updateMask` into its fields (camelCase, or the proto's snake_case names).
 pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
     let raw = raw
-        .map(str::trim)
+        .map(|s| s.trim_matches(' '))
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
             ApiError::field(
@@ -57,20 +88,19 @@ pub fn parse_mask(raw: Option<&str>) -> ApiResult<Vec<String>> {
             )
         })?;
     let mut fields: Vec<String> = Vec::new();
-    for f in raw.split(',').map(str::trim).map(camel_case) {
-        let f = f.as_str();
-        if let Some(field) = CREATE_ONLY.iter().find(|c| **c == f) {
+    for path in raw.split(',').map(|p| p.trim_matches(' ')) {
+        if let Some(field) = named(CREATE_ONLY, path) {
             return Err(create_only(field));
         }
-        if !UPDATABLE.contains(&f) {
+        let Some(f) = named(UPDATABLE, path) else {
             return Err(ApiError::field(
                 "updateMask",
                 format!(
-                    "'{f}' cannot be updated; updatable: {}",
+                    "'{path}' cannot be updated; updatable: {}",
                     UPDATABLE.join(", ")
                 ),
             ));
-        }
+        };
         if !fields.iter().any(|x| x == f) {
             fields.push(f.to_string());
         }
@@ -100,13 +130,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proto_names_are_camel_cased() {
-        assert_eq!(camel_case("memory_size_gb"), "memorySizeGb");
-        assert_eq!(camel_case("displayName"), "displayName");
+    fn proto_names_are_accepted() {
+        assert_eq!(snake_case("memorySizeGb"), "memory_size_gb");
+        assert_eq!(snake_case("labels"), "labels");
         assert_eq!(
             parse_mask(Some("memory_size_gb,labels,display_name,labels")).unwrap(),
             ["memorySizeGb", "labels", "displayName"]
         );
         assert!(parse_mask(Some("transit_encryption_mode")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    /// The document's pattern accepts exactly what the parser accepts.
+    #[test]
+    fn pattern_matches_the_parser() {
+        let re = regex::Regex::new(&pattern()).expect("a valid pattern");
+        for mask in [
+            "labels",
+            "memory_size_gb,labels , displayName",
+            " replicaCount ",
+            "readReplicasMode",
+            "secondary_ip_range,readReplicasMode",
+            "read_replicas_mode, secondaryIpRange",
+            "",
+            "labels,",
+            "transitEncryptionMode",
+            "readReplicasMode,labels",
+            "secondaryIpRange",
+            "memory_sizeGb",
+            "labels\t",
+        ] {
+            let parsed = parse_mask(Some(mask)).is_ok();
+            assert_eq!(re.is_match(mask), parsed, "{mask:?}");
+        }
     }
 }

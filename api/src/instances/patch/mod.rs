@@ -11,7 +11,7 @@ use chrono::Utc;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub use mask::{parse_mask, CREATE_ONLY, UPDATABLE};
+pub use mask::{parse_mask, pattern as mask_pattern, CREATE_ONLY, UPDATABLE};
 
 use crate::auth::Principal;
 use crate::db::instances::{self as db, FieldChanges, Guard};
