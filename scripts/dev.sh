@@ -62,6 +62,10 @@ install_prerequisites() {
 }
 
 build() {
+    # The API embeds console/dist (committed); rebuild it first when its sources changed.
+    if bash "$ROOT/scripts/console.sh" stale; then
+        bash "$ROOT/scripts/console.sh" build || die "building the console failed"
+    fi
     say "cargo build --release -p cacheplane-api -p cacheplane-node-agent -p cachectl"
     (cd "$ROOT" && cargo build --release -p cacheplane-api -p cacheplane-node-agent -p cachectl) ||
         die "cargo build failed"
@@ -93,6 +97,8 @@ cmd_start() {
     cat <<EOF
 
 Cacheplane is up, and cachectl is set up for it (\`cachectl config list\`).
+  Web console: http://127.0.0.1:${CACHECTL_LOCAL_API_PORT:-8080}/console/ (sign in with the admin token:
+    cat ${CACHECTL_LOCAL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/cacheplane}/admin-token)
   export PATH="$TARGET_DIR/release:\$PATH"   # to type \`cachectl\`
   cachectl instances list --project demo-project
   cachectl --help

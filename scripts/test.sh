@@ -61,6 +61,10 @@ install_prerequisites() {
     command -v terraform >/dev/null 2>&1 ||
         echo "warning: terraform is not on PATH: the terraform-provider-cacheplane tests will fail" >&2
     install_python_test_tools
+    # The console's browser test (api/tests/console_browser.rs): Debian's Chromium,
+    # driven by playwright-core from console/node_modules (npm ci; no browser download).
+    ensure_pkg chromium chromium
+    bash "$ROOT/scripts/console.sh" install
 }
 
 main() {
@@ -69,6 +73,10 @@ main() {
 
     step "cargo fmt --all -- --check"
     cargo fmt --all -- --check
+
+    # The API embeds console/dist: it must be what its sources build.
+    step "console: the committed build is current (scripts/console.sh check)"
+    bash "$ROOT/scripts/console.sh" check
 
     step "cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 #[cfg(test)]
 mod fixtures;
+pub mod history;
 pub mod hosts;
 pub mod http;
 pub mod idempotency;

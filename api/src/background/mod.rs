@@ -17,6 +17,7 @@ pub mod grace;
 pub mod health;
 pub mod memcache;
 pub mod retention;
+pub mod sampler;
 
 use std::fmt::Display;
 
@@ -33,16 +34,18 @@ pub use driver::advance;
 /// The most unfinished operations one sweep looks at.
 const SWEEP_LIMIT: i64 = 1000;
 
-/// Sweeps every `worker_interval` until shutdown.
+/// Sweeps every `worker_interval` until shutdown, with the sampler beside it.
 pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
+    let sampler = tokio::spawn(sampler::run(state.clone(), shutdown.clone()));
     let mut tick = tokio::time::interval(state.config.worker_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             _ = tick.tick() => sweep(&state).await,
         }
     }
+    let _ = sampler.await;
 }
 
 /// One pass: advances every unfinished operation, then checks every instance whose

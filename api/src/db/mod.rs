@@ -35,6 +35,7 @@ pub mod quotas;
 pub mod ranges;
 pub mod requests;
 pub mod retention;
+pub mod samples;
 pub mod tls;
 pub mod tokens;
 

@@ -65,7 +65,7 @@ fn shared_schema(location: &ParameterIn, name: &str, operation: &str) -> Option<
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
         (ParameterIn::Query, "networkId") => string(ID_63),
         (ParameterIn::Query, "instanceId" | "connectorId") => string(ID_40),
-        (ParameterIn::Query, "timeout") => string(WAIT),
+        (ParameterIn::Query, "timeout" | "window") => string(WAIT),
         (ParameterIn::Query, "pageToken") => string(PAGE_TOKEN),
         (ParameterIn::Query, "filter") => string(&crate::instances::filter::pattern())
             .max_length(Some(crate::instances::filter::MAX_CHARS)),
@@ -238,12 +238,22 @@ fn printable(name: &str) -> String {
 /// Reads a `timeout` query parameter ([`WAIT`]): absent or empty is `default`; longer
 /// than a day is a day (callers lower it further to the server's longest wait).
 pub fn wait_timeout(raw: Option<&str>, default: Duration) -> Result<Duration, ApiError> {
+    duration_param("timeout", raw, default)
+}
+
+/// Reads the duration query parameter `name` ([`WAIT`]): absent or empty is `default`;
+/// longer than a day is a day; anything else is a 400 naming `name`.
+pub fn duration_param(
+    name: &str,
+    raw: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ApiError> {
     let Some(raw) = raw.filter(|s| !s.is_empty()) else {
         return Ok(default);
     };
     let bad = || {
         ApiError::field(
-            "timeout",
+            name,
             format!(
                 "'{}' is not a duration such as 500ms, 30s, 2m or 1h",
                 printable(raw)

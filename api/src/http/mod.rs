@@ -6,9 +6,11 @@ pub mod alt;
 mod body_rules;
 mod catalog;
 mod connectors;
+pub mod console;
 pub mod contract;
 pub mod extract;
 mod health;
+mod history;
 mod hosts;
 mod instances;
 mod links;
@@ -121,6 +123,7 @@ fn router() -> OpenApiRouter<AppState> {
         .merge(catalog::router())
         .merge(networks::router())
         .merge(instances::router())
+        .merge(history::router())
         .merge(connectors::router())
         .merge(memcache::router())
         .merge(operations::router())
@@ -140,7 +143,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The application: every route and `GET /metrics`, the error shape for unknown routes,
+/// The application: every route, `GET /metrics` and the console, the error shape for unknown routes,
 /// `$alt` (enums as names or numbers, see [`alt`]), the protection layer (concurrency caps, cached authentication, rate limits), the
 /// request metrics (outside it, so that its refusals count too), request tracing.
 pub fn app(state: AppState) -> Router {
@@ -150,6 +153,7 @@ pub fn app(state: AppState) -> Router {
     routes
         .route_layer(axum::middleware::from_fn(contract::reject_unknown_query))
         .route(metrics::PATH, axum::routing::get(metrics::scrape))
+        .merge(console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(alt::layer))

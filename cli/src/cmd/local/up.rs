@@ -101,9 +101,13 @@ pub async fn up(args: UpArgs, g: &Globals) -> Result<()> {
     let project = write_config(g, &api_url, &token)?;
     let status = Status::collect(&layout).await;
     let config_path = g.config_path.display().to_string();
+    let console = console_url(&listens);
+    let token_path = layout.token().display().to_string();
     emit(g.format, &status, |s| {
         format!(
-            "{}\n\n{}\ncachectl is set up for it in {config_path} (project {project}, region \
+            "{}\n\n{}\nWeb console: {console}\n  sign in with the admin token in {token_path} \
+             (`cat` it), project {project}, region {REGION}\n\
+             cachectl is set up for it in {config_path} (project {project}, region \
              {REGION}):\n  \
              cachectl instances create my-cache --tier standard-ha --size 1 --replica-count 2\n  \
              cachectl local status\n  \
@@ -113,6 +117,13 @@ pub async fn up(args: UpArgs, g: &Globals) -> Result<()> {
             s.summary()
         )
     })
+}
+
+/// The web console's address: the first API replica's `/console/` (every replica serves
+/// it).
+fn console_url(listens: &[&str]) -> String {
+    let listen = listens.first().copied().unwrap_or("127.0.0.1:8080");
+    format!("http://{listen}/console/")
 }
 
 /// The binary: the flag's, else next to cachectl, else on PATH.
@@ -167,4 +178,15 @@ fn start_postgres(layout: &Layout, port: u16) -> Result<(u16, Option<String>)> {
     };
     cluster.ensure_database(port, postgres::DATABASE)?;
     Ok((port, cluster.password()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_console_is_on_the_first_replica() {
+        assert_eq!(
+            super::console_url(&["127.0.0.1:8080", "127.0.0.1:8081"]),
+            "http://127.0.0.1:8080/console/"
+        );
+    }
 }
