@@ -67,8 +67,15 @@ fn shared_schema(location: &ParameterIn, name: &str, operation: &str) -> Option<
         (ParameterIn::Query, "instanceId" | "connectorId") => string(ID_40),
         (ParameterIn::Query, "timeout" | "window") => string(WAIT),
         (ParameterIn::Query, "pageToken") => string(PAGE_TOKEN),
-        (ParameterIn::Query, "filter") => string(&crate::instances::filter::pattern())
-            .max_length(Some(crate::instances::filter::MAX_CHARS)),
+        (ParameterIn::Query, "filter") => {
+            let subject = if operation == "list_memcache_instances" {
+                crate::memcache::read::FILTER
+            } else {
+                crate::instances::filter::INSTANCES
+            };
+            string(&crate::instances::filter::pattern(subject))
+                .max_length(Some(crate::instances::filter::MAX_CHARS))
+        }
         (ParameterIn::Query, "updateMask") if operation == "patch_memcache_instance" => string(
             &crate::instances::patch::fields_pattern(crate::memcache::patch::UPDATABLE),
         ),

@@ -16,15 +16,17 @@ pub const MAX_CHARS: usize = 1000;
 const SPACE: &str = "[ \\t\\n\\f\\r]";
 
 /// The filter's grammar as a regular expression, for the document: exactly what
-/// [`parse`] accepts (within [`MAX_CHARS`]).
-pub fn pattern() -> String {
+/// [`parse_for`] accepts of `subject` (within [`MAX_CHARS`]).
+pub fn pattern(subject: Subject) -> String {
     let word = "[^\\x00 \\t\\n\\f\\r]";
-    let states: Vec<&str> = InstanceState::ALL.iter().map(|s| s.as_str()).collect();
-    let tiers: Vec<&str> = Tier::ALL.iter().map(|t| t.as_str()).collect();
+    let mut kinds = vec![format!("state[=:]\"*({})\"*", subject.states.join("|"))];
+    if subject.tier {
+        let tiers: Vec<&str> = Tier::ALL.iter().map(|t| t.as_str()).collect();
+        kinds.push(format!("tier[=:]\"*({})\"*", tiers.join("|")));
+    }
     let term = format!(
-        "([Aa][Nn][Dd]|state[=:]\"*({})\"*|tier[=:]\"*({})\"*|labels\\.[^\\x00=: \\t\\n\\f\\r]+[=:]{word}*)",
-        states.join("|"),
-        tiers.join("|")
+        "([Aa][Nn][Dd]|{}|labels\\.[^\\x00=: \\t\\n\\f\\r]+[=:]{word}*)",
+        kinds.join("|")
     );
     format!("^{SPACE}*({term}({SPACE}+{term})*)?{SPACE}*$")
 }
@@ -38,6 +40,8 @@ fn bad(msg: String) -> ApiError {
 pub struct Subject {
     /// The resource's states by wire name (`None`: not one).
     pub state: fn(&str) -> Option<&'static str>,
+    /// Every state by wire name (for the document's pattern).
+    pub states: &'static [&'static str],
     /// What a state is called in errors, e.g. `an instance state such as READY`.
     pub state_example: &'static str,
     /// Whether `tier=` may be used (Redis instances).
@@ -47,6 +51,15 @@ pub struct Subject {
 /// Redis instances: `state`, `tier`, `labels.KEY`.
 pub const INSTANCES: Subject = Subject {
     state: |s| InstanceState::parse(s).map(InstanceState::as_str),
+    states: &[
+        "CREATING",
+        "READY",
+        "UPDATING",
+        "DELETING",
+        "REPAIRING",
+        "FAILING_OVER",
+        "FAILED",
+    ],
     state_example: "an instance state such as READY",
     tier: true,
 };
@@ -131,7 +144,14 @@ mod tests {
     /// The document's pattern accepts exactly what the parser accepts.
     #[test]
     fn pattern_matches_the_parser() {
-        let re = regex::Regex::new(&pattern()).expect("a valid pattern");
+        let states: Vec<&str> = InstanceState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(INSTANCES.states, states.as_slice(), "every state, in order");
+        let memcache: Vec<&str> = cacheplane_types::MemcacheInstanceState::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(crate::memcache::read::FILTER.states, memcache.as_slice());
+        let re = regex::Regex::new(&pattern(INSTANCES)).expect("a valid pattern");
         for filter in [
             "state=READY",
             " state=READY AND labels.env:prod\tlabels.team:* and tier=BASIC ",

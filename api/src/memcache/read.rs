@@ -12,8 +12,9 @@ use crate::paging;
 
 /// What the list's `filter` may name: `state` (a Memcached instance state) and
 /// `labels.KEY`.
-const FILTER: Subject = Subject {
+pub const FILTER: Subject = Subject {
     state: |s| MemcacheInstanceState::parse(s).map(MemcacheInstanceState::as_str),
+    states: &["CREATING", "READY", "UPDATING", "DELETING", "FAILED"],
     state_example: "a Memcached instance state such as READY",
     tier: false,
 };
