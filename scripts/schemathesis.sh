@@ -409,8 +409,12 @@ parameters = { "query.pageToken" = { dictionary = "connector-page", probability 
 # instance's tier; a Memcached instance's zones must be its region's, and a parameter
 # such as max-item-size is bounded by the node's memory. For these a 400 is an expected
 # answer to a schema-valid request; every other check still runs on them.
+#
+# The agent's heartbeat, for another reason: in the stateful phase schemathesis 4.32.5
+# sends fractional numbers for its integer fields as valid data (2251799813685247.2 for
+# nodes[].restarts, seen in every 5-minute run), which the server rightly refuses.
 [[operations]]
-include-operation-id = ["create_instance", "patch_instance", "create_memcache_instance", "patch_memcache_instance", "update_parameters", "apply_parameters"]
+include-operation-id = ["create_instance", "patch_instance", "create_memcache_instance", "patch_memcache_instance", "update_parameters", "apply_parameters", "heartbeat"]
 checks = { positive_data_acceptance = { expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"] } }
 EOF
 }

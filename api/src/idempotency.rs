@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::db::requests;
 use crate::error::{ApiError, ApiResult};
 use crate::operations::{self, OperationRow};
@@ -90,6 +91,91 @@ pub async fn begin_create(
     catalog::require_region(&mut *tx, region).await?;
     let fingerprint = || fingerprint.to_string();
     replay(tx, project, request_id, fingerprint, op_id).await
+}
+
+/// A create under way: see [`begin_create_call`].
+pub struct Creation {
+    /// The create's transaction.
+    pub tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The id its operation gets.
+    pub op_id: Uuid,
+    /// Its `requestId`, parsed.
+    pub request_id: Option<Uuid>,
+    /// The digest of what it asks for (kept with the `requestId`).
+    pub fingerprint: String,
+    /// The operation of an earlier identical request, if any: answer with it.
+    pub earlier: Option<OperationRow>,
+}
+
+/// The start of every create (an instance's, a Memcached instance's, a connector's):
+/// the new id (`id_field`, e.g. `instanceId`) is given and of the resource id shape
+/// (1–40 characters), `request_id` parses, the transaction opens, and
+/// [`begin_create`] makes the project, checks the region and claims the `requestId` for
+/// this request (`full_name` and `body`).
+#[allow(clippy::too_many_arguments)]
+pub async fn begin_create_call(
+    state: &AppState,
+    principal: &Principal,
+    (project, region): (&str, &str),
+    id_field: &str,
+    name: &str,
+    full_name: &str,
+    request_id: Option<&str>,
+    body: &impl serde::Serialize,
+) -> ApiResult<Creation> {
+    principal.check_project(project)?;
+    if name.is_empty() {
+        return Err(ApiError::field(id_field, "is required"));
+    }
+    crate::instances::validate::instance_id(id_field, name)?;
+    let request_id = parse_request_id(request_id)?;
+    let body = serde_json::to_string(body).unwrap_or_default();
+    let fingerprint = fingerprint(&["create", full_name, &body]);
+    let mut tx = state.pool.begin().await?;
+    let op_id = Uuid::new_v4();
+    let earlier = begin_create(
+        state,
+        &mut tx,
+        (project, region),
+        request_id,
+        &fingerprint,
+        op_id,
+    )
+    .await?;
+    Ok(Creation {
+        tx,
+        op_id,
+        request_id,
+        fingerprint,
+        earlier,
+    })
+}
+
+/// Records a create that found no room as a failed operation (RESOURCE_EXHAUSTED with
+/// `message`), in a transaction of its own after the create's was rolled back, so that a
+/// retry with the same `requestId` gets the same answer. `new_operation` makes the
+/// operation row for the id it is given.
+pub async fn record_exhausted_create<'a>(
+    state: &AppState,
+    scope: (&str, &str),
+    request_id: Option<Uuid>,
+    fingerprint: &str,
+    new_operation: impl FnOnce(Uuid) -> operations::NewOperation<'a>,
+    message: String,
+) -> ApiResult<cacheplane_types::Operation> {
+    let mut tx = state.pool.begin().await?;
+    let op_id = Uuid::new_v4();
+    if let Some(earlier) =
+        begin_create(state, &mut tx, scope, request_id, fingerprint, op_id).await?
+    {
+        return Ok(earlier.to_wire());
+    }
+    operations::insert(&mut tx, new_operation(op_id)).await?;
+    let status = ApiError::ResourceExhausted(message).to_status();
+    let finished = operations::finish(&mut tx, op_id, Err(&status)).await?;
+    tx.commit().await?;
+    state.metrics.operations_finished(finished);
+    Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
 }
 
 /// A mutating call under way: its transaction, its new operation's id, its `requestId`,

@@ -14,7 +14,6 @@ use crate::config::NetworkMode;
 use crate::connectors::{namespace_of, ConnectorRef};
 use crate::db::connectors::{self as db, NewConnector};
 use crate::error::{ApiError, ApiResult};
-use crate::instances::validate;
 use crate::networks::NetworkRow;
 use crate::operations::{self, Finished};
 use crate::scheduler::Candidate;
@@ -29,31 +28,27 @@ pub async fn create(
     request_id: Option<&str>,
     req: CreateConnectorRequest,
 ) -> ApiResult<Operation> {
-    principal.check_project(&target.project)?;
-    if target.name.is_empty() {
-        return Err(ApiError::field("connectorId", "is required"));
-    }
-    validate::instance_id("connectorId", &target.name)?;
-    let request_id = idempotency::parse_request_id(request_id)?;
-    let fingerprint = idempotency::fingerprint(&[
-        "create",
-        &target.full_name(),
-        &serde_json::to_string(&req).unwrap_or_default(),
-    ]);
-    let mut tx = state.pool.begin().await?;
-    let op_id = Uuid::new_v4();
-    if let Some(earlier) = idempotency::begin_create(
+    let creation = idempotency::begin_create_call(
         state,
-        &mut tx,
+        principal,
         target.scope(),
+        "connectorId",
+        &target.name,
+        &target.full_name(),
         request_id,
-        &fingerprint,
-        op_id,
+        &req,
     )
-    .await?
-    {
+    .await?;
+    if let Some(earlier) = creation.earlier {
         return Ok(earlier.to_wire());
     }
+    let idempotency::Creation {
+        mut tx,
+        op_id,
+        request_id,
+        fingerprint,
+        ..
+    } = creation;
     match insert_and_place(state, &mut tx, target, &req, op_id).await {
         Ok(finished) => {
             tx.commit().await?;
@@ -62,7 +57,15 @@ pub async fn create(
         }
         Err(ApiError::ResourceExhausted(msg)) => {
             tx.rollback().await?;
-            record_exhausted(state, target, request_id, &fingerprint, msg).await
+            idempotency::record_exhausted_create(
+                state,
+                target.scope(),
+                request_id,
+                &fingerprint,
+                |id| target.new_operation(id, OperationVerb::Create, "no room"),
+                msg,
+            )
+            .await
         }
         Err(e) => Err(e),
     }
@@ -197,40 +200,6 @@ async fn insert_and_place(
         return operations::finish_connector(tx, op_id, Ok(Some(&row.to_wire()))).await;
     }
     Ok(None)
-}
-
-/// Records a create that found no room as a finished, failed operation (nothing else).
-async fn record_exhausted(
-    state: &AppState,
-    target: &ConnectorRef,
-    request_id: Option<Uuid>,
-    fingerprint: &str,
-    message: String,
-) -> ApiResult<Operation> {
-    let mut tx = state.pool.begin().await?;
-    let op_id = Uuid::new_v4();
-    if let Some(earlier) = idempotency::begin_create(
-        state,
-        &mut tx,
-        target.scope(),
-        request_id,
-        fingerprint,
-        op_id,
-    )
-    .await?
-    {
-        return Ok(earlier.to_wire());
-    }
-    operations::insert(
-        &mut tx,
-        target.new_operation(op_id, OperationVerb::Create, "no room"),
-    )
-    .await?;
-    let status = ApiError::ResourceExhausted(message).to_status();
-    let finished = operations::finish(&mut tx, op_id, Err(&status)).await?;
-    tx.commit().await?;
-    state.metrics.operations_finished(finished);
-    Ok(operations::get_by_id(&state.pool, op_id).await?.to_wire())
 }
 
 #[cfg(test)]

@@ -272,8 +272,7 @@ fn component_name(location: &str) -> String {
 
 /// Gives every free string of the request bodies (and of the components they refer to)
 /// the rule the server applies to all of them: no NUL character (a stored string cannot
-/// hold one; `crate::http::extract::parse_json` refuses it); and every integer
-/// `multipleOf: 1`.
+/// hold one; `crate::http::extract::parse_json` refuses it).
 fn no_nul_strings(openapi: &mut OpenApi, mut pending: Vec<String>) {
     let Some(components) = openapi.components.as_mut() else {
         return;
@@ -304,16 +303,6 @@ fn walk(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
             let free = o.pattern.is_none() && o.enum_values.is_none() && o.format.is_none();
             if is_string && free && o.extensions.is_none() {
                 o.pattern = Some(NO_NUL.into());
-            }
-            // Says for generators what `integer` means (schemathesis 4.32.5 draws
-            // fractional numbers for `type: [integer, "null"]` without it).
-            let is_integer = match &o.schema_type {
-                SchemaType::Type(t) => *t == Type::Integer,
-                SchemaType::Array(ts) => ts.contains(&Type::Integer),
-                SchemaType::AnyValue => false,
-            };
-            if is_integer && o.multiple_of.is_none() {
-                o.multiple_of = Some(1.into());
             }
             for p in o.properties.values_mut() {
                 walk(p, refs);
