@@ -45,6 +45,17 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
             .path_from::<__path_apply_parameters>()
             .build(),
     );
+    // Their bodies: the merged paths refer to them, and `routes!` did not collect them.
+    let bodies = utoipa::openapi::ComponentsBuilder::new()
+        .schema_from::<UpdateMemcacheParametersRequest>()
+        .schema_from::<ApplyMemcacheParametersRequest>()
+        .build();
+    router
+        .get_openapi_mut()
+        .components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(bodies.schemas);
     router
 }
 
