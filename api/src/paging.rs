@@ -60,6 +60,39 @@ pub fn decode_token(raw: Option<&str>) -> ApiResult<Option<String>> {
         })
 }
 
+/// Decodes the `pageToken` of a list ordered by region then name (instances, Memcached
+/// instances, connectors): the `(region, name)` after which the page starts.
+pub fn decode_region_key(raw: Option<&str>) -> ApiResult<Option<(String, String)>> {
+    let Some(key) = decode_token(raw)? else {
+        return Ok(None);
+    };
+    key.split_once('/')
+        .map(|(r, n)| Some((r.to_string(), n.to_string())))
+        .ok_or_else(|| {
+            ApiError::field(
+                "pageToken",
+                "is not a token returned by a previous list call",
+            )
+        })
+}
+
+/// Cuts `rows` (fetched with one row more than `size`) to the page and returns the
+/// `nextPageToken` of a list ordered by region then name, if there is a next page.
+pub fn next_region_page<R>(
+    rows: &mut Vec<R>,
+    size: i64,
+    key: impl Fn(&R) -> (&str, &str),
+) -> Option<String> {
+    if rows.len() as i64 <= size {
+        return None;
+    }
+    rows.truncate(size as usize);
+    rows.last().map(|r| {
+        let (region, name) = key(r);
+        encode_token(&format!("{region}/{name}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use cacheplane_types::{Connector, ListConnectorsResponse};
 use crate::auth::Principal;
 use crate::connectors::ConnectorRef;
 use crate::db::connectors as db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::paging;
 use crate::state::AppState;
 
@@ -33,27 +33,20 @@ pub async fn list(
 ) -> ApiResult<ListConnectorsResponse> {
     principal.check_project(project)?;
     let size = paging::page_size(page_size)?;
-    let key = paging::decode_token(page_token)?;
-    let after = match &key {
-        Some(k) => Some(k.split_once('/').ok_or_else(|| {
-            ApiError::field(
-                "pageToken",
-                "is not a token returned by a previous list call",
-            )
-        })?),
-        None => None,
-    };
+    let after = paging::decode_region_key(page_token)?;
     if region != "-" {
         crate::catalog::require_region(&state.pool, region).await?;
     }
-    let mut rows = db::list_page(&state.pool, project, region, after, size + 1).await?;
-    let next_page_token = if rows.len() as i64 > size {
-        rows.truncate(size as usize);
-        rows.last()
-            .map(|r| paging::encode_token(&format!("{}/{}", r.region_id, r.name)))
-    } else {
-        None
-    };
+    let mut rows = db::list_page(
+        &state.pool,
+        project,
+        region,
+        after.as_ref().map(|(r, n)| (r.as_str(), n.as_str())),
+        size + 1,
+    )
+    .await?;
+    let next_page_token =
+        paging::next_region_page(&mut rows, size, |r| (r.region_id.as_str(), r.name.as_str()));
     Ok(ListConnectorsResponse {
         connectors: rows.iter().map(|r| r.to_wire()).collect(),
         next_page_token,

@@ -46,30 +46,13 @@ pub async fn list(
     principal.check_project(project)?;
     let size = paging::page_size(page_size)?;
     let filter = filter::parse(filter)?;
-    let after = match paging::decode_token(page_token)? {
-        Some(key) => Some(
-            key.split_once('/')
-                .map(|(r, n)| (r.to_string(), n.to_string()))
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "pageToken",
-                        "is not a token returned by a previous list call",
-                    )
-                })?,
-        ),
-        None => None,
-    };
+    let after = paging::decode_region_key(page_token)?;
     if region != "-" {
         crate::catalog::require_region(&state.pool, region).await?;
     }
     let mut rows = db::list(&state.pool, project, region, &filter, after, size + 1).await?;
-    let next_page_token = if rows.len() as i64 > size {
-        rows.truncate(size as usize);
-        rows.last()
-            .map(|r| paging::encode_token(&format!("{}/{}", r.region_id, r.name)))
-    } else {
-        None
-    };
+    let next_page_token =
+        paging::next_region_page(&mut rows, size, |r| (r.region_id.as_str(), r.name.as_str()));
     let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
     let nodes = nodes::of_instances(&state.pool, &ids).await?;
     let now = Utc::now();

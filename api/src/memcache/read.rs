@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use crate::auth::Principal;
 use crate::db::memcache as db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::instances::filter::{self, Subject};
 use crate::memcache::{render, MemcacheRef};
 use crate::paging;
@@ -53,27 +53,21 @@ pub async fn list(
     principal.check_project(project)?;
     let size = paging::page_size(page_size)?;
     let filter = filter::parse_for(filter, FILTER)?;
-    let key = paging::decode_token(page_token)?;
-    let after = match &key {
-        Some(k) => Some(k.split_once('/').ok_or_else(|| {
-            ApiError::field(
-                "pageToken",
-                "is not a token returned by a previous list call",
-            )
-        })?),
-        None => None,
-    };
+    let after = paging::decode_region_key(page_token)?;
     if region != "-" {
         crate::catalog::require_region(&state.pool, region).await?;
     }
-    let mut rows = db::list_page(&state.pool, project, region, &filter, after, size + 1).await?;
-    let next_page_token = if rows.len() as i64 > size {
-        rows.truncate(size as usize);
-        rows.last()
-            .map(|r| paging::encode_token(&format!("{}/{}", r.region_id, r.name)))
-    } else {
-        None
-    };
+    let mut rows = db::list_page(
+        &state.pool,
+        project,
+        region,
+        &filter,
+        after.as_ref().map(|(r, n)| (r.as_str(), n.as_str())),
+        size + 1,
+    )
+    .await?;
+    let next_page_token =
+        paging::next_region_page(&mut rows, size, |r| (r.region_id.as_str(), r.name.as_str()));
     let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
     let nodes = db::nodes_of(&state.pool, &ids).await?;
     let now = Utc::now();
